@@ -1,0 +1,82 @@
+//! Typed process configuration read from the environment; a missing or malformed variable
+//! stops start-up with its name, so template.yaml and code cannot drift silently.
+
+use crate::ports::SecretString;
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Read a required variable.
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// Read an optional variable (blank counts as absent).
+pub fn optional(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// What the HTTP routers need besides the ports.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The bearer token of the helpdesk API.
+    pub api_token: SecretString,
+    /// Base of the URLs that the config helpers show (webhook URL, event URL), without a
+    /// trailing slash.
+    pub public_url: String,
+}
+
+impl HttpConfig {
+    pub fn new(api_token: SecretString, public_url: &str) -> Self {
+        HttpConfig {
+            api_token,
+            public_url: public_url.trim_end_matches('/').to_string(),
+        }
+    }
+}
+
+/// Configuration of the AWS-hosted functions, from the variables template.yaml sets.
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    /// The DynamoDB table holding every record.
+    pub table: String,
+    /// Secrets Manager name of the helpdesk API bearer token.
+    pub api_token_secret: String,
+    /// Public base URL of the HTTP API.
+    pub public_url: String,
+    /// Prefix of secret names this stack owns (vendor credentials, webhook state).
+    pub secret_prefix: String,
+    /// SQS queue URLs by queue, with their dead-letter queue URLs.
+    pub queues: Vec<(crate::ports::QueueName, String, String)>,
+}
+
+impl AwsConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut queues = Vec::new();
+        for (q, url, dlq) in [
+            (crate::ports::QueueName::TicketClosed, "TICKET_CLOSED_QUEUE_URL", "TICKET_CLOSED_DLQ_URL"),
+            (crate::ports::QueueName::AlertEnrich, "ALERT_ENRICH_QUEUE_URL", "ALERT_ENRICH_DLQ_URL"),
+            (crate::ports::QueueName::SessionImport, "SESSION_IMPORT_QUEUE_URL", "SESSION_IMPORT_DLQ_URL"),
+        ] {
+            if let (Some(u), Some(d)) = (optional(url), optional(dlq)) {
+                queues.push((q, u, d));
+            }
+        }
+        Ok(AwsConfig {
+            table: required("TABLE_NAME")?,
+            api_token_secret: required("API_TOKEN_SECRET")?,
+            public_url: required("PUBLIC_URL")?,
+            secret_prefix: optional("SECRET_PREFIX").unwrap_or_else(|| "deskbridge/".to_string()),
+            queues,
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! deskbridge: the bridge between an MSP's Datto RMM and BeyondTrust Remote Support and
+//! its service desk. Everything but process wiring lives in this crate.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ports;
+pub mod store;
+pub mod telemetry;
+
+pub use error::{Error, Result};

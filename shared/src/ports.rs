@@ -1,0 +1,415 @@
+//! The narrow async traits that everything outside `domain` talks through: storage,
+//! queues, outgoing mail, secrets and time. Adapters in `adapters/` implement them.
+//!
+//! Each method's doc comment states the guarantee every adapter is judged by; the
+//! contract suites in `tests/it/contract/` check those guarantees against each adapter.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+// ---------------------------------------------------------------------------------------
+// Storage
+// ---------------------------------------------------------------------------------------
+
+/// Which key a query walks: the primary `(pk, sk)` or the secondary index `(gsi1pk, gsi1sk)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    Primary,
+    Gsi1,
+}
+
+/// One stored item. `data` is the aggregate's JSON; `version` counts its writes and is
+/// what conditional writes compare against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub pk: String,
+    pub sk: String,
+    pub version: u64,
+    pub data: serde_json::Value,
+    /// Secondary index key `(gsi1pk, gsi1sk)`, when the record should be findable by it.
+    pub gsi1: Option<(String, String)>,
+    /// Unix seconds after which the record counts as gone (reads filter it; the backend may
+    /// delete it later).
+    pub expires_at: Option<i64>,
+}
+
+impl Record {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>, data: serde_json::Value) -> Self {
+        Record {
+            pk: pk.into(),
+            sk: sk.into(),
+            version: 1,
+            data,
+            gsi1: None,
+            expires_at: None,
+        }
+    }
+}
+
+/// The precondition of one write inside a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// No precondition.
+    Always,
+    /// The item must not exist (or must have expired).
+    NotExists,
+    /// The item must exist (any version).
+    Exists,
+    /// The item must exist with exactly this version.
+    VersionIs(u64),
+}
+
+/// One operation of an atomic write.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Store `record` as given (its `version` is written as is) if `condition` holds.
+    Put {
+        record: Record,
+        condition: Condition,
+    },
+    /// Delete the item if `condition` holds.
+    Delete {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
+    /// Write nothing; only require `condition` of the item.
+    Check {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
+}
+
+impl WriteOp {
+    pub fn key(&self) -> (&str, &str) {
+        match self {
+            WriteOp::Put { record, .. } => (&record.pk, &record.sk),
+            WriteOp::Delete { pk, sk, .. } | WriteOp::Check { pk, sk, .. } => (pk, sk),
+        }
+    }
+}
+
+/// A page-wise walk over one partition of the primary key or of the secondary index.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub index: Index,
+    pub partition: String,
+    /// Only sort keys starting with this prefix.
+    pub sk_prefix: Option<String>,
+    /// At most this many records per page (1..=1000).
+    pub limit: usize,
+    /// Start after this record (the `next` of the previous page, or the key of any record
+    /// of the partition).
+    pub start_after: Option<Cursor>,
+    /// Walk sort keys from high to low.
+    pub descending: bool,
+}
+
+impl Query {
+    pub fn partition(index: Index, partition: impl Into<String>) -> Self {
+        Query {
+            index,
+            partition: partition.into(),
+            sk_prefix: None,
+            limit: 100,
+            start_after: None,
+            descending: false,
+        }
+    }
+}
+
+/// The position of a record in a walk: its primary key and, for index walks, its index key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    pub pk: String,
+    pub sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1: Option<(String, String)>,
+}
+
+impl Cursor {
+    /// The cursor that continues a walk right after `record`.
+    pub fn after(record: &Record) -> Cursor {
+        Cursor {
+            pk: record.pk.clone(),
+            sk: record.sk.clone(),
+            gsi1: record.gsi1.clone(),
+        }
+    }
+}
+
+/// One page of a query. `next` is present when more records may follow.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<Record>,
+    pub next: Option<Cursor>,
+}
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition of an atomic write did not hold; nothing was written.
+    #[error("condition failed on {pk}/{sk}")]
+    ConditionFailed { pk: String, sk: String },
+    /// The backend could not be reached or refused the call; the caller may retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The caller asked for something the store cannot do (two writes to one item, a
+    /// foreign cursor, more than 100 operations).
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+    /// Stored data could not be read back.
+    #[error("corrupt record {pk}/{sk}: {reason}")]
+    Corrupt {
+        pk: String,
+        sk: String,
+        reason: String,
+    },
+}
+
+impl StoreError {
+    pub fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Unavailable(Box::new(e))
+    }
+}
+
+/// Durable keyed storage with conditional, atomic multi-item writes — the single storage
+/// primitive; the typed repositories in `store/` are built on it.
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// The record at `(pk, sk)`, or `None` if absent or expired. Strongly consistent.
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Record>, StoreError>;
+
+    /// Records of one partition in sort-key order, expired ones left out. A page holds at
+    /// most `limit` items; following `next` until it is `None` visits every record once.
+    async fn query(&self, query: &Query) -> Result<Page, StoreError>;
+
+    /// Apply all operations atomically: when one condition fails nothing is written and the
+    /// error is `ConditionFailed` naming that item. At most 100 operations, one per item.
+    /// Returns only once the write is durable.
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+
+    /// Atomically add `by` to the counter at `(pk, sk)` (absent = 0) and return the new
+    /// value. Two concurrent calls never return the same value.
+    async fn increment(&self, pk: &str, sk: &str, by: u64) -> Result<u64, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Queues
+// ---------------------------------------------------------------------------------------
+
+/// The asynchronous work queues of deskbridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueName {
+    TicketClosed,
+    AlertEnrich,
+    SessionImport,
+}
+
+impl QueueName {
+    pub const ALL: [QueueName; 3] = [
+        QueueName::TicketClosed,
+        QueueName::AlertEnrich,
+        QueueName::SessionImport,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::TicketClosed => "ticket-closed",
+            QueueName::AlertEnrich => "alert-enrich",
+            QueueName::SessionImport => "session-import",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<QueueName> {
+        QueueName::ALL.into_iter().find(|q| q.as_str() == s)
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How many receives a message gets before it moves to the dead-letter queue.
+pub const MAX_RECEIVES: u32 = 5;
+
+/// A message handed out by `receive`; invisible to other receivers until acked, released
+/// or its visibility timeout passes.
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub id: String,
+    pub receipt: String,
+    pub body: String,
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// A message that exhausted its receives.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetter {
+    pub id: String,
+    pub queue: QueueName,
+    pub body: String,
+    pub receive_count: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("unknown receipt or message: {0}")]
+    NotFound(String),
+}
+
+impl QueueError {
+    pub fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        QueueError::Unavailable(Box::new(e))
+    }
+}
+
+/// At-least-once message queues with a visibility timeout and a dead-letter queue after
+/// `MAX_RECEIVES` receives.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Enqueue `body`; durable when this returns. Returns the message id.
+    async fn send(&self, queue: QueueName, body: &str) -> Result<String, QueueError>;
+
+    /// Up to `max` visible messages, each made invisible for the queue's visibility timeout
+    /// and its receive count increased. A message received for the `MAX_RECEIVES`+1-th
+    /// time goes to the dead-letter queue instead of being returned.
+    async fn receive(&self, queue: QueueName, max: usize) -> Result<Vec<ReceivedMessage>, QueueError>;
+
+    /// Delete a received message for good.
+    async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError>;
+
+    /// Make a received message visible again after `delay` (zero = at once).
+    async fn release(&self, queue: QueueName, receipt: &str, delay: Duration) -> Result<(), QueueError>;
+
+    /// Messages waiting in the queue's dead-letter queue, oldest first (at most 100).
+    async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// Move one dead letter back onto its queue with a fresh receive count.
+    async fn replay(&self, queue: QueueName, id: &str) -> Result<(), QueueError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Mail
+// ---------------------------------------------------------------------------------------
+
+/// An outgoing plain-text e-mail.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutgoingMail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("mail refused: {0}")]
+    Rejected(String),
+    #[error("mail service unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Sends e-mail.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Hand the message to the mail service; returns its message id once accepted.
+    async fn send(&self, mail: &OutgoingMail) -> Result<String, MailError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------------------
+
+/// A secret value that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: impl Into<String>) -> Self {
+        SecretString(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl SecretError {
+    pub fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SecretError::Unavailable(Box::new(e))
+    }
+}
+
+/// Named secrets (vendor credentials, webhook state, event token).
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The current value, or `None` when never set.
+    async fn get(&self, name: &str) -> Result<Option<SecretString>, SecretError>;
+    /// Create or replace the value; durable when this returns.
+    async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Time
+// ---------------------------------------------------------------------------------------
+
+/// The current time, injectable so that no test depends on the wall clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        ManualClock(Mutex::new(at))
+    }
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().expect("clock lock");
+        *t += chrono::Duration::from_std(by).expect("duration in range");
+    }
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().expect("clock lock") = at;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock lock")
+    }
+}

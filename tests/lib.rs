@@ -1,0 +1,44 @@
+//! Test support shared by the integration tests: where the emulators are, and the rule
+//! that a missing emulator skips loudly on a laptop but fails under `CI=true`.
+
+pub mod emulators {
+    /// Endpoint of DynamoDB Local, from `DESKBRIDGE_TEST_DYNAMODB_URL` (set by scripts/test).
+    pub fn dynamodb() -> Option<String> {
+        endpoint("DESKBRIDGE_TEST_DYNAMODB_URL", "DynamoDB Local")
+    }
+
+    /// Endpoint of moto's server, from `DESKBRIDGE_TEST_MOTO_URL` (set by scripts/test).
+    pub fn moto() -> Option<String> {
+        endpoint("DESKBRIDGE_TEST_MOTO_URL", "moto")
+    }
+
+    fn endpoint(var: &str, what: &str) -> Option<String> {
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(v),
+            _ => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("{what} is required under CI=true but {var} is not set; run the tests through scripts/test");
+                }
+                eprintln!("SKIPPED: {what} not configured ({var} unset); run scripts/test to include it");
+                None
+            }
+        }
+    }
+
+    /// A name unique to this call, for per-test tables, queues, buckets and secrets.
+    pub fn unique(prefix: &str) -> String {
+        format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// An AWS SDK config pointing at `endpoint` with dummy credentials.
+    pub async fn aws_config(endpoint: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "deskbridge-tests",
+            ))
+            .load()
+            .await
+    }
+}
