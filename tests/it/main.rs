@@ -1,4 +1,9 @@
 //! The one integration-test binary: contract suites per port, HTTP scenarios, Lambda event
 //! paths and the `deskbridge` binary as a child process.
 
+mod api_core;
+mod bad_input;
+mod binary;
 mod contract;
+mod helpers;
+mod lambda_events;

@@ -1,1 +1,176 @@
+//! The whole of deskbridge in one process: the same routers as the Lambdas, over SQLite
+//! storage and queues, a secrets file and an outbox folder in one data directory.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use deskbridge::adapters::outbox::OutboxMailer;
+use deskbridge::adapters::secrets_file::FileSecretStore;
+use deskbridge::adapters::sqlite_queue::SqliteQueue;
+use deskbridge::adapters::sqlite_store::SqliteRecordStore;
+use deskbridge::config::HttpConfig;
+use deskbridge::http::AppState;
+use deskbridge::ports::{Clock, SecretString, SystemClock};
+use deskbridge::store::Store;
+use tokio::net::TcpListener;
+
+/// How the local server is set up.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub data_dir: PathBuf,
+    /// The helpdesk API token; `None` = read from the data dir or generate one.
+    pub api_token: Option<String>,
+    /// Base of the URLs the config helpers show; `None` = `http://<listen address>`.
+    pub public_url: Option<String>,
+}
+
+/// A server ready to run: its state and the address it is bound to.
+pub struct LocalServer {
+    pub state: AppState,
+    pub outbox: Arc<OutboxMailer>,
+    pub addr: SocketAddr,
+    listener: TcpListener,
+}
+
+/// Where the generated API token is kept.
+pub fn token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("api-token")
+}
+
+/// The API token: given, or kept in the data dir, or generated now (then `generated` is true).
+fn api_token(config: &LocalConfig) -> anyhow::Result<(String, bool)> {
+    if let Some(t) = config.api_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        return Ok((t.to_string(), false));
+    }
+    let path = token_path(&config.data_dir);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok((t, false));
+        }
+    }
+    use rand::distr::{Alphanumeric, SampleString};
+    let token = Alphanumeric.sample_string(&mut rand::rng(), 40);
+    write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    Ok((token, true))
+}
+
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl LocalServer {
+    /// Open (or create) the data dir's storage and bind the router to `listener`.
+    pub async fn build(listener: TcpListener, config: LocalConfig) -> anyhow::Result<LocalServer> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let addr = listener.local_addr()?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let records = SqliteRecordStore::open(&config.data_dir.join("deskbridge.sqlite"), clock.clone())
+            .context("opening the SQLite store")?;
+        let queue = SqliteQueue::open(&config.data_dir.join("queues.sqlite"), clock.clone(), Duration::from_secs(60))
+            .context("opening the SQLite queue")?;
+        let outbox = Arc::new(OutboxMailer::new(config.data_dir.join("outbox")).context("opening the outbox")?);
+        let secrets = FileSecretStore::new(config.data_dir.join("secrets.json")).context("opening the secrets file")?;
+        let (token, generated) = api_token(&config)?;
+        if generated {
+            println!(
+                "Generated an API token (kept in {}): {token}",
+                token_path(&config.data_dir).display()
+            );
+        }
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let state = AppState {
+            store: Store::new(Arc::new(records), clock.clone()),
+            queue: Arc::new(queue),
+            mailer: outbox.clone(),
+            secrets: Arc::new(secrets),
+            clock,
+            config: Arc::new(HttpConfig::new(SecretString::new(token), &public_url)),
+        };
+        Ok(LocalServer {
+            state,
+            outbox,
+            addr,
+            listener,
+        })
+    }
+
+    /// Serve until `shutdown` resolves, then finish in-flight requests and return.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let router = routes::local_router(self.state.clone(), self.outbox.clone());
+        tracing::info!(addr = %self.addr, "deskbridge listening");
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+mod routes {
+    //! Routes only the local server has: the outbox viewer (and, later, local mail intake).
+
+    use std::sync::Arc;
+
+    use axum::extract::State;
+    use axum::routing::get;
+    use axum::{middleware, Json, Router};
+    use deskbridge::adapters::outbox::OutboxMailer;
+    use deskbridge::http::{require_token, with_common_layers, AppState};
+
+    pub fn local_router(state: AppState, outbox: Arc<OutboxMailer>) -> Router {
+        let local = Router::new()
+            .route("/api/outbox", get(list_outbox))
+            .with_state(outbox)
+            .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        deskbridge::http::full_router(state).merge(with_common_layers(local))
+    }
+
+    async fn list_outbox(State(outbox): State<Arc<OutboxMailer>>) -> Json<serde_json::Value> {
+        let items: Vec<serde_json::Value> = outbox
+            .list()
+            .into_iter()
+            .map(|(id, m)| serde_json::json!({"id": id, "from": m.from, "to": m.to, "subject": m.subject, "text": m.text}))
+            .collect();
+        Json(serde_json::json!({ "items": items }))
+    }
+}

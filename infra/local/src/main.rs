@@ -1,1 +1,48 @@
-fn main() {}
+//! `deskbridge`: command-line entry of the local server; argument parsing only.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use deskbridge_local::{shutdown_signal, LocalConfig, LocalServer};
+
+#[derive(Parser)]
+#[command(name = "deskbridge", version, about = "deskbridge: Datto RMM and BeyondTrust, bridged to a service desk")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole system locally with embedded storage (no AWS account needed).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "DESKBRIDGE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Where records, queues, secrets and sent mail are kept.
+        #[arg(long, env = "DESKBRIDGE_DATA_DIR", default_value = "./deskbridge-data")]
+        data_dir: PathBuf,
+        /// Bearer token of the helpdesk API (generated and kept in the data dir when unset).
+        #[arg(long, env = "DESKBRIDGE_API_TOKEN", hide_env_values = true)]
+        api_token: Option<String>,
+        /// Base URL shown by the config helpers (webhook URL, event URL).
+        #[arg(long, env = "DESKBRIDGE_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Log as JSON lines.
+        #[arg(long, env = "DESKBRIDGE_LOG_JSON")]
+        log_json: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve { listen, data_dir, api_token, public_url, log_json } => {
+            deskbridge::telemetry::init(log_json);
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            let server = LocalServer::build(listener, LocalConfig { data_dir, api_token, public_url }).await?;
+            println!("deskbridge listening on http://{}", server.addr);
+            server.run(shutdown_signal()).await
+        }
+    }
+}

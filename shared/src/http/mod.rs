@@ -1,1 +1,99 @@
-//! HTTP routers
+//! axum routers for every HTTP entry point (intake and helpdesk API) and the layers they
+//! share; Lambda functions and the local server mount these same routers.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use subtle::ConstantTimeEq;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::HttpConfig;
+use crate::ports::{Clock, Mailer, Queue, SecretStore};
+use crate::store::Store;
+use error::ApiError;
+pub use extract::BODY_LIMIT;
+
+/// Everything a handler may use: the ports and the HTTP configuration.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub queue: Arc<dyn Queue>,
+    pub mailer: Arc<dyn Mailer>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<HttpConfig>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The layers every router gets, identical under lambda_http and `axum::serve`: body
+/// limit, request id (set, logged, echoed), tracing, timeout.
+pub fn with_common_layers(router: Router) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            Duration::from_secs(25),
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_string();
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Refuse requests without the API's bearer token (compared in constant time).
+pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    match given {
+        None => ApiError::unauthorized("missing bearer token (Authorization: Bearer <token>)").into_response(),
+        Some(t) if bool::from(t.trim().as_bytes().ct_eq(state.config.api_token.expose().as_bytes())) => {
+            next.run(req).await
+        }
+        Some(_) => ApiError::unauthorized("wrong bearer token").into_response(),
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+}
+
+/// The helpdesk API (`/api/*`, bearer token) and `GET /healthz`.
+pub fn helpdesk_router(state: AppState) -> Router {
+    let api = api::routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state);
+    with_common_layers(Router::new().route("/healthz", get(healthz)).merge(api).fallback(not_found))
+}
+
+/// Every router of the system merged, as the local server serves it.
+pub fn full_router(state: AppState) -> Router {
+    helpdesk_router(state)
+}
