@@ -51,8 +51,11 @@ pub struct AwsConfig {
     pub table: String,
     /// Secrets Manager name of the helpdesk API bearer token.
     pub api_token_secret: String,
-    /// Public base URL of the HTTP API.
+    /// Public base URL of the HTTP API; empty = taken from each request's Host header.
     pub public_url: String,
+    /// Bucket and key prefix where SES stores inbound mail (ses-inbound-mail only).
+    pub mail_bucket: Option<String>,
+    pub mail_prefix: String,
     /// Prefix of secret names this stack owns (vendor credentials, webhook state).
     pub secret_prefix: String,
     /// SQS queue URLs by queue, with their dead-letter queue URLs.
@@ -74,7 +77,9 @@ impl AwsConfig {
         Ok(AwsConfig {
             table: required("TABLE_NAME")?,
             api_token_secret: required("API_TOKEN_SECRET")?,
-            public_url: required("PUBLIC_URL")?,
+            public_url: optional("PUBLIC_URL").unwrap_or_default(),
+            mail_bucket: optional("MAIL_BUCKET"),
+            mail_prefix: optional("MAIL_PREFIX").unwrap_or_else(|| "inbound/".to_string()),
             secret_prefix: optional("SECRET_PREFIX").unwrap_or_else(|| "deskbridge/".to_string()),
             queues,
         })

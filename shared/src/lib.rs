@@ -2,10 +2,14 @@
 //! its service desk. Everything but process wiring lives in this crate.
 
 pub mod adapters;
+pub mod beyondtrust;
 pub mod config;
+pub mod datto;
 pub mod domain;
 pub mod error;
+pub mod hosting;
 pub mod http;
+pub mod intake;
 pub mod ports;
 pub mod store;
 pub mod telemetry;

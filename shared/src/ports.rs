@@ -413,3 +413,14 @@ impl Clock for ManualClock {
         *self.0.lock().expect("clock lock")
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Inbound mail
+// ---------------------------------------------------------------------------------------
+
+/// Where received raw e-mails are kept (SES writes them to S3 before invoking us).
+#[async_trait]
+pub trait MailSource: Send + Sync {
+    /// The raw RFC 5322 bytes of the received message `message_id`.
+    async fn fetch(&self, message_id: &str) -> Result<Vec<u8>, MailError>;
+}

@@ -95,7 +95,7 @@ async fn bad_requests_get_a_named_4xx_and_change_nothing() {
     let mut wrong = case("wrong token", "POST", "/api/customers".into(), "{\"name\": \"Intruder\"}", 401, "UNAUTHORIZED", "wrong");
     wrong.auth = Auth::Wrong;
     cases.push(wrong);
-    let mut bad_agent = case("unknown acting agent", "POST", format!("/api/tickets/{tid}/close"), "{}", 400, "VALIDATION", "X-Agent-Id");
+    let bad_agent = case("unknown acting agent", "POST", format!("/api/tickets/{tid}/close"), "{}", 400, "VALIDATION", "X-Agent-Id");
     cases.push(bad_agent);
 
     for c in cases {

@@ -1,8 +1,11 @@
 //! Pure types and rules of deskbridge: the service-desk core, alerts, remote sessions.
 //! Nothing here does I/O or imports an AWS, Lambda, HTTP or SQL crate.
 
+pub mod alerts;
 pub mod chats;
+pub mod datto;
 pub mod desk;
+pub mod remote;
 pub mod tickets;
 
 /// A decision the domain refused, independent of how the request arrived.

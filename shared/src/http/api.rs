@@ -13,7 +13,7 @@ use super::extract::{ActingAgent, ApiJson, ApiQuery, IdPath, OptionalJson};
 use super::AppState;
 use crate::domain::chats::{Chat, NewChat, NewChatMessage};
 use crate::domain::desk::*;
-use crate::domain::tickets::{Action, CloseOrigin, NewAction, NewTicket, Ticket, TicketStatus};
+use crate::domain::tickets::{Action, NewAction, NewTicket, Ticket, TicketStatus};
 use crate::ports::Cursor;
 use crate::store::{Listing, PageRequest, TicketFilter};
 
@@ -286,7 +286,7 @@ async fn close_ticket(
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> ApiResult<Json<Ticket>> {
     let agent = acting_agent(&s, agent).await?;
-    Ok(Json(s.store.close_ticket(id, &body.note, agent, CloseOrigin::Agent, |_| Vec::new()).await?))
+    Ok(Json(s.store.close_ticket_by_agent(id, &body.note, agent).await?))
 }
 
 async fn reopen_ticket(

@@ -2,6 +2,8 @@
 //! share; Lambda functions and the local server mount these same routers.
 
 pub mod api;
+pub mod api_datto;
+pub mod datto;
 pub mod error;
 pub mod extract;
 
@@ -88,12 +90,18 @@ async fn not_found() -> ApiError {
 /// The helpdesk API (`/api/*`, bearer token) and `GET /healthz`.
 pub fn helpdesk_router(state: AppState) -> Router {
     let api = api::routes()
+        .merge(api_datto::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
     with_common_layers(Router::new().route("/healthz", get(healthz)).merge(api).fallback(not_found))
 }
 
+/// Datto intake (`POST /datto/webhook`), authenticated by the `state` in the body.
+pub fn datto_router(state: AppState) -> Router {
+    with_common_layers(datto::routes().with_state(state))
+}
+
 /// Every router of the system merged, as the local server serves it.
 pub fn full_router(state: AppState) -> Router {
-    helpdesk_router(state)
+    helpdesk_router(state.clone()).merge(datto_router(state))
 }

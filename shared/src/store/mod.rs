@@ -5,6 +5,7 @@
 //! to 20 digits, so a partition walk lists it in id order; ticket actions live at
 //! `pk = ticket#<id>`, `sk = action#<action id>`; counters at `pk = counter`, `sk = kind`.
 
+mod alerts;
 mod chats;
 mod desk;
 mod tickets;
@@ -18,6 +19,7 @@ use crate::domain::DomainError;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, StoreError, WriteOp};
 
+pub use alerts::{AlertWrite, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
 pub use tickets::TicketFilter;
 
 /// How many times an optimistic read-modify-write is retried after losing a race.

@@ -1,0 +1,7 @@
+//! Everything Datto RMM speaks: monitor webhook bodies, alert e-mails, the payloads the
+//! setup helper shows, and the REST API client. Wire types stay here; the domain gets facts.
+
+pub mod mail;
+pub mod setup;
+pub mod state;
+pub mod webhook;

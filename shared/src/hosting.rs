@@ -1,0 +1,64 @@
+//! Assembly of the ports for a Lambda host: SDK clients built once from the environment,
+//! adapters around them, the API token fetched from Secrets Manager. Lambda mains call this.
+
+use std::sync::Arc;
+
+use crate::adapters::dynamo::DynamoRecordStore;
+use crate::adapters::s3_mail::S3MailSource;
+use crate::adapters::secrets_manager::SecretsManagerStore;
+use crate::adapters::ses::SesMailer;
+use crate::adapters::sqs::SqsQueue;
+use crate::config::{AwsConfig, ConfigError, HttpConfig};
+use crate::http::AppState;
+use crate::ports::{Clock, SecretStore, SystemClock};
+use crate::store::Store;
+
+/// Why a Lambda could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not read the API token secret {name}: {reason}")]
+    ApiToken { name: String, reason: String },
+}
+
+/// Everything a Lambda needs, built once per cold start.
+pub struct AwsHost {
+    pub config: AwsConfig,
+    pub sdk: aws_config::SdkConfig,
+    pub state: AppState,
+}
+
+/// Read configuration, build clients and adapters, and fetch the API token.
+pub async fn aws_host() -> Result<AwsHost, StartupError> {
+    let config = AwsConfig::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let records = DynamoRecordStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.queues.clone());
+    let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk), config.secret_prefix.clone());
+    // The API token secret is named in full (it is not under the prefix).
+    let token_store = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk), "");
+    let token = token_store
+        .get(&config.api_token_secret)
+        .await
+        .map_err(|e| StartupError::ApiToken { name: config.api_token_secret.clone(), reason: e.to_string() })?
+        .ok_or_else(|| StartupError::ApiToken { name: config.api_token_secret.clone(), reason: "it has no value".into() })?;
+    let state = AppState {
+        store: Store::new(Arc::new(records), clock.clone()),
+        queue: Arc::new(queue),
+        mailer: Arc::new(SesMailer::new(aws_sdk_ses::Client::new(&sdk))),
+        secrets: Arc::new(secrets),
+        clock,
+        config: Arc::new(HttpConfig::new(token, &config.public_url)),
+    };
+    Ok(AwsHost { config, sdk, state })
+}
+
+impl AwsHost {
+    /// The S3 source of inbound mail (needs `MAIL_BUCKET`).
+    pub fn mail_source(&self) -> Result<S3MailSource, StartupError> {
+        let bucket = self.config.mail_bucket.clone().ok_or(ConfigError::Missing("MAIL_BUCKET"))?;
+        Ok(S3MailSource::new(aws_sdk_s3::Client::new(&self.sdk), bucket, self.config.mail_prefix.clone()))
+    }
+}
