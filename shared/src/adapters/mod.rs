@@ -1,2 +1,8 @@
 //! Implementations of the ports: AWS services for Lambda, embedded ones for the local
 //! server. Nothing outside this module knows which adapter sits behind a port.
+pub mod dynamo;
+pub mod outbox;
+pub mod secrets_file;
+pub mod secrets_manager;
+pub mod ses;
+pub mod sqs;
