@@ -42,3 +42,27 @@ pub mod emulators {
             .await
     }
 }
+
+/// Record stores for scenario tests that must hold on every storage adapter.
+pub mod stores {
+    use std::sync::Arc;
+
+    use deskbridge::ports::{Clock, RecordStore};
+
+    /// A SQLite store in a fresh temp dir (kept alive by the returned guard).
+    pub fn sqlite(clock: Arc<dyn Clock>) -> (Arc<dyn RecordStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = deskbridge::adapters::sqlite_store::SqliteRecordStore::open(&dir.path().join("s.sqlite"), clock)
+            .expect("sqlite store");
+        (Arc::new(store), dir)
+    }
+
+    /// A DynamoDB Local store on a fresh table, or `None` (skipped loudly, fails under CI).
+    pub async fn dynamodb() -> Option<Arc<dyn RecordStore>> {
+        let endpoint = crate::emulators::dynamodb()?;
+        let client = aws_sdk_dynamodb::Client::new(&crate::emulators::aws_config(&endpoint).await);
+        let table = crate::emulators::unique("deskbridge");
+        deskbridge::adapters::dynamo::create_table(&client, &table).await.expect("create table");
+        Some(Arc::new(deskbridge::adapters::dynamo::DynamoRecordStore::new(client, table)))
+    }
+}

@@ -5,5 +5,8 @@ mod api_core;
 mod bad_input;
 mod binary;
 mod contract;
+mod desk;
 mod helpers;
+mod intake_datto;
+mod intake_lambda;
 mod lambda_events;

@@ -147,20 +147,27 @@ pub async fn shutdown_signal() {
 }
 
 mod routes {
-    //! Routes only the local server has: the outbox viewer (and, later, local mail intake).
+    //! Routes only the local server has: the outbox viewer and `POST /local/mail`, which
+    //! stands in for SES receipt (raw RFC 5322 body; bearer token required).
 
     use std::sync::Arc;
 
+    use axum::body::Bytes;
     use axum::extract::State;
-    use axum::routing::get;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
     use axum::{middleware, Json, Router};
     use deskbridge::adapters::outbox::OutboxMailer;
+    use deskbridge::http::error::ApiError;
     use deskbridge::http::{require_token, with_common_layers, AppState};
+    use deskbridge::intake::mail::{ingest_mail, MailOutcome};
 
     pub fn local_router(state: AppState, outbox: Arc<OutboxMailer>) -> Router {
         let local = Router::new()
             .route("/api/outbox", get(list_outbox))
             .with_state(outbox)
+            .merge(Router::new().route("/local/mail", post(local_mail)).with_state(state.clone()))
             .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
         deskbridge::http::full_router(state).merge(with_common_layers(local))
     }
@@ -172,5 +179,18 @@ mod routes {
             .map(|(id, m)| serde_json::json!({"id": id, "from": m.from, "to": m.to, "subject": m.subject, "text": m.text}))
             .collect();
         Json(serde_json::json!({ "items": items }))
+    }
+
+    /// Same outcome JSON as the webhook; a refused mail answers 403 (sender) or 422
+    /// (no `Alert{uid}`), and is in the request log either way.
+    async fn local_mail(State(state): State<AppState>, body: Bytes) -> Response {
+        match ingest_mail(&state.store, &body, state.clock.now()).await {
+            Ok(MailOutcome::Applied(r)) => Json(r).into_response(),
+            Ok(MailOutcome::Dropped(reason)) => ApiError::new(StatusCode::FORBIDDEN, "SENDER_REFUSED", reason).into_response(),
+            Ok(MailOutcome::Unusable(reason)) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "NO_ALERT_UID", reason).into_response()
+            }
+            Err(e) => ApiError::from(e).into_response(),
+        }
     }
 }
