@@ -36,7 +36,11 @@ pub mod emulators {
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("eu-west-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "deskbridge-tests",
+                "test",
+                "test",
+                None,
+                None,
+                "deskbridge-tests",
             ))
             .load()
             .await
@@ -62,7 +66,11 @@ pub mod stores {
         let endpoint = crate::emulators::dynamodb()?;
         let client = aws_sdk_dynamodb::Client::new(&crate::emulators::aws_config(&endpoint).await);
         let table = crate::emulators::unique("deskbridge");
-        deskbridge::adapters::dynamo::create_table(&client, &table).await.expect("create table");
-        Some(Arc::new(deskbridge::adapters::dynamo::DynamoRecordStore::new(client, table)))
+        deskbridge::adapters::dynamo::create_table(&client, &table)
+            .await
+            .expect("create table");
+        Some(Arc::new(deskbridge::adapters::dynamo::DynamoRecordStore::new(
+            client, table,
+        )))
     }
 }

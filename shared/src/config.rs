@@ -66,9 +66,21 @@ impl AwsConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut queues = Vec::new();
         for (q, url, dlq) in [
-            (crate::ports::QueueName::TicketClosed, "TICKET_CLOSED_QUEUE_URL", "TICKET_CLOSED_DLQ_URL"),
-            (crate::ports::QueueName::AlertEnrich, "ALERT_ENRICH_QUEUE_URL", "ALERT_ENRICH_DLQ_URL"),
-            (crate::ports::QueueName::SessionImport, "SESSION_IMPORT_QUEUE_URL", "SESSION_IMPORT_DLQ_URL"),
+            (
+                crate::ports::QueueName::TicketClosed,
+                "TICKET_CLOSED_QUEUE_URL",
+                "TICKET_CLOSED_DLQ_URL",
+            ),
+            (
+                crate::ports::QueueName::AlertEnrich,
+                "ALERT_ENRICH_QUEUE_URL",
+                "ALERT_ENRICH_DLQ_URL",
+            ),
+            (
+                crate::ports::QueueName::SessionImport,
+                "SESSION_IMPORT_QUEUE_URL",
+                "SESSION_IMPORT_DLQ_URL",
+            ),
         ] {
             if let (Some(u), Some(d)) = (optional(url), optional(dlq)) {
                 queues.push((q, u, d));

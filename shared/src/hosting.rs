@@ -42,8 +42,14 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
     let token = token_store
         .get(&config.api_token_secret)
         .await
-        .map_err(|e| StartupError::ApiToken { name: config.api_token_secret.clone(), reason: e.to_string() })?
-        .ok_or_else(|| StartupError::ApiToken { name: config.api_token_secret.clone(), reason: "it has no value".into() })?;
+        .map_err(|e| StartupError::ApiToken {
+            name: config.api_token_secret.clone(),
+            reason: e.to_string(),
+        })?
+        .ok_or_else(|| StartupError::ApiToken {
+            name: config.api_token_secret.clone(),
+            reason: "it has no value".into(),
+        })?;
     let state = AppState {
         store: Store::new(Arc::new(records), clock.clone()),
         queue: Arc::new(queue),
@@ -58,7 +64,15 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
 impl AwsHost {
     /// The S3 source of inbound mail (needs `MAIL_BUCKET`).
     pub fn mail_source(&self) -> Result<S3MailSource, StartupError> {
-        let bucket = self.config.mail_bucket.clone().ok_or(ConfigError::Missing("MAIL_BUCKET"))?;
-        Ok(S3MailSource::new(aws_sdk_s3::Client::new(&self.sdk), bucket, self.config.mail_prefix.clone()))
+        let bucket = self
+            .config
+            .mail_bucket
+            .clone()
+            .ok_or(ConfigError::Missing("MAIL_BUCKET"))?;
+        Ok(S3MailSource::new(
+            aws_sdk_s3::Client::new(&self.sdk),
+            bucket,
+            self.config.mail_prefix.clone(),
+        ))
     }
 }

@@ -67,10 +67,7 @@ pub enum Condition {
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     /// Store `record` as given (its `version` is written as is) if `condition` holds.
-    Put {
-        record: Record,
-        condition: Condition,
-    },
+    Put { record: Record, condition: Condition },
     /// Delete the item if `condition` holds.
     Delete {
         pk: String,
@@ -165,11 +162,7 @@ pub enum StoreError {
     Invalid(String),
     /// Stored data could not be read back.
     #[error("corrupt record {pk}/{sk}: {reason}")]
-    Corrupt {
-        pk: String,
-        sk: String,
-        reason: String,
-    },
+    Corrupt { pk: String, sk: String, reason: String },
 }
 
 impl StoreError {

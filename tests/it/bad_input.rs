@@ -28,7 +28,15 @@ struct Case {
     mentions: &'static str,
 }
 
-fn case(reason: &'static str, method: &'static str, path: String, body: &str, status: u16, code: &'static str, mentions: &'static str) -> Case {
+fn case(
+    reason: &'static str,
+    method: &'static str,
+    path: String,
+    body: &str,
+    status: u16,
+    code: &'static str,
+    mentions: &'static str,
+) -> Case {
     Case {
         reason,
         method,
@@ -44,7 +52,15 @@ fn case(reason: &'static str, method: &'static str, path: String, body: &str, st
 
 async fn snapshot(app: &TestApp) -> Vec<Value> {
     let mut out = Vec::new();
-    for path in ["/api/customers", "/api/sites", "/api/users", "/api/agents", "/api/teams", "/api/ticket-types", "/api/tickets"] {
+    for path in [
+        "/api/customers",
+        "/api/sites",
+        "/api/users",
+        "/api/agents",
+        "/api/teams",
+        "/api/ticket-types",
+        "/api/tickets",
+    ] {
         let (s, v) = app.get(&format!("{path}?limit=1000")).await;
         assert_eq!(s, StatusCode::OK);
         out.push(v);
@@ -56,46 +72,243 @@ async fn snapshot(app: &TestApp) -> Vec<Value> {
 async fn bad_requests_get_a_named_4xx_and_change_nothing() {
     let app = spawn_app().await;
     let (cid, _) = app.customer("Acme").await;
-    let (_, t) = app.post("/api/tickets", json!({"summary": "Existing", "customer_id": cid})).await;
+    let (_, t) = app
+        .post("/api/tickets", json!({"summary": "Existing", "customer_id": cid}))
+        .await;
     let tid = id(&t);
     let (_, chat) = app.post("/api/chats", json!({"user_name": "Jane"})).await;
     let chat_id = id(&chat);
     let before = snapshot(&app).await;
     let (_, ticket_before) = app.get(&format!("/api/tickets/{tid}")).await;
 
-    let big = format!("{{\"summary\": \"{}\", \"customer_id\": {cid}}}", "x".repeat(300 * 1024));
+    let big = format!(
+        "{{\"summary\": \"{}\", \"customer_id\": {cid}}}",
+        "x".repeat(300 * 1024)
+    );
     let mut cases = vec![
-        case("malformed JSON", "POST", "/api/tickets".into(), "{\"summary\": ", 400, "MALFORMED_JSON", "line"),
-        case("missing required field", "POST", "/api/tickets".into(), &format!("{{\"customer_id\": {cid}}}"), 400, "VALIDATION", "summary"),
-        case("wrong type", "POST", "/api/tickets".into(), "{\"summary\": \"x\", \"customer_id\": \"acme\"}", 400, "VALIDATION", "customer_id"),
-        case("blank summary", "POST", "/api/tickets".into(), &format!("{{\"summary\": \"  \", \"customer_id\": {cid}}}"), 400, "VALIDATION", "summary"),
-        case("unknown customer", "POST", "/api/tickets".into(), "{\"summary\": \"x\", \"customer_id\": 999}", 400, "VALIDATION", "customer_id"),
-        case("unknown site", "POST", "/api/tickets".into(), &format!("{{\"summary\": \"x\", \"customer_id\": {cid}, \"site_id\": 999}}"), 400, "VALIDATION", "site_id"),
-        case("object custom field", "POST", "/api/tickets".into(), &format!("{{\"summary\": \"x\", \"customer_id\": {cid}, \"custom_fields\": {{\"a\": [1]}}}}"), 400, "VALIDATION", "custom_fields.a"),
-        case("bad priority", "POST", "/api/tickets".into(), &format!("{{\"summary\": \"x\", \"customer_id\": {cid}, \"priority\": \"urgent\"}}"), 400, "VALIDATION", "priority"),
-        case("over 256 KiB", "POST", "/api/tickets".into(), &big, 413, "PAYLOAD_TOO_LARGE", "256 KiB"),
-        case("unknown ticket", "GET", "/api/tickets/424242".into(), "", 404, "NOT_FOUND", "ticket 424242"),
-        case("non-numeric id", "GET", "/api/tickets/abc".into(), "", 400, "VALIDATION", "id"),
-        case("action on unknown ticket", "POST", "/api/tickets/424242/actions".into(), "{\"note\": \"x\"}", 404, "NOT_FOUND", "ticket 424242"),
-        case("empty action note", "POST", format!("/api/tickets/{tid}/actions"), "{\"note\": \"\"}", 400, "VALIDATION", "note"),
-        case("bad email", "POST", "/api/users".into(), &format!("{{\"name\": \"J\", \"email\": \"nope\", \"customer_id\": {cid}}}"), 400, "VALIDATION", "email"),
-        case("user of unknown customer", "POST", "/api/users".into(), "{\"name\": \"J\", \"email\": \"j@x.example\", \"customer_id\": 999}", 404, "NOT_FOUND", "customer 999"),
-        case("link to unknown ticket", "POST", format!("/api/chats/{chat_id}/link"), "{\"ticket_id\": 999}", 404, "NOT_FOUND", "ticket 999"),
-        case("limit too high", "GET", "/api/tickets?limit=5000".into(), "", 400, "VALIDATION", "limit"),
-        case("foreign cursor", "GET", "/api/tickets?cursor=bm9wZQ".into(), "", 400, "VALIDATION", "cursor"),
-        case("bad status filter", "GET", "/api/tickets?status=maybe".into(), "", 400, "VALIDATION", "status"),
-        case("main site of another customer", "PUT", format!("/api/customers/{cid}"), "{\"main_site_id\": 999}", 400, "VALIDATION", "main_site_id"),
+        case(
+            "malformed JSON",
+            "POST",
+            "/api/tickets".into(),
+            "{\"summary\": ",
+            400,
+            "MALFORMED_JSON",
+            "line",
+        ),
+        case(
+            "missing required field",
+            "POST",
+            "/api/tickets".into(),
+            &format!("{{\"customer_id\": {cid}}}"),
+            400,
+            "VALIDATION",
+            "summary",
+        ),
+        case(
+            "wrong type",
+            "POST",
+            "/api/tickets".into(),
+            "{\"summary\": \"x\", \"customer_id\": \"acme\"}",
+            400,
+            "VALIDATION",
+            "customer_id",
+        ),
+        case(
+            "blank summary",
+            "POST",
+            "/api/tickets".into(),
+            &format!("{{\"summary\": \"  \", \"customer_id\": {cid}}}"),
+            400,
+            "VALIDATION",
+            "summary",
+        ),
+        case(
+            "unknown customer",
+            "POST",
+            "/api/tickets".into(),
+            "{\"summary\": \"x\", \"customer_id\": 999}",
+            400,
+            "VALIDATION",
+            "customer_id",
+        ),
+        case(
+            "unknown site",
+            "POST",
+            "/api/tickets".into(),
+            &format!("{{\"summary\": \"x\", \"customer_id\": {cid}, \"site_id\": 999}}"),
+            400,
+            "VALIDATION",
+            "site_id",
+        ),
+        case(
+            "object custom field",
+            "POST",
+            "/api/tickets".into(),
+            &format!("{{\"summary\": \"x\", \"customer_id\": {cid}, \"custom_fields\": {{\"a\": [1]}}}}"),
+            400,
+            "VALIDATION",
+            "custom_fields.a",
+        ),
+        case(
+            "bad priority",
+            "POST",
+            "/api/tickets".into(),
+            &format!("{{\"summary\": \"x\", \"customer_id\": {cid}, \"priority\": \"urgent\"}}"),
+            400,
+            "VALIDATION",
+            "priority",
+        ),
+        case(
+            "over 256 KiB",
+            "POST",
+            "/api/tickets".into(),
+            &big,
+            413,
+            "PAYLOAD_TOO_LARGE",
+            "256 KiB",
+        ),
+        case(
+            "unknown ticket",
+            "GET",
+            "/api/tickets/424242".into(),
+            "",
+            404,
+            "NOT_FOUND",
+            "ticket 424242",
+        ),
+        case(
+            "non-numeric id",
+            "GET",
+            "/api/tickets/abc".into(),
+            "",
+            400,
+            "VALIDATION",
+            "id",
+        ),
+        case(
+            "action on unknown ticket",
+            "POST",
+            "/api/tickets/424242/actions".into(),
+            "{\"note\": \"x\"}",
+            404,
+            "NOT_FOUND",
+            "ticket 424242",
+        ),
+        case(
+            "empty action note",
+            "POST",
+            format!("/api/tickets/{tid}/actions"),
+            "{\"note\": \"\"}",
+            400,
+            "VALIDATION",
+            "note",
+        ),
+        case(
+            "bad email",
+            "POST",
+            "/api/users".into(),
+            &format!("{{\"name\": \"J\", \"email\": \"nope\", \"customer_id\": {cid}}}"),
+            400,
+            "VALIDATION",
+            "email",
+        ),
+        case(
+            "user of unknown customer",
+            "POST",
+            "/api/users".into(),
+            "{\"name\": \"J\", \"email\": \"j@x.example\", \"customer_id\": 999}",
+            404,
+            "NOT_FOUND",
+            "customer 999",
+        ),
+        case(
+            "link to unknown ticket",
+            "POST",
+            format!("/api/chats/{chat_id}/link"),
+            "{\"ticket_id\": 999}",
+            404,
+            "NOT_FOUND",
+            "ticket 999",
+        ),
+        case(
+            "limit too high",
+            "GET",
+            "/api/tickets?limit=5000".into(),
+            "",
+            400,
+            "VALIDATION",
+            "limit",
+        ),
+        case(
+            "foreign cursor",
+            "GET",
+            "/api/tickets?cursor=bm9wZQ".into(),
+            "",
+            400,
+            "VALIDATION",
+            "cursor",
+        ),
+        case(
+            "bad status filter",
+            "GET",
+            "/api/tickets?status=maybe".into(),
+            "",
+            400,
+            "VALIDATION",
+            "status",
+        ),
+        case(
+            "main site of another customer",
+            "PUT",
+            format!("/api/customers/{cid}"),
+            "{\"main_site_id\": 999}",
+            400,
+            "VALIDATION",
+            "main_site_id",
+        ),
     ];
-    let mut wrong_ct = case("wrong content type", "POST", "/api/tickets".into(), "summary=x", 415, "UNSUPPORTED_MEDIA_TYPE", "application/json");
+    let mut wrong_ct = case(
+        "wrong content type",
+        "POST",
+        "/api/tickets".into(),
+        "summary=x",
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "application/json",
+    );
     wrong_ct.content_type = "application/x-www-form-urlencoded";
     cases.push(wrong_ct);
-    let mut missing = case("missing token", "POST", "/api/customers".into(), "{\"name\": \"Intruder\"}", 401, "UNAUTHORIZED", "missing");
+    let mut missing = case(
+        "missing token",
+        "POST",
+        "/api/customers".into(),
+        "{\"name\": \"Intruder\"}",
+        401,
+        "UNAUTHORIZED",
+        "missing",
+    );
     missing.auth = Auth::Missing;
     cases.push(missing);
-    let mut wrong = case("wrong token", "POST", "/api/customers".into(), "{\"name\": \"Intruder\"}", 401, "UNAUTHORIZED", "wrong");
+    let mut wrong = case(
+        "wrong token",
+        "POST",
+        "/api/customers".into(),
+        "{\"name\": \"Intruder\"}",
+        401,
+        "UNAUTHORIZED",
+        "wrong",
+    );
     wrong.auth = Auth::Wrong;
     cases.push(wrong);
-    let bad_agent = case("unknown acting agent", "POST", format!("/api/tickets/{tid}/close"), "{}", 400, "VALIDATION", "X-Agent-Id");
+    let bad_agent = case(
+        "unknown acting agent",
+        "POST",
+        format!("/api/tickets/{tid}/close"),
+        "{}",
+        400,
+        "VALIDATION",
+        "X-Agent-Id",
+    );
     cases.push(bad_agent);
 
     for c in cases {
@@ -118,7 +331,12 @@ async fn bad_requests_get_a_named_4xx_and_change_nothing() {
         assert_eq!(status, c.status, "{}: {body}", c.reason);
         assert_eq!(body["error"], c.code, "{}: {body}", c.reason);
         let msg = body["message"].as_str().unwrap_or_default();
-        assert!(msg.contains(c.mentions), "{}: message {msg:?} should mention {:?}", c.reason, c.mentions);
+        assert!(
+            msg.contains(c.mentions),
+            "{}: message {msg:?} should mention {:?}",
+            c.reason,
+            c.mentions
+        );
     }
 
     assert_eq!(snapshot(&app).await, before, "refused requests changed stored data");
@@ -162,5 +380,8 @@ async fn a_store_outage_answers_503_without_internal_detail() {
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(body["error"], "STORE_UNAVAILABLE");
-    assert!(!body["message"].as_str().unwrap().contains("backend down"), "cause leaked: {body}");
+    assert!(
+        !body["message"].as_str().unwrap().contains("backend down"),
+        "cause leaked: {body}"
+    );
 }

@@ -59,11 +59,19 @@ fn start(data_dir: &Path, token: Option<&str>) -> Server {
     let mut lines = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("server printed its address in time");
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not print its address in time");
+        };
         let found = line.strip_prefix("deskbridge listening on ").map(str::to_string);
         lines.push(line);
         if let Some(base) = found {
-            return Server { child, base, stdout_lines: lines };
+            return Server {
+                child,
+                base,
+                stdout_lines: lines,
+            };
         }
     }
 }
@@ -72,7 +80,10 @@ impl Server {
     async fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let client = reqwest::Client::new();
         let mut req = client
-            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base))
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", self.base),
+            )
             .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -108,13 +119,29 @@ const TOKEN: &str = "binary-test-token";
 async fn records_survive_a_sigterm_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), Some(TOKEN));
-    let (_, c) = server.call(TOKEN, "POST", "/api/customers", Some(json!({"name": "Acme"}))).await;
+    let (_, c) = server
+        .call(TOKEN, "POST", "/api/customers", Some(json!({"name": "Acme"})))
+        .await;
     let (_, t) = server
-        .call(TOKEN, "POST", "/api/tickets", Some(json!({"summary": "Disk full", "customer_id": c["id"]})))
+        .call(
+            TOKEN,
+            "POST",
+            "/api/tickets",
+            Some(json!({"summary": "Disk full", "customer_id": c["id"]})),
+        )
         .await;
     let path = format!("/api/tickets/{}", t["id"]);
-    server.call(TOKEN, "POST", &format!("{path}/actions"), Some(json!({"note": "Cleaned temp"}))).await;
-    let (_, chat) = server.call(TOKEN, "POST", "/api/chats", Some(json!({"user_name": "Jane"}))).await;
+    server
+        .call(
+            TOKEN,
+            "POST",
+            &format!("{path}/actions"),
+            Some(json!({"note": "Cleaned temp"})),
+        )
+        .await;
+    let (_, chat) = server
+        .call(TOKEN, "POST", "/api/chats", Some(json!({"user_name": "Jane"})))
+        .await;
     let (_, before) = server.call(TOKEN, "GET", &path, None).await;
     let status = server.sigterm_and_wait();
     assert!(status.success(), "clean exit on SIGTERM, got {status:?}");
@@ -123,10 +150,17 @@ async fn records_survive_a_sigterm_restart() {
     let (s, after) = server.call(TOKEN, "GET", &path, None).await;
     assert_eq!(s, 200);
     assert_eq!(after, before);
-    let (s, _) = server.call(TOKEN, "GET", &format!("/api/chats/{}", chat["id"]), None).await;
+    let (s, _) = server
+        .call(TOKEN, "GET", &format!("/api/chats/{}", chat["id"]), None)
+        .await;
     assert_eq!(s, 200);
     let (_, t2) = server
-        .call(TOKEN, "POST", "/api/tickets", Some(json!({"summary": "Next", "customer_id": c["id"]})))
+        .call(
+            TOKEN,
+            "POST",
+            "/api/tickets",
+            Some(json!({"summary": "Next", "customer_id": c["id"]})),
+        )
         .await;
     assert!(t2["id"].as_u64() > t["id"].as_u64(), "the counter survives the restart");
     server.sigterm_and_wait();
@@ -136,11 +170,18 @@ async fn records_survive_a_sigterm_restart() {
 async fn a_sigkill_right_after_a_2xx_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), Some(TOKEN));
-    let (_, c) = server.call(TOKEN, "POST", "/api/customers", Some(json!({"name": "Acme"}))).await;
+    let (_, c) = server
+        .call(TOKEN, "POST", "/api/customers", Some(json!({"name": "Acme"})))
+        .await;
     let mut acknowledged = Vec::new();
     for i in 0..25 {
         let (s, t) = server
-            .call(TOKEN, "POST", "/api/tickets", Some(json!({"summary": format!("ticket {i}"), "customer_id": c["id"]})))
+            .call(
+                TOKEN,
+                "POST",
+                "/api/tickets",
+                Some(json!({"summary": format!("ticket {i}"), "customer_id": c["id"]})),
+            )
             .await;
         assert_eq!(s, 201);
         acknowledged.push((t["id"].as_u64().unwrap(), format!("ticket {i}")));
@@ -175,7 +216,10 @@ async fn the_api_token_is_generated_once_printed_and_kept() {
     server.sigterm_and_wait();
 
     let server = start(dir.path(), None);
-    assert!(!server.stdout_lines.iter().any(|l| l.starts_with("Generated")), "printed only once");
+    assert!(
+        !server.stdout_lines.iter().any(|l| l.starts_with("Generated")),
+        "printed only once"
+    );
     let (s, _) = server.call(&token, "GET", "/api/customers", None).await;
     assert_eq!(s, 200, "the kept token still works");
     server.sigterm_and_wait();

@@ -24,13 +24,14 @@ pub const UID: &str = "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94";
 pub struct Desk {
     pub state: AppState,
     pub clock: Arc<ManualClock>,
-    pub outbox: Arc<OutboxMailer>,
     _dir: tempfile::TempDir,
 }
 
 /// 2026-11-23 09:14:07 UTC, when the fixture alert's webhook arrived.
 pub fn fixture_time() -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339("2026-11-23T09:14:07Z").unwrap().into()
+    chrono::DateTime::parse_from_rfc3339("2026-11-23T09:14:07Z")
+        .unwrap()
+        .into()
 }
 
 pub fn desk_on(records: Arc<dyn RecordStore>, clock: Arc<ManualClock>) -> Desk {
@@ -39,13 +40,24 @@ pub fn desk_on(records: Arc<dyn RecordStore>, clock: Arc<ManualClock>) -> Desk {
     let outbox = Arc::new(OutboxMailer::new(dir.path().join("outbox")).unwrap());
     let state = AppState {
         store: Store::new(records, clock_dyn.clone()),
-        queue: Arc::new(SqliteQueue::open(&dir.path().join("q.sqlite"), clock_dyn.clone(), std::time::Duration::from_secs(60)).unwrap()),
+        queue: Arc::new(
+            SqliteQueue::open(
+                &dir.path().join("q.sqlite"),
+                clock_dyn.clone(),
+                std::time::Duration::from_secs(60),
+            )
+            .unwrap(),
+        ),
         mailer: outbox.clone(),
         secrets: Arc::new(FileSecretStore::new(dir.path().join("secrets.json")).unwrap()),
         clock: clock_dyn,
         config: Arc::new(HttpConfig::new(SecretString::new(TOKEN), "https://desk.example.test")),
     };
-    Desk { state, clock, outbox, _dir: dir }
+    Desk {
+        state,
+        clock,
+        _dir: dir,
+    }
 }
 
 impl Desk {
@@ -53,7 +65,14 @@ impl Desk {
         deskbridge::http::full_router(self.state.clone())
     }
 
-    pub async fn call(&self, method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>, auth: bool) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        auth: bool,
+    ) -> (u16, Value) {
         let mut req = http::Request::builder().method(method).uri(path);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
@@ -61,14 +80,25 @@ impl Desk {
         if auth {
             req = req.header("authorization", format!("Bearer {TOKEN}"));
         }
-        let resp = self.router().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let resp = self
+            .router()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap();
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     pub async fn webhook(&self, body: &Value) -> (u16, Value) {
-        self.call("POST", "/datto/webhook", Some("application/json"), serde_json::to_vec(body).unwrap(), false).await
+        self.call(
+            "POST",
+            "/datto/webhook",
+            Some("application/json"),
+            serde_json::to_vec(body).unwrap(),
+            false,
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -76,16 +106,34 @@ impl Desk {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call("POST", path, Some("application/json"), serde_json::to_vec(&body).unwrap(), true).await
+        self.call(
+            "POST",
+            path,
+            Some("application/json"),
+            serde_json::to_vec(&body).unwrap(),
+            true,
+        )
+        .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call("PUT", path, Some("application/json"), serde_json::to_vec(&body).unwrap(), true).await
+        self.call(
+            "PUT",
+            path,
+            Some("application/json"),
+            serde_json::to_vec(&body).unwrap(),
+            true,
+        )
+        .await
     }
 
     /// Store the fixture's webhook state as the current one.
     pub async fn use_fixture_state(&self) {
-        let st = WebhookState { current: STATE.into(), previous: None, rotated_at: None };
+        let st = WebhookState {
+            current: STATE.into(),
+            previous: None,
+            rotated_at: None,
+        };
         self.state
             .secrets
             .put(SECRET_NAME, &SecretString::new(serde_json::to_string(&st).unwrap()))
@@ -96,7 +144,12 @@ impl Desk {
     /// The fixture state, both intake methods, Datto's sender, a default ticket type.
     pub async fn configure_datto(&self) -> Value {
         self.use_fixture_state().await;
-        let (s, tt) = self.post("/api/ticket-types", json!({"name": "Monitoring alert", "default_priority": "low"})).await;
+        let (s, tt) = self
+            .post(
+                "/api/ticket-types",
+                json!({"name": "Monitoring alert", "default_priority": "low"}),
+            )
+            .await;
         assert_eq!(s, 201);
         let (s, cfg) = self
             .put(
@@ -172,7 +225,6 @@ impl Desk {
         Desk {
             state,
             clock: Arc::new(ManualClock::new(chrono::Utc::now())),
-            outbox: Arc::new(OutboxMailer::new(tempfile::tempdir().unwrap().keep().join("outbox")).unwrap()),
             _dir: tempfile::tempdir().unwrap(),
         }
     }

@@ -1,8 +1,6 @@
 //! Test harness: `spawn_app` starts the real local server on a random loopback port with a
 //! fresh data dir and returns a `TestApp` that speaks HTTP to it.
 
-use std::net::SocketAddr;
-
 use deskbridge::http::AppState;
 use deskbridge_local::{LocalConfig, LocalServer};
 use reqwest::StatusCode;
@@ -11,13 +9,12 @@ use serde_json::Value;
 pub const TOKEN: &str = "test-token-0123456789";
 
 pub struct TestApp {
-    pub addr: SocketAddr,
     pub base: String,
     pub client: reqwest::Client,
     pub state: AppState,
-    pub dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+    /// Dropping it stops the server: it lives as long as the `TestApp`.
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -39,33 +36,19 @@ pub async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
     let addr = server.addr;
     let state = server.state.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async move {
+    tokio::spawn(server.run(async move {
         let _ = rx.await;
     }));
     TestApp {
-        addr,
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         state,
-        dir,
-        stop: Some(tx),
-        task: Some(task),
+        _dir: dir,
+        _stop: tx,
     }
 }
 
 impl TestApp {
-    /// Stop the server gracefully and hand back its data dir.
-    pub async fn stop(mut self) -> tempfile::TempDir {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.expect("server task").expect("server ran");
-        }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp"));
-        dir
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -74,7 +57,11 @@ impl TestApp {
         let resp = req.send().await.expect("request sent");
         let status = resp.status();
         let text = resp.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, body)
     }
 
@@ -83,7 +70,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.client.post(self.url(path)).bearer_auth(TOKEN).json(&body)).await
+        self.send(self.client.post(self.url(path)).bearer_auth(TOKEN).json(&body))
+            .await
     }
 
     pub async fn post_as(&self, agent: u64, path: &str, body: Value) -> (StatusCode, Value) {
@@ -98,7 +86,8 @@ impl TestApp {
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.client.put(self.url(path)).bearer_auth(TOKEN).json(&body)).await
+        self.send(self.client.put(self.url(path)).bearer_auth(TOKEN).json(&body))
+            .await
     }
 
     /// POST with a raw body and content type.

@@ -9,7 +9,7 @@ use aws_lambda_events::event::ses::SimpleEmailEvent;
 use deskbridge::adapters::s3_mail::S3MailSource;
 use deskbridge::intake::mail::MailOutcome;
 use deskbridge::intake::ses::handle_ses_event;
-use deskbridge::ports::{ManualClock, MailError, MailSource, Page, Query, Record, RecordStore, StoreError, WriteOp};
+use deskbridge::ports::{MailError, MailSource, ManualClock, Page, Query, Record, RecordStore, StoreError, WriteOp};
 use deskbridge_tests::emulators;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -61,13 +61,20 @@ async fn the_ses_event_creates_the_ticket_and_a_failed_verdict_drops_the_mail() 
     let (d, _dir) = sqlite_desk();
     d.configure_datto().await;
     let event: SimpleEmailEvent = serde_json::from_str(&event_text("ses-inbound-mail.json")).unwrap();
-    let out = handle_ses_event(&d.state.store, &FixtureMail, event.clone(), d.clock.now_utc()).await.unwrap();
-    assert!(matches!(&out[..], [MailOutcome::Applied(r)] if r.alert_uid.as_str() == UID), "{out:?}");
+    let out = handle_ses_event(&d.state.store, &FixtureMail, event.clone(), d.clock.now_utc())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[..], [MailOutcome::Applied(r)] if r.alert_uid.as_str() == UID),
+        "{out:?}"
+    );
     assert_eq!(d.tickets().await.len(), 1);
 
     let mut spam = event;
     spam.records[0].ses.receipt.spam_verdict.status = Some("FAIL".into());
-    let out = handle_ses_event(&d.state.store, &FixtureMail, spam, d.clock.now_utc()).await.unwrap();
+    let out = handle_ses_event(&d.state.store, &FixtureMail, spam, d.clock.now_utc())
+        .await
+        .unwrap();
     assert!(matches!(&out[..], [MailOutcome::Dropped(reason)] if reason.contains("spam")));
     let summary = deskbridge::intake::ses::summary(&out);
     assert_eq!(summary["mails"][0]["result"], "dropped");
@@ -97,13 +104,18 @@ async fn the_s3_mail_source_reads_what_ses_stored_in_moto() {
         .await
         .unwrap();
     let source = S3MailSource::new(s3, &bucket, "inbound/");
-    assert_eq!(source.fetch("k9u3lq7d1m0rp5e2t8a6v4nhc3g1o0s9b7f2jwx1").await.unwrap(), fixture("alert-email.eml"));
+    assert_eq!(
+        source.fetch("k9u3lq7d1m0rp5e2t8a6v4nhc3g1o0s9b7f2jwx1").await.unwrap(),
+        fixture("alert-email.eml")
+    );
     assert!(matches!(source.fetch("missing").await, Err(MailError::Rejected(_))));
 
     let (d, _dir) = sqlite_desk();
     d.configure_datto().await;
     let event: SimpleEmailEvent = serde_json::from_str(&event_text("ses-inbound-mail.json")).unwrap();
-    let out = handle_ses_event(&d.state.store, &source, event, d.clock.now_utc()).await.unwrap();
+    let out = handle_ses_event(&d.state.store, &source, event, d.clock.now_utc())
+        .await
+        .unwrap();
     assert!(matches!(&out[..], [MailOutcome::Applied(r)] if r.ticket_id.is_some()));
 }
 
@@ -112,14 +124,26 @@ async fn local_mail_takes_a_raw_message_like_ses_would() {
     let app = crate::helpers::spawn_app().await;
     let d = Desk::over(&app.state);
     d.configure_datto().await;
-    let (s, r) = app.post_raw("/local/mail", "message/rfc822", fixture("alert-email.eml")).await;
+    let (s, r) = app
+        .post_raw("/local/mail", "message/rfc822", fixture("alert-email.eml"))
+        .await;
     assert_eq!((s.as_u16(), r["result"].as_str()), (200, Some("created")), "{r}");
-    let (s, r) = app.post_raw("/local/mail", "message/rfc822", fixture("alert-email.eml")).await;
+    let (s, r) = app
+        .post_raw("/local/mail", "message/rfc822", fixture("alert-email.eml"))
+        .await;
     assert_eq!((s.as_u16(), r["result"].as_str()), (200, Some("duplicate")));
-    let forged = String::from_utf8(fixture("alert-email.eml")).unwrap().replace("noreply@centrastage.net>", "someone@else.example>");
+    let forged = String::from_utf8(fixture("alert-email.eml"))
+        .unwrap()
+        .replace("noreply@centrastage.net>", "someone@else.example>");
     let (s, e) = app.post_raw("/local/mail", "message/rfc822", forged.into_bytes()).await;
     assert_eq!((s.as_u16(), e["error"].as_str()), (403, Some("SENDER_REFUSED")));
-    let resp = app.client.post(app.url("/local/mail")).body(fixture("alert-email.eml")).send().await.unwrap();
+    let resp = app
+        .client
+        .post(app.url("/local/mail"))
+        .body(fixture("alert-email.eml"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 401, "the local mail route needs the API token");
 }
 
@@ -162,6 +186,9 @@ async fn a_store_failure_during_intake_answers_503_and_leaves_no_partial_state()
     assert_eq!((s, r["result"].as_str()), (200, Some("created")));
     assert_eq!(healthy.tickets().await.len(), 1);
     let log = healthy.request_log("").await;
-    assert!(log.iter().any(|e| e["status"] == 503), "the failed attempt is in the log: {log:?}");
+    assert!(
+        log.iter().any(|e| e["status"] == 503),
+        "the failed attempt is in the log: {log:?}"
+    );
     let _ = json!(null);
 }

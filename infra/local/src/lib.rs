@@ -84,8 +84,12 @@ impl LocalServer {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let records = SqliteRecordStore::open(&config.data_dir.join("deskbridge.sqlite"), clock.clone())
             .context("opening the SQLite store")?;
-        let queue = SqliteQueue::open(&config.data_dir.join("queues.sqlite"), clock.clone(), Duration::from_secs(60))
-            .context("opening the SQLite queue")?;
+        let queue = SqliteQueue::open(
+            &config.data_dir.join("queues.sqlite"),
+            clock.clone(),
+            Duration::from_secs(60),
+        )
+        .context("opening the SQLite queue")?;
         let outbox = Arc::new(OutboxMailer::new(config.data_dir.join("outbox")).context("opening the outbox")?);
         let secrets = FileSecretStore::new(config.data_dir.join("secrets.json")).context("opening the secrets file")?;
         let (token, generated) = api_token(&config)?;
@@ -167,7 +171,11 @@ mod routes {
         let local = Router::new()
             .route("/api/outbox", get(list_outbox))
             .with_state(outbox)
-            .merge(Router::new().route("/local/mail", post(local_mail)).with_state(state.clone()))
+            .merge(
+                Router::new()
+                    .route("/local/mail", post(local_mail))
+                    .with_state(state.clone()),
+            )
             .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
         deskbridge::http::full_router(state).merge(with_common_layers(local))
     }
@@ -186,7 +194,9 @@ mod routes {
     async fn local_mail(State(state): State<AppState>, body: Bytes) -> Response {
         match ingest_mail(&state.store, &body, state.clock.now()).await {
             Ok(MailOutcome::Applied(r)) => Json(r).into_response(),
-            Ok(MailOutcome::Dropped(reason)) => ApiError::new(StatusCode::FORBIDDEN, "SENDER_REFUSED", reason).into_response(),
+            Ok(MailOutcome::Dropped(reason)) => {
+                ApiError::new(StatusCode::FORBIDDEN, "SENDER_REFUSED", reason).into_response()
+            }
             Ok(MailOutcome::Unusable(reason)) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "NO_ALERT_UID", reason).into_response()
             }

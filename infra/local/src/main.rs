@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use deskbridge_local::{shutdown_signal, LocalConfig, LocalServer};
 
 #[derive(Parser)]
-#[command(name = "deskbridge", version, about = "deskbridge: Datto RMM and BeyondTrust, bridged to a service desk")]
+#[command(
+    name = "deskbridge",
+    version,
+    about = "deskbridge: Datto RMM and BeyondTrust, bridged to a service desk"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,10 +41,24 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve { listen, data_dir, api_token, public_url, log_json } => {
+        Command::Serve {
+            listen,
+            data_dir,
+            api_token,
+            public_url,
+            log_json,
+        } => {
             deskbridge::telemetry::init(log_json);
             let listener = tokio::net::TcpListener::bind(&listen).await?;
-            let server = LocalServer::build(listener, LocalConfig { data_dir, api_token, public_url }).await?;
+            let server = LocalServer::build(
+                listener,
+                LocalConfig {
+                    data_dir,
+                    api_token,
+                    public_url,
+                },
+            )
+            .await?;
             println!("deskbridge listening on http://{}", server.addr);
             server.run(shutdown_signal()).await
         }

@@ -36,10 +36,16 @@ impl MailSource for S3MailSource {
             .send()
             .await
             .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_no_such_key() => MailError::Rejected(format!("no stored mail at s3://{}/{key}", self.bucket)),
+                Some(se) if se.is_no_such_key() => {
+                    MailError::Rejected(format!("no stored mail at s3://{}/{key}", self.bucket))
+                }
                 _ => MailError::Unavailable(Box::new(e)),
             })?;
-        let bytes = out.body.collect().await.map_err(|e| MailError::Unavailable(Box::new(e)))?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| MailError::Unavailable(Box::new(e)))?;
         Ok(bytes.into_bytes().to_vec())
     }
 }

@@ -124,7 +124,11 @@ mod tests {
             "ALERT { 5D1F0C6E-8A43-4B7E-9F21-3C0A7E6B2D94 } High",
             "Re: alert on x alert{5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94}",
         ] {
-            assert_eq!(uid_in_subject(s).unwrap().as_str(), "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "{s}");
+            assert_eq!(
+                uid_in_subject(s).unwrap().as_str(),
+                "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94",
+                "{s}"
+            );
         }
         assert!(uid_in_subject("Alert{not-a-uid}").is_none());
         assert!(uid_in_subject("Weekly report").is_none());
@@ -132,9 +136,18 @@ mod tests {
 
     #[test]
     fn senders_compare_by_address_only() {
-        assert!(sender_matches("noreply@centrastage.net", Some("Datto RMM <NoReply@centrastage.net>")));
-        assert!(sender_matches("Datto <noreply@centrastage.net>", Some("noreply@centrastage.net")));
-        assert!(!sender_matches("noreply@centrastage.net", Some("noreply@centrastage.net.evil.example")));
+        assert!(sender_matches(
+            "noreply@centrastage.net",
+            Some("Datto RMM <NoReply@centrastage.net>")
+        ));
+        assert!(sender_matches(
+            "Datto <noreply@centrastage.net>",
+            Some("noreply@centrastage.net")
+        ));
+        assert!(!sender_matches(
+            "noreply@centrastage.net",
+            Some("noreply@centrastage.net.evil.example")
+        ));
         assert!(!sender_matches("noreply@centrastage.net", None));
     }
 }

@@ -43,7 +43,9 @@ impl WebhookState {
 
     /// When the previous state stops working, if there is one.
     pub fn previous_valid_until(&self) -> Option<DateTime<Utc>> {
-        self.previous.as_ref().and(self.rotated_at.map(|at| at + Duration::hours(GRACE_HOURS)))
+        self.previous
+            .as_ref()
+            .and(self.rotated_at.map(|at| at + Duration::hours(GRACE_HOURS)))
     }
 }
 

@@ -88,7 +88,7 @@ pub fn repair(text: &str) -> String {
 /// A webhook body after authentication: a real event, or a press of Datto's Test button.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WebhookCall {
-    Event(AlertEvent),
+    Event(Box<AlertEvent>),
     Test,
 }
 
@@ -109,7 +109,9 @@ fn text_field(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, Do
 
 /// Validate an authenticated body into a call. Field errors name the field.
 pub fn interpret(v: &Value, at: DateTime<Utc>) -> Result<WebhookCall, DomainError> {
-    let obj = v.as_object().ok_or_else(|| DomainError::invalid("body", "must be a JSON object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| DomainError::invalid("body", "must be a JSON object"))?;
     let uid_raw = match obj.get("alert_uid") {
         None | Some(Value::Null) => return Err(DomainError::invalid("alert_uid", "is required")),
         Some(Value::String(s)) => s.trim().to_string(),
@@ -155,13 +157,17 @@ pub fn interpret(v: &Value, at: DateTime<Utc>) -> Result<WebhookCall, DomainErro
         context: None,
         additional_values,
     };
-    Ok(WebhookCall::Event(AlertEvent {
+    Ok(WebhookCall::Event(Box::new(AlertEvent {
         uid,
-        kind: if resolved { AlertEventKind::Resolved } else { AlertEventKind::Raised },
+        kind: if resolved {
+            AlertEventKind::Resolved
+        } else {
+            AlertEventKind::Raised
+        },
         source: AlertSource::Webhook,
         at,
         facts,
-    }))
+    })))
 }
 
 #[cfg(test)]
@@ -189,7 +195,9 @@ mod tests {
         assert_eq!(interpret(&t, Utc::now()).unwrap(), WebhookCall::Test);
         let real = serde_json::json!({"alert_resolved": false, "alert_uid": "5D1F0C6E-8A43-4B7E-9F21-3C0A7E6B2D94",
             "site_uid": "[site_uid]", "alert_message": "Disk full", "additional_values": {"n": 1, "p": "[x]"}});
-        let WebhookCall::Event(e) = interpret(&real, Utc::now()).unwrap() else { panic!() };
+        let WebhookCall::Event(e) = interpret(&real, Utc::now()).unwrap() else {
+            panic!()
+        };
         assert_eq!(e.uid.as_str(), "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94");
         assert_eq!(e.facts.site_uid, None);
         assert_eq!(e.facts.additional_values.len(), 1);
@@ -199,12 +207,30 @@ mod tests {
     fn field_errors_name_the_field() {
         let cases = [
             (serde_json::json!({"alert_resolved": false}), "alert_uid"),
-            (serde_json::json!({"alert_uid": 5, "alert_resolved": false}), "alert_uid"),
-            (serde_json::json!({"alert_uid": "nope", "alert_resolved": false}), "alert_uid"),
-            (serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94"}), "alert_resolved"),
-            (serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alert_resolved": 1}), "alert_resolved"),
-            (serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alert_resolved": false, "alert_message": []}), "alert_message"),
-            (serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alert_resolved": false, "additional_values": {"a": {}}}), "additional_values.a"),
+            (
+                serde_json::json!({"alert_uid": 5, "alert_resolved": false}),
+                "alert_uid",
+            ),
+            (
+                serde_json::json!({"alert_uid": "nope", "alert_resolved": false}),
+                "alert_uid",
+            ),
+            (
+                serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94"}),
+                "alert_resolved",
+            ),
+            (
+                serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alert_resolved": 1}),
+                "alert_resolved",
+            ),
+            (
+                serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alert_resolved": false, "alert_message": []}),
+                "alert_message",
+            ),
+            (
+                serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alert_resolved": false, "additional_values": {"a": {}}}),
+                "additional_values.a",
+            ),
         ];
         for (body, field) in cases {
             match interpret(&body, Utc::now()) {

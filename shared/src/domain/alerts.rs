@@ -27,7 +27,10 @@ impl AlertUid {
         if ok {
             Ok(AlertUid(s.to_ascii_lowercase()))
         } else {
-            Err(DomainError::invalid(field, format!("must be a Datto alert uid (a UUID), got {s:?}")))
+            Err(DomainError::invalid(
+                field,
+                format!("must be a Datto alert uid (a UUID), got {s:?}"),
+            ))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -201,7 +204,10 @@ pub struct Applied {
 fn entry(ev: &AlertEvent, decision: Decision) -> TimelineEntry {
     TimelineEntry {
         at: ev.at,
-        source: serde_json::to_value(ev.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        source: serde_json::to_value(ev.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
         event: match ev.kind {
             AlertEventKind::Raised => "raised".into(),
             AlertEventKind::Resolved => "resolved".into(),
@@ -214,8 +220,18 @@ fn entry(ev: &AlertEvent, decision: Decision) -> TimelineEntry {
 pub fn apply(current: Option<&Alert>, ev: &AlertEvent) -> Applied {
     let Some(current) = current else {
         let (state, decision, outcome, effect) = match ev.kind {
-            AlertEventKind::Raised => (AlertState::Open, Decision::TicketCreated, Outcome::Created, Some(Effect::OpenTicket)),
-            AlertEventKind::Resolved => (AlertState::Resolved, Decision::ResolvedBeforeRaised, Outcome::Resolved, None),
+            AlertEventKind::Raised => (
+                AlertState::Open,
+                Decision::TicketCreated,
+                Outcome::Created,
+                Some(Effect::OpenTicket),
+            ),
+            AlertEventKind::Resolved => (
+                AlertState::Resolved,
+                Decision::ResolvedBeforeRaised,
+                Outcome::Resolved,
+                None,
+            ),
         };
         return Applied {
             alert: Alert {
@@ -259,7 +275,12 @@ pub fn apply(current: Option<&Alert>, ev: &AlertEvent) -> Applied {
                     // Datto resolved it itself: nothing to tell Datto.
                     alert.resolve_propagated = true;
                     alert.propagation_pending = false;
-                    (Decision::TicketClosed, Outcome::Resolved, Some(Effect::CloseTicket { ticket_id: t }), true)
+                    (
+                        Decision::TicketClosed,
+                        Outcome::Resolved,
+                        Some(Effect::CloseTicket { ticket_id: t }),
+                        true,
+                    )
                 }
                 _ => {
                     if alert.propagation_pending {
@@ -270,7 +291,9 @@ pub fn apply(current: Option<&Alert>, ev: &AlertEvent) -> Applied {
                 }
             }
         }
-        (AlertEventKind::Resolved, AlertState::Resolved) => (Decision::AlreadyResolved, Outcome::Duplicate, None, false),
+        (AlertEventKind::Resolved, AlertState::Resolved) => {
+            (Decision::AlreadyResolved, Outcome::Duplicate, None, false)
+        }
     };
     let changed = always_record || new_source || learned;
     if changed {
@@ -367,7 +390,11 @@ pub fn summary_from_context(facts: &AlertFacts) -> String {
             let p = field("productName").and_then(|v| v.as_str()).unwrap_or("Antivirus");
             format!("{p} alert on {device}")
         }
-        _ => match facts.diagnostics.as_deref().and_then(|d| d.lines().map(str::trim).find(|l| !l.is_empty())) {
+        _ => match facts
+            .diagnostics
+            .as_deref()
+            .and_then(|d| d.lines().map(str::trim).find(|l| !l.is_empty()))
+        {
             Some(first) => format!("{first} ({device})"),
             None => format!("Datto RMM alert on {device}"),
         },
@@ -376,7 +403,11 @@ pub fn summary_from_context(facts: &AlertFacts) -> String {
 }
 
 /// Build the ticket content from what is known about an alert.
-pub fn ticket_draft(uid: &AlertUid, facts: &AlertFacts, priorities: &PriorityMap) -> Result<AlertTicketDraft, DomainError> {
+pub fn ticket_draft(
+    uid: &AlertUid,
+    facts: &AlertFacts,
+    priorities: &PriorityMap,
+) -> Result<AlertTicketDraft, DomainError> {
     let summary = match facts.message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
         Some(m) => truncate_chars(m.lines().next().unwrap_or(m), SUMMARY_MAX),
         None => summary_from_context(facts),
@@ -420,9 +451,10 @@ pub fn ticket_draft(uid: &AlertUid, facts: &AlertFacts, priorities: &PriorityMap
         priority: priorities.map(facts.priority.as_deref(), Priority::Medium),
         asset: facts.device_hostname.clone().filter(|h| !h.trim().is_empty()),
         custom_fields: validate_custom_fields(facts.additional_values.clone()).map_err(|e| match e {
-            DomainError::Validation { field, message } => {
-                DomainError::Validation { field: field.replacen("custom_fields", "additional_values", 1), message }
-            }
+            DomainError::Validation { field, message } => DomainError::Validation {
+                field: field.replacen("custom_fields", "additional_values", 1),
+                message,
+            },
             other => other,
         })?,
     })
@@ -456,10 +488,16 @@ mod tests {
     #[test]
     fn a_first_raise_opens_a_ticket_and_repeats_are_duplicates() {
         let first = apply(None, &ev(AlertEventKind::Raised, AlertSource::Webhook));
-        assert_eq!((first.outcome, first.effect), (Outcome::Created, Some(Effect::OpenTicket)));
+        assert_eq!(
+            (first.outcome, first.effect),
+            (Outcome::Created, Some(Effect::OpenTicket))
+        );
         let alert = with_ticket(first);
         let again = apply(Some(&alert), &ev(AlertEventKind::Raised, AlertSource::Webhook));
-        assert_eq!((again.outcome, again.effect, again.changed), (Outcome::Duplicate, None, false));
+        assert_eq!(
+            (again.outcome, again.effect, again.changed),
+            (Outcome::Duplicate, None, false)
+        );
         let by_mail = apply(Some(&alert), &ev(AlertEventKind::Raised, AlertSource::Email));
         assert_eq!((by_mail.outcome, by_mail.changed), (Outcome::Duplicate, true));
         assert_eq!(by_mail.alert.sources, vec![AlertSource::Webhook, AlertSource::Email]);
@@ -504,7 +542,9 @@ mod tests {
             site_name: Some("Acme".into()),
             ..Default::default()
         };
-        facts.additional_values.insert("category".into(), serde_json::json!("Monitoring"));
+        facts
+            .additional_values
+            .insert("category".into(), serde_json::json!("Monitoring"));
         let d = ticket_draft(&uid, &facts, &PriorityMap::default()).unwrap();
         assert_eq!(d.summary.chars().count(), 200);
         assert_eq!(d.priority, Priority::High);
@@ -537,7 +577,11 @@ mod tests {
         prop_oneof![Just(AlertEventKind::Raised), Just(AlertEventKind::Resolved)]
     }
     fn source() -> impl Strategy<Value = AlertSource> {
-        prop_oneof![Just(AlertSource::Webhook), Just(AlertSource::Email), Just(AlertSource::Poll)]
+        prop_oneof![
+            Just(AlertSource::Webhook),
+            Just(AlertSource::Email),
+            Just(AlertSource::Poll)
+        ]
     }
 
     proptest! {

@@ -85,13 +85,7 @@ impl Chat {
     }
 
     /// Post a message the desk produced itself (system notes, invitations).
-    pub fn push(
-        &mut self,
-        from: String,
-        text: String,
-        html: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), DomainError> {
+    pub fn push(&mut self, from: String, text: String, html: bool, now: DateTime<Utc>) -> Result<(), DomainError> {
         if !self.is_open() {
             return Err(DomainError::conflict(
                 "CHAT_ENDED",
@@ -144,10 +138,23 @@ mod tests {
         }
         .into_chat(1, now)
         .unwrap();
-        c.post(NewChatMessage { from: "Jane".into(), text: "hi".into() }, now).unwrap();
+        c.post(
+            NewChatMessage {
+                from: "Jane".into(),
+                text: "hi".into(),
+            },
+            now,
+        )
+        .unwrap();
         c.end(now).unwrap();
         assert!(c
-            .post(NewChatMessage { from: "Jane".into(), text: "again".into() }, now)
+            .post(
+                NewChatMessage {
+                    from: "Jane".into(),
+                    text: "again".into()
+                },
+                now
+            )
             .is_err());
         assert_eq!(c.messages.len(), 1);
     }

@@ -55,7 +55,12 @@ impl PriorityMap {
     /// The ticket priority for a Datto word; unknown or absent words map like `Unknown`,
     /// or to `fallback` when the table has no `Unknown` row.
     pub fn map(&self, datto: Option<&str>, fallback: Priority) -> Priority {
-        let find = |w: &str| self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(w.trim())).map(|(_, v)| *v);
+        let find = |w: &str| {
+            self.0
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(w.trim()))
+                .map(|(_, v)| *v)
+        };
         datto.and_then(find).or_else(|| find("Unknown")).unwrap_or(fallback)
     }
 }
@@ -113,7 +118,10 @@ impl DattoSettings {
             ));
         }
         if !(1..=1440).contains(&self.sync_interval_minutes) {
-            return Err(DomainError::invalid("sync_interval_minutes", "must be between 1 and 1440"));
+            return Err(DomainError::invalid(
+                "sync_interval_minutes",
+                "must be between 1 and 1440",
+            ));
         }
         if let Some(a) = &self.from_address {
             super::email("from_address", a)?;

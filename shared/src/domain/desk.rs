@@ -135,10 +135,7 @@ pub struct NewUser {
 
 impl NewUser {
     pub fn validate(&self) -> Result<(String, String), DomainError> {
-        Ok((
-            required_text("name", &self.name, 200)?,
-            email("email", &self.email)?,
-        ))
+        Ok((required_text("name", &self.name, 200)?, email("email", &self.email)?))
     }
 }
 
@@ -214,8 +211,8 @@ pub struct NewTeam {
 impl NewTeam {
     pub fn into_team(self, id: u64) -> Result<Team, DomainError> {
         let name = required_text("name", &self.name, 200)?;
-        let display_name = optional_text("display_name", self.display_name.as_deref(), 200)?
-            .unwrap_or_else(|| name.clone());
+        let display_name =
+            optional_text("display_name", self.display_name.as_deref(), 200)?.unwrap_or_else(|| name.clone());
         Ok(Team {
             id,
             bt_team_id: optional_text("bt_team_id", self.bt_team_id.as_deref(), 50)?,

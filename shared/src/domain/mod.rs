@@ -50,20 +50,13 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Dom
         return Err(DomainError::invalid(field, "must not be empty"));
     }
     if v.chars().count() > max {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(DomainError::invalid(field, format!("must be at most {max} characters")));
     }
     Ok(v.to_string())
 }
 
 /// Like `required_text`, but absent or blank becomes `None`.
-pub fn optional_text(
-    field: &str,
-    value: Option<&str>,
-    max: usize,
-) -> Result<Option<String>, DomainError> {
+pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, DomainError> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
         Some(v) => required_text(field, v, max).map(Some),

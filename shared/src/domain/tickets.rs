@@ -138,10 +138,7 @@ pub fn validate_custom_fields(
             return Err(DomainError::invalid(path, "names must be 1 to 100 characters"));
         }
         if !(v.is_string() || v.is_number() || v.is_boolean()) {
-            return Err(DomainError::invalid(
-                path,
-                "must be a string, a number or a boolean",
-            ));
+            return Err(DomainError::invalid(path, "must be a string, a number or a boolean"));
         }
     }
     Ok(fields)
@@ -160,12 +157,7 @@ fn note_kind() -> ActionKind {
 }
 
 impl NewAction {
-    pub fn into_action(
-        self,
-        id: u64,
-        agent_id: Option<u64>,
-        now: DateTime<Utc>,
-    ) -> Result<Action, DomainError> {
+    pub fn into_action(self, id: u64, agent_id: Option<u64>, now: DateTime<Utc>) -> Result<Action, DomainError> {
         Ok(Action {
             id,
             at: now,
@@ -274,7 +266,10 @@ mod tests {
         assert_eq!(t.close_origin, Some(CloseOrigin::Agent));
         assert!(matches!(
             t.close(2, None, "", CloseOrigin::Agent, Utc::now()),
-            Err(DomainError::Conflict { code: "TICKET_CLOSED", .. })
+            Err(DomainError::Conflict {
+                code: "TICKET_CLOSED",
+                ..
+            })
         ));
         t.reopen(3, None, "", Utc::now()).unwrap();
         assert!(t.is_open() && t.closed_at.is_none() && t.close_origin.is_none());
@@ -291,7 +286,10 @@ mod tests {
         m.insert("d".into(), serde_json::json!({"x": 1}));
         assert_eq!(
             validate_custom_fields(m),
-            Err(DomainError::invalid("custom_fields.d", "must be a string, a number or a boolean"))
+            Err(DomainError::invalid(
+                "custom_fields.d",
+                "must be a string, a number or a boolean"
+            ))
         );
     }
 }

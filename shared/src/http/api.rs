@@ -63,7 +63,9 @@ impl ListParams {
         }
         let cursor = match &self.cursor {
             None => None,
-            Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::bad_request("cursor", "is not a cursor this API issued"))?),
+            Some(c) => Some(
+                decode_cursor(c).ok_or_else(|| ApiError::bad_request("cursor", "is not a cursor this API issued"))?,
+            ),
         };
         Ok(PageRequest { limit, cursor })
     }
@@ -114,11 +116,17 @@ impl CustomerScoped {
 
 // ---- customers, sites, users ------------------------------------------------------------
 
-async fn list_customers(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListParams>) -> ApiResult<Json<ListBody<Customer>>> {
+async fn list_customers(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<ListBody<Customer>>> {
     Ok(Json(s.store.customers(&q.page()?).await?.into()))
 }
 
-async fn create_customer(State(s): State<AppState>, ApiJson(input): ApiJson<NewCustomer>) -> ApiResult<Created<Customer>> {
+async fn create_customer(
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<NewCustomer>,
+) -> ApiResult<Created<Customer>> {
     Ok((StatusCode::CREATED, Json(s.store.create_customer(input).await?)))
 }
 
@@ -126,11 +134,18 @@ async fn get_customer(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResul
     Ok(Json(s.store.customer(id).await?))
 }
 
-async fn update_customer(State(s): State<AppState>, IdPath(id): IdPath, ApiJson(input): ApiJson<CustomerUpdate>) -> ApiResult<Json<Customer>> {
+async fn update_customer(
+    State(s): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(input): ApiJson<CustomerUpdate>,
+) -> ApiResult<Json<Customer>> {
     Ok(Json(s.store.update_customer(id, input).await?))
 }
 
-async fn list_sites(State(s): State<AppState>, ApiQuery(q): ApiQuery<CustomerScoped>) -> ApiResult<Json<ListBody<Site>>> {
+async fn list_sites(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<CustomerScoped>,
+) -> ApiResult<Json<ListBody<Site>>> {
     Ok(Json(s.store.sites(q.customer_id, &q.page()?).await?.into()))
 }
 
@@ -142,11 +157,18 @@ async fn get_site(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Js
     Ok(Json(s.store.site(id).await?))
 }
 
-async fn update_site(State(s): State<AppState>, IdPath(id): IdPath, ApiJson(input): ApiJson<SiteUpdate>) -> ApiResult<Json<Site>> {
+async fn update_site(
+    State(s): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(input): ApiJson<SiteUpdate>,
+) -> ApiResult<Json<Site>> {
     Ok(Json(s.store.update_site(id, input).await?))
 }
 
-async fn list_users(State(s): State<AppState>, ApiQuery(q): ApiQuery<CustomerScoped>) -> ApiResult<Json<ListBody<User>>> {
+async fn list_users(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<CustomerScoped>,
+) -> ApiResult<Json<ListBody<User>>> {
     Ok(Json(s.store.users(q.customer_id, &q.page()?).await?.into()))
 }
 
@@ -158,7 +180,11 @@ async fn get_user(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Js
     Ok(Json(s.store.user(id).await?))
 }
 
-async fn update_user(State(s): State<AppState>, IdPath(id): IdPath, ApiJson(input): ApiJson<UserUpdate>) -> ApiResult<Json<User>> {
+async fn update_user(
+    State(s): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(input): ApiJson<UserUpdate>,
+) -> ApiResult<Json<User>> {
     Ok(Json(s.store.update_user(id, input).await?))
 }
 
@@ -176,7 +202,11 @@ async fn get_agent(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<J
     Ok(Json(s.store.agent(id).await?))
 }
 
-async fn update_agent(State(s): State<AppState>, IdPath(id): IdPath, ApiJson(input): ApiJson<AgentUpdate>) -> ApiResult<Json<Agent>> {
+async fn update_agent(
+    State(s): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(input): ApiJson<AgentUpdate>,
+) -> ApiResult<Json<Agent>> {
     Ok(Json(s.store.update_agent(id, input).await?))
 }
 
@@ -192,15 +222,25 @@ async fn get_team(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Js
     Ok(Json(s.store.team(id).await?))
 }
 
-async fn update_team(State(s): State<AppState>, IdPath(id): IdPath, ApiJson(input): ApiJson<TeamUpdate>) -> ApiResult<Json<Team>> {
+async fn update_team(
+    State(s): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(input): ApiJson<TeamUpdate>,
+) -> ApiResult<Json<Team>> {
     Ok(Json(s.store.update_team(id, input).await?))
 }
 
-async fn list_ticket_types(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListParams>) -> ApiResult<Json<ListBody<TicketType>>> {
+async fn list_ticket_types(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<ListBody<TicketType>>> {
     Ok(Json(s.store.ticket_types(&q.page()?).await?.into()))
 }
 
-async fn create_ticket_type(State(s): State<AppState>, ApiJson(input): ApiJson<NewTicketType>) -> ApiResult<Created<TicketType>> {
+async fn create_ticket_type(
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<NewTicketType>,
+) -> ApiResult<Created<TicketType>> {
     Ok((StatusCode::CREATED, Json(s.store.create_ticket_type(input).await?)))
 }
 
@@ -233,15 +273,19 @@ async fn acting_agent(s: &AppState, agent: ActingAgent) -> ApiResult<Option<u64>
         None => Ok(None),
         Some(id) => match s.store.agent(id).await {
             Ok(_) => Ok(Some(id)),
-            Err(crate::Error::Domain(crate::domain::DomainError::NotFound { .. })) => {
-                Err(ApiError::bad_request("X-Agent-Id", format!("agent {id} does not exist")))
-            }
+            Err(crate::Error::Domain(crate::domain::DomainError::NotFound { .. })) => Err(ApiError::bad_request(
+                "X-Agent-Id",
+                format!("agent {id} does not exist"),
+            )),
             Err(e) => Err(e.into()),
         },
     }
 }
 
-async fn list_tickets(State(s): State<AppState>, ApiQuery(q): ApiQuery<TicketQuery>) -> ApiResult<Json<ListBody<Ticket>>> {
+async fn list_tickets(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<TicketQuery>,
+) -> ApiResult<Json<ListBody<Ticket>>> {
     let page = ListParams {
         limit: q.limit,
         cursor: q.cursor.clone(),
@@ -326,6 +370,10 @@ struct LinkBody {
     ticket_id: u64,
 }
 
-async fn link_chat(State(s): State<AppState>, IdPath(id): IdPath, ApiJson(body): ApiJson<LinkBody>) -> ApiResult<Json<Chat>> {
+async fn link_chat(
+    State(s): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> ApiResult<Json<Chat>> {
     Ok(Json(s.store.link_chat(id, body.ticket_id).await?))
 }

@@ -100,10 +100,12 @@ async fn put_config(State(s): State<AppState>, ApiJson(input): ApiJson<DattoConf
     Ok(Json(config_body(&s, &settings).await?))
 }
 
-async fn webhook_helper(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let st = webhook_state::load_or_create(s.secrets.as_ref()).await.map_err(crate::Error::from)?;
+async fn webhook_helper(State(s): State<AppState>, headers: axum::http::HeaderMap) -> ApiResult<Json<Value>> {
+    let st = webhook_state::load_or_create(s.secrets.as_ref())
+        .await
+        .map_err(crate::Error::from)?;
     Ok(Json(json!({
-        "url": format!("{}/datto/webhook", s.config.public_url),
+        "url": format!("{}/datto/webhook", super::public_base(&s.config, &headers)),
         "content_type": setup::CONTENT_TYPE,
         "raised_payload": setup::webhook_payload(&st.current, false),
         "resolved_payload": setup::webhook_payload(&st.current, true),
@@ -112,7 +114,9 @@ async fn webhook_helper(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 async fn rotate_state(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let st = webhook_state::rotate(s.secrets.as_ref(), s.clock.now()).await.map_err(crate::Error::from)?;
+    let st = webhook_state::rotate(s.secrets.as_ref(), s.clock.now())
+        .await
+        .map_err(crate::Error::from)?;
     tracing::info!("datto webhook state rotated");
     Ok(Json(json!({
         "rotated": true,
@@ -156,7 +160,10 @@ struct LogQuery {
     cursor: Option<String>,
 }
 
-async fn request_log(State(s): State<AppState>, ApiQuery(q): ApiQuery<LogQuery>) -> ApiResult<Json<ListBody<RequestLogEntry>>> {
+async fn request_log(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> ApiResult<Json<ListBody<RequestLogEntry>>> {
     let page = ListParams {
         limit: q.limit,
         cursor: q.cursor,

@@ -23,7 +23,12 @@ pub fn routes() -> Router<AppState> {
 /// answer (the refusal stands), but is logged.
 async fn refuse(s: &AppState, mut log: RequestLogEntry, err: ApiError, raw: Option<&[u8]>) -> Response {
     log.status = err.status.as_u16();
-    log.outcome = if err.status == StatusCode::UNAUTHORIZED { "unauthorized" } else { "rejected" }.to_string();
+    log.outcome = if err.status == StatusCode::UNAUTHORIZED {
+        "unauthorized"
+    } else {
+        "rejected"
+    }
+    .to_string();
     log.reason = Some(err.message.clone());
     if let Some(raw) = raw {
         log.keep_raw(raw);
@@ -52,7 +57,10 @@ async fn webhook(State(s): State<AppState>, req: Request) -> Response {
         let e = ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
-            format!("content-type must be application/json, got {}", if ct.is_empty() { "none" } else { &ct }),
+            format!(
+                "content-type must be application/json, got {}",
+                if ct.is_empty() { "none" } else { &ct }
+            ),
         );
         return refuse(&s, log, e, None).await;
     }
@@ -76,7 +84,11 @@ async fn webhook(State(s): State<AppState>, req: Request) -> Response {
         _ => false,
     };
     if !authorised {
-        let msg = if state_of(body).is_none() { "state: missing" } else { "state: wrong or expired" };
+        let msg = if state_of(body).is_none() {
+            "state: missing"
+        } else {
+            "state: wrong or expired"
+        };
         return refuse(&s, log, ApiError::unauthorized(msg), None).await;
     }
     let call = match interpret(body, now) {

@@ -69,7 +69,9 @@ impl From<Error> for ApiError {
                 "storage is unavailable; nothing was saved, try again",
                 s,
             ),
-            Error::Store(ref s) => ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error", s),
+            Error::Store(ref s) => {
+                ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error", s)
+            }
             Error::Queue(ref q @ QueueError::Unavailable(_)) => ApiError::internal(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "QUEUE_UNAVAILABLE",
@@ -77,9 +79,11 @@ impl From<Error> for ApiError {
                 q,
             ),
             Error::Queue(QueueError::NotFound(m)) => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", m),
-            Error::Mail(MailError::Rejected(m)) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "MAIL_REJECTED", format!("the mail service refused the message: {m}"))
-            }
+            Error::Mail(MailError::Rejected(m)) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "MAIL_REJECTED",
+                format!("the mail service refused the message: {m}"),
+            ),
             Error::Mail(ref m @ MailError::Unavailable(_)) => ApiError::internal(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "MAIL_UNAVAILABLE",

@@ -36,11 +36,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let msg = inner.to_string();
         let field = if path == "." || path.is_empty() {
             // serde names a missing field only in the message: "missing field `x` at ..."
-            msg.split('`').nth(1).map(str::to_string).unwrap_or_else(|| "body".to_string())
+            msg.split('`')
+                .nth(1)
+                .map(str::to_string)
+                .unwrap_or_else(|| "body".to_string())
         } else {
             path
         };
-        let kind = if inner.is_syntax() || inner.is_eof() { "MALFORMED_JSON" } else { "VALIDATION" };
+        let kind = if inner.is_syntax() || inner.is_eof() {
+            "MALFORMED_JSON"
+        } else {
+            "VALIDATION"
+        };
         ApiError::new(StatusCode::BAD_REQUEST, kind, format!("{field}: {msg}"))
     })
 }
@@ -135,12 +142,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
-        serde_path_to_error::deserialize(de)
-            .map(ApiQuery)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                ApiError::bad_request(if path == "." { "query" } else { &path }, e.into_inner())
-            })
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
+            let path = e.path().to_string();
+            ApiError::bad_request(if path == "." { "query" } else { &path }, e.into_inner())
+        })
     }
 }
 

@@ -48,17 +48,15 @@ pub fn with_common_layers(router: Router) -> Router {
             StatusCode::GATEWAY_TIMEOUT,
             Duration::from_secs(25),
         ))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-")
-                    .to_string();
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
@@ -79,6 +77,19 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
     }
 }
 
+/// The public base URL: the configured one, or `https://<Host>` of the request when none
+/// is configured (behind API Gateway the Host is the API's own domain).
+pub fn public_base(config: &HttpConfig, headers: &axum::http::HeaderMap) -> String {
+    if !config.public_url.is_empty() {
+        return config.public_url.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("https://{host}")
+}
+
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
@@ -93,7 +104,12 @@ pub fn helpdesk_router(state: AppState) -> Router {
         .merge(api_datto::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
-    with_common_layers(Router::new().route("/healthz", get(healthz)).merge(api).fallback(not_found))
+    with_common_layers(
+        Router::new()
+            .route("/healthz", get(healthz))
+            .merge(api)
+            .fallback(not_found),
+    )
 }
 
 /// Datto intake (`POST /datto/webhook`), authenticated by the `state` in the body.

@@ -47,7 +47,11 @@ async fn new_alert_ticket(store: &Store, ev: &AlertEvent, settings: &DattoSettin
     let facts = &ev.facts;
     let draft = ticket_draft(&ev.uid, facts, &settings.priority_map)?;
     let mapping = match facts.site_uid.as_deref() {
-        Some(site_uid) => store.site_for_datto(site_uid, facts.site_name.as_deref(), settings).await?,
+        Some(site_uid) => {
+            store
+                .site_for_datto(site_uid, facts.site_name.as_deref(), settings)
+                .await?
+        }
         None => store.fallback_alert_site(settings).await?,
     };
     let ticket_type_id = match settings.default_ticket_type_id {

@@ -86,7 +86,12 @@ pub struct AlertWrite<'a> {
 }
 
 fn alert_record(alert: &Alert, version: u64) -> Record {
-    Record::new(ALERT, alert.alert_uid.as_str(), serde_json::to_value(alert).expect("serializable")).with_version(version)
+    Record::new(
+        ALERT,
+        alert.alert_uid.as_str(),
+        serde_json::to_value(alert).expect("serializable"),
+    )
+    .with_version(version)
 }
 
 impl Record {
@@ -160,12 +165,17 @@ impl Store {
                 .map_err(|_| DomainError::invalid("import_customer_id", format!("customer {c} does not exist")))?;
         }
         if let Some(t) = s.default_ticket_type_id {
-            self.ticket_type(t)
-                .await
-                .map_err(|_| DomainError::invalid("default_ticket_type_id", format!("ticket type {t} does not exist")))?;
+            self.ticket_type(t).await.map_err(|_| {
+                DomainError::invalid("default_ticket_type_id", format!("ticket type {t} does not exist"))
+            })?;
         }
         let r = Record::new(CONFIG, "datto", serde_json::to_value(s).expect("serializable"));
-        self.records().write(vec![WriteOp::Put { record: r, condition: Condition::Always }]).await?;
+        self.records()
+            .write(vec![WriteOp::Put {
+                record: r,
+                condition: Condition::Always,
+            }])
+            .await?;
         Ok(())
     }
 
@@ -188,14 +198,24 @@ impl Store {
         if site.customer_id != m.customer_id {
             return Err(DomainError::invalid(
                 "site_id",
-                format!("site {} belongs to customer {}, not {}", m.site_id, site.customer_id, m.customer_id),
+                format!(
+                    "site {} belongs to customer {}, not {}",
+                    m.site_id, site.customer_id, m.customer_id
+                ),
             )
             .into());
         }
-        let r = Record::new(SITE_MAPPING, &m.datto_site_uid, serde_json::to_value(m).expect("serializable"));
+        let r = Record::new(
+            SITE_MAPPING,
+            &m.datto_site_uid,
+            serde_json::to_value(m).expect("serializable"),
+        );
         self.records()
             .write(vec![
-                WriteOp::Put { record: r, condition: Condition::Always },
+                WriteOp::Put {
+                    record: r,
+                    condition: Condition::Always,
+                },
                 Self::must_exist(CUSTOMER, m.customer_id),
                 Self::must_exist(SITE, m.site_id),
             ])
@@ -234,7 +254,15 @@ impl Store {
                 }
                 ImportMode::CustomerPerSite => {
                     let c = self.next_id(CUSTOMER).await?;
-                    ops.push(Self::put_new(CUSTOMER, c, &Customer { id: c, name: name.clone(), main_site_id: site_id }));
+                    ops.push(Self::put_new(
+                        CUSTOMER,
+                        c,
+                        &Customer {
+                            id: c,
+                            name: name.clone(),
+                            main_site_id: site_id,
+                        },
+                    ));
                     c
                 }
             };
@@ -251,7 +279,11 @@ impl Store {
             };
             ops.push(Self::put_new(SITE, site_id, &site));
             ops.push(WriteOp::Put {
-                record: Record::new(SITE_MAPPING, datto_site_uid, serde_json::to_value(&mapping).expect("serializable")),
+                record: Record::new(
+                    SITE_MAPPING,
+                    datto_site_uid,
+                    serde_json::to_value(&mapping).expect("serializable"),
+                ),
                 condition: Condition::NotExists,
             });
             match self.records().write(ops).await {
@@ -276,10 +308,14 @@ impl Store {
                 site_id: customer.main_site_id,
             });
         }
-        self.site_for_datto("unknown", Some("Datto RMM (unknown site)"), &DattoSettings {
-            import_mode: ImportMode::CustomerPerSite,
-            ..settings.clone()
-        })
+        self.site_for_datto(
+            "unknown",
+            Some("Datto RMM (unknown site)"),
+            &DattoSettings {
+                import_mode: ImportMode::CustomerPerSite,
+                ..settings.clone()
+            },
+        )
         .await
     }
 
@@ -306,7 +342,8 @@ impl Store {
     /// Newest entries first.
     pub async fn request_log(&self, filter: &RequestLogFilter, page: &PageRequest) -> Result<Listing<RequestLogEntry>> {
         self.list(Index::Primary, REQUEST_LOG, true, page, |e: &RequestLogEntry| {
-            filter.source.as_deref().is_none_or(|s| e.source == s) && filter.outcome.as_deref().is_none_or(|o| e.outcome == o)
+            filter.source.as_deref().is_none_or(|s| e.source == s)
+                && filter.outcome.as_deref().is_none_or(|o| e.outcome == o)
         })
         .await
     }

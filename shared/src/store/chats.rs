@@ -26,7 +26,10 @@ impl Store {
             ops.push(Self::must_exist(TICKET, t));
             refs.push((TICKET, "ticket", t));
         }
-        self.records().write(ops).await.map_err(|e| missing_reference(e, &refs))?;
+        self.records()
+            .write(ops)
+            .await
+            .map_err(|e| missing_reference(e, &refs))?;
         Ok(chat)
     }
 
@@ -55,7 +58,10 @@ impl Store {
 
     pub async fn end_chat(&self, id: u64) -> Result<Chat> {
         let now = self.clock().now();
-        Ok(self.update(CHAT, "chat", id, |c: &mut Chat, _| Ok(c.end(now)?)).await?.0)
+        Ok(self
+            .update(CHAT, "chat", id, |c: &mut Chat, _| Ok(c.end(now)?))
+            .await?
+            .0)
     }
 
     pub async fn link_chat(&self, id: u64, ticket_id: u64) -> Result<Chat> {

@@ -46,7 +46,10 @@ impl Store {
             datto_site_uid: None,
         };
         self.records()
-            .write(vec![Self::put_new(CUSTOMER, id, &customer), Self::put_new(SITE, site_id, &site)])
+            .write(vec![
+                Self::put_new(CUSTOMER, id, &customer),
+                Self::put_new(SITE, site_id, &site),
+            ])
             .await?;
         Ok(customer)
     }
@@ -56,14 +59,16 @@ impl Store {
     }
 
     pub async fn customers(&self, page: &PageRequest) -> Result<Listing<Customer>> {
-        self.list(Index::Primary, CUSTOMER, false, page, |_: &Customer| true).await
+        self.list(Index::Primary, CUSTOMER, false, page, |_: &Customer| true)
+            .await
     }
 
     pub async fn update_customer(&self, id: u64, input: CustomerUpdate) -> Result<Customer> {
         if let Some(site_id) = input.main_site_id {
-            let site = self.site(site_id).await.map_err(|_| {
-                DomainError::invalid("main_site_id", format!("site {site_id} does not exist"))
-            })?;
+            let site = self
+                .site(site_id)
+                .await
+                .map_err(|_| DomainError::invalid("main_site_id", format!("site {site_id} does not exist")))?;
             if site.customer_id != id {
                 return Err(DomainError::invalid(
                     "main_site_id",
@@ -72,7 +77,11 @@ impl Store {
                 .into());
             }
         }
-        let name = input.name.as_deref().map(|n| required_text("name", n, 200)).transpose()?;
+        let name = input
+            .name
+            .as_deref()
+            .map(|n| required_text("name", n, 200))
+            .transpose()?;
         let (c, ()) = self
             .update(CUSTOMER, "customer", id, |c: &mut Customer, _| {
                 if let Some(n) = &name {
@@ -97,7 +106,10 @@ impl Store {
             datto_site_uid,
         };
         self.records()
-            .write(vec![Self::must_exist(CUSTOMER, input.customer_id), Self::put_new(SITE, id, &site)])
+            .write(vec![
+                Self::must_exist(CUSTOMER, input.customer_id),
+                Self::put_new(SITE, id, &site),
+            ])
             .await
             .map_err(|e| missing_reference(e, &[(CUSTOMER, "customer", input.customer_id)]))?;
         Ok(site)
@@ -115,7 +127,11 @@ impl Store {
     }
 
     pub async fn update_site(&self, id: u64, input: SiteUpdate) -> Result<Site> {
-        let name = input.name.as_deref().map(|n| required_text("name", n, 200)).transpose()?;
+        let name = input
+            .name
+            .as_deref()
+            .map(|n| required_text("name", n, 200))
+            .transpose()?;
         Ok(self
             .update(SITE, "site", id, |s: &mut Site, _| {
                 if let Some(n) = &name {
@@ -151,7 +167,10 @@ impl Store {
             customer_id: input.customer_id,
         };
         self.records()
-            .write(vec![Self::must_exist(CUSTOMER, input.customer_id), Self::put_new(USER, id, &user)])
+            .write(vec![
+                Self::must_exist(CUSTOMER, input.customer_id),
+                Self::put_new(USER, id, &user),
+            ])
             .await
             .map_err(|e| missing_reference(e, &[(CUSTOMER, "customer", input.customer_id)]))?;
         Ok(user)
@@ -169,8 +188,16 @@ impl Store {
     }
 
     pub async fn update_user(&self, id: u64, input: UserUpdate) -> Result<User> {
-        let name = input.name.as_deref().map(|n| required_text("name", n, 200)).transpose()?;
-        let email = input.email.as_deref().map(|e| crate::domain::email("email", e)).transpose()?;
+        let name = input
+            .name
+            .as_deref()
+            .map(|n| required_text("name", n, 200))
+            .transpose()?;
+        let email = input
+            .email
+            .as_deref()
+            .map(|e| crate::domain::email("email", e))
+            .transpose()?;
         Ok(self
             .update(USER, "user", id, |u: &mut User, _| {
                 if let Some(n) = &name {
@@ -216,7 +243,10 @@ impl Store {
         let team = input.into_team(id)?;
         let mut ops = vec![Self::put_new(TEAM, id, &team)];
         if team.is_default {
-            ops.extend(self.clear_other_defaults::<Team>(TEAM, id, |t| &mut t.is_default).await?);
+            ops.extend(
+                self.clear_other_defaults::<Team>(TEAM, id, |t| &mut t.is_default)
+                    .await?,
+            );
         }
         self.records().write(ops).await?;
         Ok(team)
@@ -233,7 +263,8 @@ impl Store {
     pub async fn update_team(&self, id: u64, input: TeamUpdate) -> Result<Team> {
         let becomes_default = input.is_default == Some(true);
         let others = if becomes_default {
-            self.clear_other_defaults::<Team>(TEAM, id, |t| &mut t.is_default).await?
+            self.clear_other_defaults::<Team>(TEAM, id, |t| &mut t.is_default)
+                .await?
         } else {
             Vec::new()
         };
@@ -259,7 +290,10 @@ impl Store {
         let tt = input.into_ticket_type(id)?;
         let mut ops = vec![Self::put_new(TICKET_TYPE, id, &tt)];
         if tt.is_default {
-            ops.extend(self.clear_other_defaults::<TicketType>(TICKET_TYPE, id, |t| &mut t.is_default).await?);
+            ops.extend(
+                self.clear_other_defaults::<TicketType>(TICKET_TYPE, id, |t| &mut t.is_default)
+                    .await?,
+            );
         }
         self.records().write(ops).await?;
         Ok(tt)
@@ -270,12 +304,14 @@ impl Store {
     }
 
     pub async fn ticket_types(&self, page: &PageRequest) -> Result<Listing<TicketType>> {
-        self.list(Index::Primary, TICKET_TYPE, false, page, |_: &TicketType| true).await
+        self.list(Index::Primary, TICKET_TYPE, false, page, |_: &TicketType| true)
+            .await
     }
 
     pub async fn update_ticket_type(&self, id: u64, input: TicketTypeUpdate) -> Result<TicketType> {
         let others = if input.is_default == Some(true) {
-            self.clear_other_defaults::<TicketType>(TICKET_TYPE, id, |t| &mut t.is_default).await?
+            self.clear_other_defaults::<TicketType>(TICKET_TYPE, id, |t| &mut t.is_default)
+                .await?
         } else {
             Vec::new()
         };
@@ -307,7 +343,10 @@ impl Store {
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
         let mut ops = Vec::new();
-        let mut page = PageRequest { limit: 1000, cursor: None };
+        let mut page = PageRequest {
+            limit: 1000,
+            cursor: None,
+        };
         loop {
             let mut q = crate::ports::Query::partition(Index::Primary, kind);
             q.limit = page.limit;
@@ -333,8 +372,15 @@ impl Store {
         }
     }
 
-    async fn find_first<T: serde::de::DeserializeOwned>(&self, kind: &str, pick: impl Fn(&T) -> bool) -> Result<Option<T>> {
-        let mut page = PageRequest { limit: 1000, cursor: None };
+    async fn find_first<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        pick: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>> {
+        let mut page = PageRequest {
+            limit: 1000,
+            cursor: None,
+        };
         loop {
             let l = self.list(Index::Primary, kind, false, &page, &pick).await?;
             if let Some(first) = l.items.into_iter().next() {

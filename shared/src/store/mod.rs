@@ -124,7 +124,12 @@ impl Store {
     }
 
     /// The aggregate, or `NotFound` naming `label` (the kind as users know it).
-    pub(crate) async fn fetch<T: DeserializeOwned>(&self, kind: &str, label: &'static str, id: u64) -> Result<(T, u64)> {
+    pub(crate) async fn fetch<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        label: &'static str,
+        id: u64,
+    ) -> Result<(T, u64)> {
         self.load(kind, id)
             .await?
             .ok_or_else(|| DomainError::not_found(label, id).into())
@@ -174,7 +179,7 @@ impl Store {
         q.start_after = page.cursor.clone();
         let mut items = Vec::new();
         for _ in 0..10 {
-            q.limit = (limit - items.len()).max(25).min(1000);
+            q.limit = (limit - items.len()).clamp(25, 1000);
             let got = self.records.query(&q).await?;
             for r in &got.items {
                 let v: T = Self::decode(r)?;

@@ -79,7 +79,9 @@ impl Store {
                     .await
                     .map_err(|_| DomainError::invalid("site_id", format!("site {s} does not exist")))?;
                 if site.customer_id != customer_id {
-                    return Err(DomainError::invalid("site_id", format!("site {s} belongs to another customer")).into());
+                    return Err(
+                        DomainError::invalid("site_id", format!("site {s} belongs to another customer")).into(),
+                    );
                 }
                 s
             }
@@ -113,7 +115,13 @@ impl Store {
     /// Create a ticket from an API request.
     pub async fn create_ticket(&self, input: NewTicket) -> Result<Ticket> {
         let r = self
-            .resolve_ticket_refs(input.customer_id, input.site_id, input.user_id, input.ticket_type_id, input.priority)
+            .resolve_ticket_refs(
+                input.customer_id,
+                input.site_id,
+                input.user_id,
+                input.ticket_type_id,
+                input.priority,
+            )
             .await?;
         let id = self.next_id(TICKET).await?;
         let ticket = input.into_ticket(id, r.site_id, r.ticket_type_id, r.priority, self.clock().now())?;
@@ -126,7 +134,10 @@ impl Store {
     pub async fn insert_ticket(&self, ticket: &Ticket, extra: Vec<WriteOp>) -> Result<()> {
         let mut ops = self.ticket_insert_ops(ticket);
         ops.extend(extra);
-        let mut refs = vec![(CUSTOMER, "customer", ticket.customer_id), (SITE, "site", ticket.site_id)];
+        let mut refs = vec![
+            (CUSTOMER, "customer", ticket.customer_id),
+            (SITE, "site", ticket.site_id),
+        ];
         if let Some(u) = ticket.user_id {
             refs.push((USER, "user", u));
         }
@@ -187,7 +198,8 @@ impl Store {
 
     /// Tickets newest first, without their actions.
     pub async fn tickets(&self, filter: &TicketFilter, page: &PageRequest) -> Result<Listing<Ticket>> {
-        self.list(Index::Primary, TICKET, true, page, |t: &Ticket| filter.keeps(t)).await
+        self.list(Index::Primary, TICKET, true, page, |t: &Ticket| filter.keeps(t))
+            .await
     }
 
     pub async fn add_action(&self, ticket_id: u64, input: NewAction, agent_id: Option<u64>) -> Result<Action> {
