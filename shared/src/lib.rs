@@ -10,6 +10,7 @@ pub mod error;
 pub mod hosting;
 pub mod http;
 pub mod intake;
+pub mod jobs;
 pub mod ports;
 pub mod store;
 pub mod telemetry;

@@ -260,6 +260,9 @@ pub enum QueueError {
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("unknown receipt or message: {0}")]
     NotFound(String),
+    /// This host has no such queue (e.g. a Lambda without that queue's URL).
+    #[error("queue {0} is not configured on this host")]
+    NotConfigured(QueueName),
 }
 
 impl QueueError {

@@ -9,4 +9,5 @@ mod desk;
 mod helpers;
 mod intake_datto;
 mod intake_lambda;
+mod jobs_close;
 mod lambda_events;

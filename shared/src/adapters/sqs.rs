@@ -63,7 +63,7 @@ impl SqsQueue {
         self.urls
             .get(&queue)
             .map(|(u, d)| (u.as_str(), d.as_str()))
-            .ok_or_else(|| QueueError::Unavailable(format!("queue {queue} has no SQS URL configured").into()))
+            .ok_or(QueueError::NotConfigured(queue))
     }
 
     /// Receive up to ten messages of `url`, hiding them for `visibility` seconds (the

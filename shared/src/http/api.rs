@@ -330,7 +330,9 @@ async fn close_ticket(
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> ApiResult<Json<Ticket>> {
     let agent = acting_agent(&s, agent).await?;
-    Ok(Json(s.store.close_ticket_by_agent(id, &body.note, agent).await?))
+    Ok(Json(
+        crate::jobs::close_propagation::close_ticket_as_agent(&s.store, s.queue.as_ref(), id, &body.note, agent).await?,
+    ))
 }
 
 async fn reopen_ticket(

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod api_datto;
+pub mod api_ops;
 pub mod datto;
 pub mod error;
 pub mod extract;
@@ -102,6 +103,7 @@ async fn not_found() -> ApiError {
 pub fn helpdesk_router(state: AppState) -> Router {
     let api = api::routes()
         .merge(api_datto::routes())
+        .merge(api_ops::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
     with_common_layers(

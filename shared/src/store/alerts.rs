@@ -351,9 +351,14 @@ impl Store {
 
 impl Store {
     /// Close a ticket as an agent. When the ticket came from a Datto alert, the alert
-    /// records the agent's close in the same transaction (the resolve then waits to be
-    /// told to Datto, unless Datto had resolved it already).
-    pub async fn close_ticket_by_agent(&self, id: u64, note: &str, agent_id: Option<u64>) -> Result<Ticket> {
+    /// records the agent's close, and — unless Datto resolved it already — a pending-close
+    /// record is written for the propagator, all in the same transaction as the close.
+    pub async fn close_ticket_by_agent(
+        &self,
+        id: u64,
+        note: &str,
+        agent_id: Option<u64>,
+    ) -> Result<(Ticket, Option<super::PendingClose>)> {
         for _ in 0..super::UPDATE_ATTEMPTS {
             let (head, _) = self.ticket_head(id).await?;
             let alert = match head.alert_uid.as_deref().map(|u| AlertUid::parse("alert_uid", u)) {
@@ -361,16 +366,29 @@ impl Store {
                 _ => None,
             };
             let now = self.clock().now();
-            let extra = move |_: &Ticket| match alert.clone() {
+            let pending = std::sync::Mutex::new(None);
+            let extra = |_: &Ticket| match alert.clone() {
                 Some((mut a, v)) => {
-                    crate::domain::alerts::ticket_closed_by_agent(&mut a, now);
-                    vec![Self::alert_put(&a, Some(v))]
+                    let needed = crate::domain::alerts::ticket_closed_by_agent(&mut a, now);
+                    let mut ops = vec![Self::alert_put(&a, Some(v))];
+                    if needed {
+                        let p = super::PendingClose {
+                            ticket_id: id,
+                            alert_uid: a.alert_uid.to_string(),
+                            closed_at: now,
+                            enqueued_at: None,
+                        };
+                        ops.push(super::propagation::pending_close_put(&p));
+                        *pending.lock().expect("lock") = Some(p);
+                    }
+                    ops
                 }
                 None => Vec::new(),
             };
             match self.close_ticket(id, note, agent_id, CloseOrigin::Agent, extra).await {
                 Err(Error::Store(StoreError::ConditionFailed { pk, .. })) if pk == ALERT => continue,
-                other => return other,
+                Err(e) => return Err(e),
+                Ok(t) => return Ok((t, pending.into_inner().expect("lock"))),
             }
         }
         Err(StoreError::Unavailable(format!("ticket {id} is changing too fast; try again").into()).into())

@@ -8,6 +8,7 @@
 mod alerts;
 mod chats;
 mod desk;
+mod propagation;
 mod tickets;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, StoreError, WriteOp};
 
 pub use alerts::{AlertWrite, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
+pub use propagation::PendingClose;
 pub use tickets::TicketFilter;
 
 /// How many times an optimistic read-modify-write is retried after losing a race.

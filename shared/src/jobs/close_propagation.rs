@@ -1,0 +1,122 @@
+//! Ticket-close propagation: an agent's close of an alert ticket resolves the alert in
+//! Datto exactly once; Datto-origin closes are never sent back; a sweep re-queues stragglers.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use super::JobError;
+use crate::domain::alerts::AlertUid;
+use crate::domain::tickets::{CloseOrigin, Ticket};
+use crate::error::Result;
+use crate::ports::{Queue, QueueName};
+use crate::store::Store;
+
+/// How long a pending close may wait before the sweep sends its message again.
+pub const SWEEP_AFTER_MINUTES: i64 = 2;
+
+/// What Datto says when asked to resolve an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveResult {
+    Resolved,
+    AlreadyResolved,
+    /// Datto does not know the alert (404/400 after the confirming GET).
+    Unknown,
+}
+
+/// A Datto failure as the job sees it: `Retryable` for 429, 403 blocks, 5xx and timeouts.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DattoCallError {
+    pub retryable: bool,
+    pub message: String,
+}
+
+/// The two Datto calls close propagation needs.
+#[async_trait]
+pub trait DattoAlerts: Send + Sync {
+    /// `Some(resolved?)` for a known alert, `None` when Datto does not know it.
+    async fn alert_resolved(&self, uid: &AlertUid) -> Result<Option<bool>, DattoCallError>;
+    async fn resolve(&self, uid: &AlertUid) -> Result<ResolveResult, DattoCallError>;
+}
+
+/// Close a ticket as an agent and, when Datto must be told, send the `ticket-closed`
+/// message after the commit. A failed send is logged, not fatal: the sweep resends.
+pub async fn close_ticket_as_agent(
+    store: &Store,
+    queue: &dyn Queue,
+    ticket_id: u64,
+    note: &str,
+    agent_id: Option<u64>,
+) -> Result<Ticket> {
+    let (ticket, pending) = store.close_ticket_by_agent(ticket_id, note, agent_id).await?;
+    if let Some(p) = pending {
+        match queue.send(QueueName::TicketClosed, &p.message()).await {
+            Ok(_) => store.mark_close_enqueued(ticket_id, store.clock().now()).await?,
+            Err(e) => tracing::warn!(ticket_id, error = %e, "ticket-closed message not sent; the sweep will resend it"),
+        }
+    }
+    Ok(ticket)
+}
+
+#[derive(Debug, Deserialize)]
+struct TicketClosed {
+    ticket_id: u64,
+    alert_uid: String,
+}
+
+/// Handle one `ticket-closed` message. Idempotent: a message for a close already told to
+/// Datto (or that came from Datto) does nothing.
+pub async fn propagate_close(store: &Store, datto: &dyn DattoAlerts, body: &str) -> Result<(), JobError> {
+    let msg: TicketClosed =
+        serde_json::from_str(body).map_err(|e| JobError::Permanent(format!("not a ticket-closed message: {e}")))?;
+    let uid = AlertUid::parse("alert_uid", &msg.alert_uid).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let Some(_) = store.pending_close(msg.ticket_id).await? else {
+        tracing::info!(ticket_id = msg.ticket_id, "close already propagated");
+        return Ok(());
+    };
+    let (ticket, _) = store.ticket_head(msg.ticket_id).await?;
+    if ticket.close_origin == Some(CloseOrigin::Datto) || ticket.is_open() {
+        // Datto closed it, or it was reopened: nothing to tell Datto.
+        store.finish_close_propagation(msg.ticket_id, &uid, None).await?;
+        return Ok(());
+    }
+    if let Some((alert, _)) = store.alert(&uid).await? {
+        if alert.resolve_propagated {
+            store.finish_close_propagation(msg.ticket_id, &uid, None).await?;
+            return Ok(());
+        }
+    }
+    let vendor = |e: DattoCallError| {
+        if e.retryable {
+            JobError::Retryable(e.message)
+        } else {
+            JobError::Permanent(e.message)
+        }
+    };
+    let note = match datto.alert_resolved(&uid).await.map_err(vendor)? {
+        Some(true) => None,
+        None => Some(format!("Datto RMM does not know alert {uid}; nothing to resolve there.")),
+        Some(false) => match datto.resolve(&uid).await.map_err(vendor)? {
+            ResolveResult::Resolved => Some(format!("Alert {uid} resolved in Datto RMM.")),
+            ResolveResult::AlreadyResolved => None,
+            ResolveResult::Unknown => Some(format!("Datto RMM does not know alert {uid}; nothing to resolve there.")),
+        },
+    };
+    store.finish_close_propagation(msg.ticket_id, &uid, note.as_deref()).await?;
+    tracing::info!(ticket_id = msg.ticket_id, alert_uid = %uid, "close propagated to Datto");
+    Ok(())
+}
+
+/// Resend `ticket-closed` for closes still pending after `SWEEP_AFTER_MINUTES`; returns
+/// how many were re-queued.
+pub async fn sweep_pending_closes(store: &Store, queue: &dyn Queue, now: DateTime<Utc>) -> Result<usize> {
+    let due = store.pending_closes_due(now - Duration::minutes(SWEEP_AFTER_MINUTES), 500).await?;
+    let mut sent = 0;
+    for p in due {
+        queue.send(QueueName::TicketClosed, &p.message()).await?;
+        store.mark_close_enqueued(p.ticket_id, now).await?;
+        sent += 1;
+    }
+    Ok(sent)
+}

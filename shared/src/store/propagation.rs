@@ -1,0 +1,114 @@
+//! The close-propagation outbox: a record written in the same transaction as an agent's
+//! close of an alert ticket, deleted when Datto has been told (or needed no telling).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::alerts::ALERT;
+use super::tickets::{put_action, TICKET};
+use super::{sk_id, Store};
+use crate::domain::alerts::{resolve_propagated, Alert, AlertUid};
+use crate::domain::tickets::{Action, ActionKind};
+use crate::error::{Error, Result};
+use crate::ports::{Condition, Index, Query, Record, StoreError, WriteOp};
+
+const PENDING_CLOSE: &str = "pending-close";
+
+/// A close made here that Datto has not yet been told about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingClose {
+    pub ticket_id: u64,
+    pub alert_uid: String,
+    pub closed_at: DateTime<Utc>,
+    /// When a `ticket-closed` message was last sent for it.
+    #[serde(default)]
+    pub enqueued_at: Option<DateTime<Utc>>,
+}
+
+impl PendingClose {
+    /// The `ticket-closed` message body.
+    pub fn message(&self) -> String {
+        serde_json::json!({"ticket_id": self.ticket_id, "alert_uid": self.alert_uid, "closed_at": self.closed_at}).to_string()
+    }
+}
+
+pub(crate) fn pending_close_put(p: &PendingClose) -> WriteOp {
+    WriteOp::Put {
+        record: Record::new(PENDING_CLOSE, sk_id(p.ticket_id), serde_json::to_value(p).expect("serializable")),
+        condition: Condition::Always,
+    }
+}
+
+impl Store {
+    pub async fn pending_close(&self, ticket_id: u64) -> Result<Option<(PendingClose, u64)>> {
+        match self.records().get(PENDING_CLOSE, &sk_id(ticket_id)).await? {
+            Some(r) => Ok(Some((Self::decode(&r)?, r.version))),
+            None => Ok(None),
+        }
+    }
+
+    /// Pending closes whose message was last sent before `before` (or never), oldest first.
+    pub async fn pending_closes_due(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<PendingClose>> {
+        let mut q = Query::partition(Index::Primary, PENDING_CLOSE);
+        q.limit = 1000;
+        let mut out = Vec::new();
+        loop {
+            let page = self.records().query(&q).await?;
+            for r in &page.items {
+                let p: PendingClose = Self::decode(r)?;
+                if p.enqueued_at.unwrap_or(p.closed_at) < before {
+                    out.push(p);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            match page.next {
+                Some(n) => q.start_after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Remember that a message was sent for the pending close (if it is still pending).
+    pub async fn mark_close_enqueued(&self, ticket_id: u64, at: DateTime<Utc>) -> Result<()> {
+        if let Some((mut p, v)) = self.pending_close(ticket_id).await? {
+            p.enqueued_at = Some(at);
+            let mut r = Record::new(PENDING_CLOSE, sk_id(ticket_id), serde_json::to_value(&p).expect("serializable"));
+            r.version = v + 1;
+            match self.records().write(vec![WriteOp::Put { record: r, condition: Condition::VersionIs(v) }]).await {
+                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Datto knows now (or never needed to): mark the alert propagated, drop the pending
+    /// record, and add `note` to the ticket when given — in one transaction.
+    pub async fn finish_close_propagation(&self, ticket_id: u64, uid: &AlertUid, note: Option<&str>) -> Result<()> {
+        for _ in 0..super::UPDATE_ATTEMPTS {
+            let mut ops = vec![WriteOp::Delete {
+                pk: PENDING_CLOSE.to_string(),
+                sk: sk_id(ticket_id),
+                condition: Condition::Always,
+            }];
+            if let Some((mut alert, v)) = self.alert(uid).await? {
+                let a: &mut Alert = &mut alert;
+                resolve_propagated(a, self.clock().now());
+                ops.push(Self::alert_put(&alert, Some(v)));
+            }
+            if let Some(note) = note {
+                let (id, at) = self.new_action_stamp().await?;
+                ops.push(Self::must_exist(TICKET, ticket_id));
+                ops.push(put_action(ticket_id, &Action { id, at, kind: ActionKind::System, agent_id: None, note: note.to_string() }));
+            }
+            match self.records().write(ops).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed { pk, .. }) if pk == ALERT => continue,
+                Err(e) => return Err(Error::from(e)),
+            }
+        }
+        Err(StoreError::Unavailable("alert kept changing".into()).into())
+    }
+}

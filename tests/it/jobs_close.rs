@@ -1,0 +1,183 @@
+//! Ticket-close propagation through the real queue: an agent's close resolves the Datto
+//! alert exactly once; Datto-origin closes never call back; failures retry, poison dies.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use deskbridge::domain::alerts::AlertUid;
+use deskbridge::jobs::close_propagation::{propagate_close, sweep_pending_closes, DattoAlerts, DattoCallError, ResolveResult};
+use deskbridge::jobs::{run_batch, JobError};
+use deskbridge::ports::{QueueName, MAX_RECEIVES};
+use serde_json::json;
+
+use crate::desk::{fixture_json, on_both_stores, Desk, NowUtc, UID};
+
+/// Datto's alert endpoints as a script: known alerts and whether they are resolved,
+/// resolve calls counted, failures injectable.
+#[derive(Default)]
+struct ScriptedDatto {
+    alerts: Mutex<HashMap<String, bool>>,
+    resolves: AtomicUsize,
+    fail_next: AtomicUsize,
+}
+
+impl ScriptedDatto {
+    fn with_open(uid: &str) -> Arc<Self> {
+        let d = ScriptedDatto::default();
+        d.alerts.lock().unwrap().insert(uid.to_string(), false);
+        Arc::new(d)
+    }
+    fn fail(&self) -> Result<(), DattoCallError> {
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(DattoCallError { retryable: true, message: "429 Too Many Requests".into() });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DattoAlerts for ScriptedDatto {
+    async fn alert_resolved(&self, uid: &AlertUid) -> Result<Option<bool>, DattoCallError> {
+        self.fail()?;
+        Ok(self.alerts.lock().unwrap().get(uid.as_str()).copied())
+    }
+    async fn resolve(&self, uid: &AlertUid) -> Result<ResolveResult, DattoCallError> {
+        self.fail()?;
+        self.resolves.fetch_add(1, Ordering::SeqCst);
+        match self.alerts.lock().unwrap().get_mut(uid.as_str()) {
+            Some(r) if *r => Ok(ResolveResult::AlreadyResolved),
+            Some(r) => {
+                *r = true;
+                Ok(ResolveResult::Resolved)
+            }
+            None => Ok(ResolveResult::Unknown),
+        }
+    }
+}
+
+/// Receive everything visible on `ticket-closed` and run it; ack successes, release failures.
+async fn drain(d: &Desk, datto: &ScriptedDatto) -> (usize, usize) {
+    let msgs = d.state.queue.receive(QueueName::TicketClosed, 10).await.unwrap();
+    let by_id: HashMap<String, String> = msgs.iter().map(|m| (m.id.clone(), m.receipt.clone())).collect();
+    let failed = run_batch(msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect(), 2, |body| {
+        let store = d.state.store.clone();
+        async move { propagate_close(&store, datto, &body).await }
+    })
+    .await;
+    for (id, receipt) in &by_id {
+        if failed.contains(id) {
+            d.state.queue.release(QueueName::TicketClosed, receipt, std::time::Duration::ZERO).await.unwrap();
+        } else {
+            d.state.queue.ack(QueueName::TicketClosed, receipt).await.unwrap();
+        }
+    }
+    (by_id.len(), failed.len())
+}
+
+async fn raise(d: &Desk) -> u64 {
+    d.configure_datto().await;
+    let (_, r) = d.webhook(&fixture_json("webhook-raised.json")).await;
+    r["ticket_id"].as_u64().unwrap()
+}
+
+async fn an_agent_close_resolves_the_alert_in_datto_exactly_once(d: Desk) {
+    let tid = raise(&d).await;
+    let datto = ScriptedDatto::with_open(UID);
+    let (s, _) = d.post(&format!("/api/tickets/{tid}/close"), json!({"note": "Fixed"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(drain(&d, &datto).await, (1, 0));
+    assert_eq!(datto.resolves.load(Ordering::SeqCst), 1);
+    let (_, alert) = d.get(&format!("/api/alerts/{UID}")).await;
+    assert_eq!((alert["resolve_propagated"].as_bool(), alert["state"].as_str()), (Some(true), Some("resolved")));
+    let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
+    assert!(t["actions"].as_array().unwrap().iter().any(|a| a["note"].as_str().unwrap().contains("resolved in Datto RMM")));
+
+    // A redelivered message, the sweep, and Datto's resolved webhook change nothing.
+    let body = json!({"ticket_id": tid, "alert_uid": UID}).to_string();
+    propagate_close(&d.state.store, datto.as_ref(), &body).await.unwrap();
+    d.clock.advance(std::time::Duration::from_secs(600));
+    assert_eq!(sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), d.clock.now_utc()).await.unwrap(), 0);
+    let (_, r) = d.webhook(&fixture_json("webhook-resolved.json")).await;
+    assert_eq!(r["result"], "duplicate");
+    assert_eq!(datto.resolves.load(Ordering::SeqCst), 1, "exactly one resolve call");
+}
+
+async fn a_datto_origin_close_never_calls_datto(d: Desk) {
+    raise(&d).await;
+    let datto = ScriptedDatto::with_open(UID);
+    d.webhook(&fixture_json("webhook-resolved.json")).await;
+    assert_eq!(drain(&d, &datto).await, (0, 0), "no ticket-closed message for a Datto close");
+    d.clock.advance(std::time::Duration::from_secs(600));
+    assert_eq!(sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), d.clock.now_utc()).await.unwrap(), 0);
+    assert_eq!(datto.resolves.load(Ordering::SeqCst), 0);
+}
+
+async fn an_alert_datto_does_not_know_is_done_with_a_note(d: Desk) {
+    let tid = raise(&d).await;
+    let datto = Arc::new(ScriptedDatto::default());
+    d.post(&format!("/api/tickets/{tid}/close"), json!({})).await;
+    assert_eq!(drain(&d, &datto).await, (1, 0));
+    let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
+    assert!(t["actions"].as_array().unwrap().iter().any(|a| a["note"].as_str().unwrap().contains("does not know alert")));
+    assert!(d.state.store.pending_close(tid).await.unwrap().is_none());
+}
+
+async fn a_throttled_datto_is_retried_and_the_sweep_resends_lost_messages(d: Desk) {
+    let tid = raise(&d).await;
+    let datto = ScriptedDatto::with_open(UID);
+    datto.fail_next.store(1, Ordering::SeqCst);
+    d.post(&format!("/api/tickets/{tid}/close"), json!({})).await;
+    assert_eq!(drain(&d, &datto).await, (1, 1), "429 → item failure");
+    assert!(d.state.store.pending_close(tid).await.unwrap().is_some());
+    assert_eq!(drain(&d, &datto).await, (1, 0), "the released message succeeds");
+    assert_eq!(datto.resolves.load(Ordering::SeqCst), 1);
+
+    // A close whose message never reached the queue: the sweep resends it after 2 minutes.
+    let mut other = fixture_json("webhook-raised.json");
+    other["alert_uid"] = json!("3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28");
+    let (_, r) = d.webhook(&other).await;
+    let tid2 = r["ticket_id"].as_u64().unwrap();
+    datto.alerts.lock().unwrap().insert("3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28".into(), false);
+    d.state.store.close_ticket_by_agent(tid2, "", None).await.unwrap();
+    let now = d.clock.now_utc();
+    assert_eq!(sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), now).await.unwrap(), 0, "not yet due");
+    d.clock.advance(std::time::Duration::from_secs(121));
+    assert_eq!(sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), d.clock.now_utc()).await.unwrap(), 1);
+    assert_eq!(drain(&d, &datto).await, (1, 0));
+    assert_eq!(datto.resolves.load(Ordering::SeqCst), 2);
+}
+
+async fn a_poison_message_reaches_the_dead_letters_and_can_be_replayed(d: Desk) {
+    let datto = ScriptedDatto::with_open(UID);
+    d.state.queue.send(QueueName::TicketClosed, "this is not json").await.unwrap();
+    for _ in 0..MAX_RECEIVES {
+        assert_eq!(drain(&d, &datto).await, (1, 1));
+    }
+    assert_eq!(drain(&d, &datto).await, (0, 0), "moved to the dead letters");
+    let (s, dl) = d.get("/api/dead-letters").await;
+    assert_eq!(s, 200);
+    let items = dl["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["body"], "this is not json");
+    assert_eq!(items[0]["queue"], "ticket-closed");
+    let id = items[0]["id"].as_str().unwrap().to_string();
+    let (s, _) = d.post(&format!("/api/dead-letters/{id}/replay"), json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(d.get("/api/dead-letters").await.1["items"].as_array().unwrap().len(), 0);
+    let msgs = d.state.queue.receive(QueueName::TicketClosed, 10).await.unwrap();
+    assert_eq!((msgs.len(), msgs[0].body.as_str(), msgs[0].receive_count), (1, "this is not json", 1));
+    assert_eq!(d.post("/api/dead-letters/nope/replay", json!({})).await.0, 404);
+    let r = propagate_close(&d.state.store, datto.as_ref(), "{\"ticket_id\": 1}").await;
+    assert!(matches!(r, Err(JobError::Permanent(_))));
+}
+
+on_both_stores!(
+    an_agent_close_resolves_the_alert_in_datto_exactly_once,
+    a_datto_origin_close_never_calls_datto,
+    an_alert_datto_does_not_know_is_done_with_a_note,
+    a_throttled_datto_is_retried_and_the_sweep_resends_lost_messages,
+    a_poison_message_reaches_the_dead_letters_and_can_be_replayed,
+);
