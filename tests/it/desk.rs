@@ -27,11 +27,10 @@ pub struct Desk {
     _dir: tempfile::TempDir,
 }
 
-/// 2026-11-23 09:14:07 UTC, when the fixture alert's webhook arrived.
+/// Where a scenario's manual clock starts: the real current time, because cloud stores
+/// judge record expiry (leases, TTL) by the system clock.
 pub fn fixture_time() -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339("2026-11-23T09:14:07Z")
-        .unwrap()
-        .into()
+    chrono::Utc::now()
 }
 
 pub fn desk_on(records: Arc<dyn RecordStore>, clock: Arc<ManualClock>) -> Desk {

@@ -2,61 +2,17 @@
 //! alert exactly once; Datto-origin closes never call back; failures retry, poison dies.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use deskbridge::domain::alerts::AlertUid;
-use deskbridge::jobs::close_propagation::{propagate_close, sweep_pending_closes, DattoAlerts, DattoCallError, ResolveResult};
+use deskbridge::jobs::close_propagation::{propagate_close, sweep_pending_closes};
+
+use crate::scripted_datto::ScriptedDatto;
 use deskbridge::jobs::{run_batch, JobError};
 use deskbridge::ports::{QueueName, MAX_RECEIVES};
 use serde_json::json;
 
 use crate::desk::{fixture_json, on_both_stores, Desk, NowUtc, UID};
-
-/// Datto's alert endpoints as a script: known alerts and whether they are resolved,
-/// resolve calls counted, failures injectable.
-#[derive(Default)]
-struct ScriptedDatto {
-    alerts: Mutex<HashMap<String, bool>>,
-    resolves: AtomicUsize,
-    fail_next: AtomicUsize,
-}
-
-impl ScriptedDatto {
-    fn with_open(uid: &str) -> Arc<Self> {
-        let d = ScriptedDatto::default();
-        d.alerts.lock().unwrap().insert(uid.to_string(), false);
-        Arc::new(d)
-    }
-    fn fail(&self) -> Result<(), DattoCallError> {
-        if self.fail_next.load(Ordering::SeqCst) > 0 {
-            self.fail_next.fetch_sub(1, Ordering::SeqCst);
-            return Err(DattoCallError { retryable: true, message: "429 Too Many Requests".into() });
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl DattoAlerts for ScriptedDatto {
-    async fn alert_resolved(&self, uid: &AlertUid) -> Result<Option<bool>, DattoCallError> {
-        self.fail()?;
-        Ok(self.alerts.lock().unwrap().get(uid.as_str()).copied())
-    }
-    async fn resolve(&self, uid: &AlertUid) -> Result<ResolveResult, DattoCallError> {
-        self.fail()?;
-        self.resolves.fetch_add(1, Ordering::SeqCst);
-        match self.alerts.lock().unwrap().get_mut(uid.as_str()) {
-            Some(r) if *r => Ok(ResolveResult::AlreadyResolved),
-            Some(r) => {
-                *r = true;
-                Ok(ResolveResult::Resolved)
-            }
-            None => Ok(ResolveResult::Unknown),
-        }
-    }
-}
 
 /// Receive everything visible on `ticket-closed` and run it; ack successes, release failures.
 async fn drain(d: &Desk, datto: &ScriptedDatto) -> (usize, usize) {
@@ -140,7 +96,7 @@ async fn a_throttled_datto_is_retried_and_the_sweep_resends_lost_messages(d: Des
     other["alert_uid"] = json!("3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28");
     let (_, r) = d.webhook(&other).await;
     let tid2 = r["ticket_id"].as_u64().unwrap();
-    datto.alerts.lock().unwrap().insert("3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28".into(), false);
+    datto.alerts.lock().unwrap().insert("3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28".into(), (false, Default::default()));
     d.state.store.close_ticket_by_agent(tid2, "", None).await.unwrap();
     let now = d.clock.now_utc();
     assert_eq!(sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), now).await.unwrap(), 0, "not yet due");

@@ -1,10 +1,10 @@
 //! Ticket-close propagation: an agent's close of an alert ticket resolves the alert in
 //! Datto exactly once; Datto-origin closes are never sent back; a sweep re-queues stragglers.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
+use super::datto_api::{DattoApi, DattoCallError, ResolveResult};
 use super::JobError;
 use crate::domain::alerts::AlertUid;
 use crate::domain::tickets::{CloseOrigin, Ticket};
@@ -14,31 +14,6 @@ use crate::store::Store;
 
 /// How long a pending close may wait before the sweep sends its message again.
 pub const SWEEP_AFTER_MINUTES: i64 = 2;
-
-/// What Datto says when asked to resolve an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResolveResult {
-    Resolved,
-    AlreadyResolved,
-    /// Datto does not know the alert (404/400 after the confirming GET).
-    Unknown,
-}
-
-/// A Datto failure as the job sees it: `Retryable` for 429, 403 blocks, 5xx and timeouts.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct DattoCallError {
-    pub retryable: bool,
-    pub message: String,
-}
-
-/// The two Datto calls close propagation needs.
-#[async_trait]
-pub trait DattoAlerts: Send + Sync {
-    /// `Some(resolved?)` for a known alert, `None` when Datto does not know it.
-    async fn alert_resolved(&self, uid: &AlertUid) -> Result<Option<bool>, DattoCallError>;
-    async fn resolve(&self, uid: &AlertUid) -> Result<ResolveResult, DattoCallError>;
-}
 
 /// Close a ticket as an agent and, when Datto must be told, send the `ticket-closed`
 /// message after the commit. A failed send is logged, not fatal: the sweep resends.
@@ -67,7 +42,7 @@ struct TicketClosed {
 
 /// Handle one `ticket-closed` message. Idempotent: a message for a close already told to
 /// Datto (or that came from Datto) does nothing.
-pub async fn propagate_close(store: &Store, datto: &dyn DattoAlerts, body: &str) -> Result<(), JobError> {
+pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(), JobError> {
     let msg: TicketClosed =
         serde_json::from_str(body).map_err(|e| JobError::Permanent(format!("not a ticket-closed message: {e}")))?;
     let uid = AlertUid::parse("alert_uid", &msg.alert_uid).map_err(|e| JobError::Permanent(e.to_string()))?;
@@ -94,7 +69,7 @@ pub async fn propagate_close(store: &Store, datto: &dyn DattoAlerts, body: &str)
             JobError::Permanent(e.message)
         }
     };
-    let note = match datto.alert_resolved(&uid).await.map_err(vendor)? {
+    let note = match datto.alert(&uid).await.map_err(vendor)?.map(|a| a.resolved) {
         Some(true) => None,
         None => Some(format!("Datto RMM does not know alert {uid}; nothing to resolve there.")),
         Some(false) => match datto.resolve(&uid).await.map_err(vendor)? {

@@ -1,7 +1,9 @@
 //! Queue and schedule work units: each job exposes "handle one message" or "run once",
 //! called alike by the Lambda consumers, the local worker and the tests.
 
+pub mod alert_sync;
 pub mod close_propagation;
+pub mod datto_api;
 
 use std::future::Future;
 

@@ -394,3 +394,27 @@ impl Store {
         Err(StoreError::Unavailable(format!("ticket {id} is changing too fast; try again").into()).into())
     }
 }
+
+impl Store {
+    /// Keep an imported site's name in step with Datto (and its customer's name, when the
+    /// customer was made for that site and still carries the old name). True if changed.
+    pub async fn rename_imported_site(&self, mapping: &SiteMapping, name: &str) -> Result<bool> {
+        let site = self.site(mapping.site_id).await?;
+        if site.datto_site_uid.as_deref() != Some(mapping.datto_site_uid.as_str()) || site.name == name {
+            return Ok(false);
+        }
+        let old = site.name.clone();
+        let mut renamed = site.clone();
+        renamed.name = name.to_string();
+        self.save_site(&renamed).await?;
+        let customer = self.customer(mapping.customer_id).await?;
+        if customer.main_site_id == site.id && customer.name == old {
+            self.update_customer(
+                customer.id,
+                crate::domain::desk::CustomerUpdate { name: Some(name.to_string()), main_site_id: None },
+            )
+            .await?;
+        }
+        Ok(true)
+    }
+}

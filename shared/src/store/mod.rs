@@ -8,6 +8,7 @@
 mod alerts;
 mod chats;
 mod desk;
+mod lease;
 mod propagation;
 mod tickets;
 
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, StoreError, WriteOp};
 
 pub use alerts::{AlertWrite, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
+pub use lease::Lease;
 pub use propagation::PendingClose;
 pub use tickets::TicketFilter;
 

@@ -1,0 +1,161 @@
+//! The scheduled Datto sync, the backstop for lost webhooks and mails: site import, open
+//! alerts without a ticket get one (source poll), tickets of alerts gone from the open list
+//! close only once `GET /alert/{uid}` confirms it; pending closes are swept. One run at a time.
+
+use std::collections::HashSet;
+
+use chrono::Duration;
+use serde::Serialize;
+
+use super::close_propagation::sweep_pending_closes;
+use super::datto_api::{DattoApi, DattoCallError};
+use crate::domain::alerts::{AlertEvent, AlertEventKind, AlertSource, AlertUid};
+use crate::domain::tickets::TicketStatus;
+use crate::error::Result;
+use crate::intake::ingest;
+use crate::ports::Queue;
+use crate::store::{PageRequest, Store, TicketFilter};
+
+/// How long a sync may hold its lease before another run may take over.
+pub const LEASE_MINUTES: i64 = 10;
+const DELETED_DEVICES: &str = "Deleted Devices";
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncSummary {
+    /// True when another run held the lease and this one did nothing.
+    pub skipped: bool,
+    pub sites_created: u32,
+    pub sites_updated: u32,
+    pub tickets_created: u32,
+    pub tickets_closed: u32,
+    /// Tickets whose alert was missing from the open list but still open on GET.
+    pub still_open_on_check: u32,
+    pub closes_requeued: u32,
+    pub requests_used: u64,
+    /// Datto failures that cut the run short (the next run continues).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+fn is_uuid(s: &str) -> bool {
+    AlertUid::parse("uid", s).is_ok()
+}
+
+/// Run one sync unless another is running. `holder` names this run in the lease.
+pub async fn run_once(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, holder: &str) -> Result<SyncSummary> {
+    let Some(lease) = store.acquire_lease("datto-sync", holder, Duration::minutes(LEASE_MINUTES)).await? else {
+        tracing::info!("another Datto sync holds the lease; skipping");
+        return Ok(SyncSummary { skipped: true, ..Default::default() });
+    };
+    let before = datto.requests_used();
+    let mut summary = SyncSummary::default();
+    let result = sync(store, queue, datto, &mut summary).await;
+    summary.requests_used = datto.requests_used() - before;
+    store.release_lease(&lease).await?;
+    result?;
+    tracing::info!(?summary, "Datto sync finished");
+    Ok(summary)
+}
+
+async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &mut SyncSummary) -> Result<()> {
+    let settings = store.datto_settings().await?;
+    let note = |summary: &mut SyncSummary, what: &str, e: DattoCallError| {
+        tracing::warn!(error = %e, "Datto sync: {what} failed");
+        summary.errors.push(format!("{what}: {e}"));
+    };
+
+    // 1. Sites.
+    match datto.sites().await {
+        Err(e) => note(summary, "listing sites", e),
+        Ok(sites) => {
+            for site in sites {
+                if site.name.trim() == DELETED_DEVICES || !is_uuid(&site.uid) {
+                    continue;
+                }
+                match store.site_mapping(&site.uid).await? {
+                    Some(m) => {
+                        if store.rename_imported_site(&m, &site.name).await? {
+                            summary.sites_updated += 1;
+                        }
+                    }
+                    None => {
+                        store.site_for_datto(&site.uid, Some(&site.name), &settings).await?;
+                        summary.sites_created += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    // 2. Open alerts without a ticket get one.
+    let open = match datto.open_alerts().await {
+        Ok(open) => Some(open),
+        Err(e) => {
+            note(summary, "listing open alerts", e);
+            None
+        }
+    };
+    if let Some(open) = &open {
+        for a in open {
+            if store.alert(&a.uid).await?.is_some() {
+                continue;
+            }
+            let ev = AlertEvent {
+                uid: a.uid.clone(),
+                kind: AlertEventKind::Raised,
+                source: AlertSource::Poll,
+                at: store.clock().now(),
+                facts: a.facts.clone(),
+            };
+            let r = ingest(store, &ev, None).await?;
+            if r.result == crate::domain::alerts::Outcome::Created {
+                summary.tickets_created += 1;
+            }
+        }
+
+        // 3. Open alert tickets whose alert left the open list: confirm before closing.
+        let open_uids: HashSet<&str> = open.iter().map(|a| a.uid.as_str()).collect();
+        let filter = TicketFilter { status: Some(TicketStatus::Open), ..Default::default() };
+        let mut page = PageRequest { limit: 1000, cursor: None };
+        let mut candidates = Vec::new();
+        loop {
+            let l = store.tickets(&filter, &page).await?;
+            candidates.extend(
+                l.items.into_iter().filter_map(|t| t.alert_uid).filter(|u| !open_uids.contains(u.as_str())),
+            );
+            match l.next {
+                Some(n) => page.cursor = Some(n),
+                None => break,
+            }
+        }
+        for uid in candidates {
+            let Ok(uid) = AlertUid::parse("alert_uid", &uid) else { continue };
+            match datto.alert(&uid).await {
+                Ok(Some(a)) if a.resolved => {
+                    let ev = AlertEvent {
+                        uid: uid.clone(),
+                        kind: AlertEventKind::Resolved,
+                        source: AlertSource::Poll,
+                        at: store.clock().now(),
+                        facts: a.facts,
+                    };
+                    ingest(store, &ev, None).await?;
+                    summary.tickets_closed += 1;
+                }
+                Ok(_) => summary.still_open_on_check += 1,
+                Err(e) => {
+                    let retryable = e.retryable;
+                    note(summary, "confirming an alert", e);
+                    if retryable {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    // 4. Closes whose message was lost.
+    summary.closes_requeued = sweep_pending_closes(store, queue, store.clock().now()).await? as u32;
+    Ok(())
+}
