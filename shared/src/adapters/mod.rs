@@ -6,3 +6,8 @@ pub mod secrets_file;
 pub mod secrets_manager;
 pub mod ses;
 pub mod sqs;
+pub mod sqlite_queue;
+pub mod sqlite_store;
+
+pub use sqlite_queue::SqliteQueue;
+pub use sqlite_store::SqliteRecordStore;
