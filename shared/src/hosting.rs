@@ -57,6 +57,7 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
         secrets: Arc::new(secrets),
         clock,
         config: Arc::new(HttpConfig::new(token, &config.public_url)),
+        datto: Arc::new(crate::jobs::datto_api::NoDattoApi),
     };
     Ok(AwsHost { config, sdk, state })
 }

@@ -51,6 +51,7 @@ pub fn desk_on(records: Arc<dyn RecordStore>, clock: Arc<ManualClock>) -> Desk {
         secrets: Arc::new(FileSecretStore::new(dir.path().join("secrets.json")).unwrap()),
         clock: clock_dyn,
         config: Arc::new(HttpConfig::new(SecretString::new(TOKEN), "https://desk.example.test")),
+        datto: Arc::new(deskbridge::jobs::datto_api::NoDattoApi),
     };
     Desk {
         state,

@@ -136,3 +136,83 @@ on_both_stores!(
     a_ticket_closes_only_after_datto_confirms_the_resolve,
     overlapping_sync_runs_leave_the_work_to_one,
 );
+
+async fn drain_enrich(d: &Desk, datto: &ScriptedDatto) -> (usize, usize) {
+    use deskbridge::ports::QueueName;
+    let msgs = d.state.queue.receive(QueueName::AlertEnrich, 10).await.unwrap();
+    let failed = deskbridge::jobs::run_batch(msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect(), 2, |body| {
+        let store = d.state.store.clone();
+        async move { deskbridge::jobs::enrichment::enrich(&store, datto, &body).await }
+    })
+    .await;
+    for m in &msgs {
+        if failed.contains(&m.id) {
+            d.state.queue.release(QueueName::AlertEnrich, &m.receipt, std::time::Duration::ZERO).await.unwrap();
+        } else {
+            d.state.queue.ack(QueueName::AlertEnrich, &m.receipt).await.unwrap();
+        }
+    }
+    (msgs.len(), failed.len())
+}
+
+async fn with_api(mut d: Desk) -> (Desk, std::sync::Arc<ScriptedDatto>) {
+    d.configure_datto().await;
+    let (_, mut cfg) = d.get("/api/config/datto").await;
+    cfg["api_url"] = json!("https://concord-api.centrastage.net");
+    cfg["api_key"] = json!("KEY");
+    cfg["api_secret"] = json!("SECRET");
+    assert_eq!(d.put("/api/config/datto", cfg).await.0, 200);
+    let datto = ScriptedDatto::from_fixtures();
+    d.state.datto = std::sync::Arc::new(crate::scripted_datto::ScriptedConnect(datto.clone()));
+    (d, datto)
+}
+
+async fn a_webhook_ticket_gets_its_enrichment_and_a_failure_only_delays_it(d: Desk) {
+    let (d, datto) = with_api(d).await;
+    let (_, r) = d.webhook(&fixture_json("webhook-raised.json")).await;
+    assert_eq!(r["result"], "created", "the webhook does not wait for the API");
+    datto.fail_next.store(1, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(drain_enrich(&d, &datto).await, (1, 1), "the fake failed once");
+    let (_, t) = d.get(&format!("/api/tickets/{}", r["ticket_id"])).await;
+    assert_eq!(t["actions"].as_array().unwrap().len(), 1, "no enrichment yet, ticket unaffected");
+    assert_eq!(drain_enrich(&d, &datto).await, (1, 0), "the retry succeeds");
+    let (_, t) = d.get(&format!("/api/tickets/{}", r["ticket_id"])).await;
+    let actions = t["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 2);
+    let note = actions[1]["note"].as_str().unwrap();
+    assert!(note.contains("CPU usage 93.4% for 15 minutes"), "{note}");
+    assert!(note.contains("percentage: 93.4"), "{note}");
+    assert!(note.contains("Operating system: Windows Server 2022"), "{note}");
+    // A duplicate message adds nothing; a duplicate webhook asks for nothing.
+    let body = json!({"ticket_id": r["ticket_id"], "alert_uid": UID}).to_string();
+    deskbridge::jobs::enrichment::enrich(&d.state.store, datto.as_ref(), &body).await.unwrap();
+    d.webhook(&fixture_json("webhook-raised.json")).await;
+    assert_eq!(drain_enrich(&d, &datto).await, (0, 0));
+    assert_eq!(d.get(&format!("/api/tickets/{}", r["ticket_id"])).await.1["actions"].as_array().unwrap().len(), 2);
+}
+
+async fn sync_now_and_the_config_test_answer_in_plain_words(d: Desk) {
+    let (s, t) = d.post("/api/config/datto/test", json!({})).await;
+    assert_eq!((s, t["ok"].as_bool()), (200, Some(false)));
+    assert!(t["message"].as_str().unwrap().contains("not configured"));
+    assert_eq!(d.post("/api/sync/datto", json!({})).await.1["error"], "DATTO_API_NOT_CONFIGURED");
+    let (d, datto) = with_api(d).await;
+    let (_, t) = d.post("/api/config/datto/test", json!({})).await;
+    assert_eq!((t["ok"].as_bool(), t["account"].as_str()), (Some(true), Some("Example MSP")));
+    datto.fail_next.store(1, std::sync::atomic::Ordering::SeqCst);
+    let (_, t) = d.post("/api/config/datto/test", json!({})).await;
+    assert_eq!((t["ok"].as_bool(), t["message"].as_str()), (Some(false), Some("429 Too Many Requests")));
+    let (s, summary) = d.post("/api/sync/datto", json!({})).await;
+    assert_eq!(s, 200, "{summary}");
+    assert_eq!(
+        (&summary["sites_created"], &summary["tickets_created"], &summary["tickets_closed"]),
+        (&json!(3), &json!(3), &json!(0))
+    );
+    assert!(summary["requests_used"].as_u64().unwrap() >= 2);
+    assert_eq!((&summary["sites_updated"], &summary["skipped"]), (&json!(0), &json!(false)));
+}
+
+on_both_stores!(
+    a_webhook_ticket_gets_its_enrichment_and_a_failure_only_delays_it,
+    sync_now_and_the_config_test_answer_in_plain_words,
+);

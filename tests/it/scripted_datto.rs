@@ -120,7 +120,26 @@ impl DattoApi for ScriptedDatto {
             None => Ok(ResolveResult::Unknown),
         }
     }
+    async fn device(&self, device_uid: &str) -> Result<Option<Value>, DattoCallError> {
+        self.fail()?;
+        Ok(Some(serde_json::json!({"uid": device_uid, "hostname": "ACME-DC01", "operatingSystem": "Windows Server 2022",
+            "intIpAddress": "10.0.0.10", "lastLoggedInUser": "ACME\\admin", "online": true})))
+    }
+    async fn check(&self) -> Result<String, DattoCallError> {
+        self.fail()?;
+        Ok("Example MSP".into())
+    }
     fn requests_used(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// A connector handing out one scripted Datto.
+pub struct ScriptedConnect(pub Arc<ScriptedDatto>);
+
+#[async_trait]
+impl deskbridge::jobs::datto_api::DattoConnect for ScriptedConnect {
+    async fn connect(&self) -> Result<Option<Arc<dyn DattoApi>>, DattoCallError> {
+        Ok(Some(self.0.clone()))
     }
 }

@@ -8,11 +8,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let host = deskbridge::hosting::aws_host().await?;
     let source = host.mail_source()?;
-    let (store, clock) = (host.state.store.clone(), host.state.clock.clone());
+    let state = &host.state;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SimpleEmailEvent>| {
-        let (store, source, clock) = (&store, &source, &clock);
+        let source = &source;
         async move {
-            let outcomes = deskbridge::intake::ses::handle_ses_event(store, source, event.payload, clock.now()).await?;
+            let (store, queue, now) = (&state.store, state.queue.as_ref(), state.clock.now());
+            let outcomes = deskbridge::intake::ses::handle_ses_event(store, queue, source, event.payload, now).await?;
             Ok::<_, lambda_runtime::Error>(deskbridge::intake::ses::summary(&outcomes))
         }
     }))

@@ -107,6 +107,7 @@ impl LocalServer {
             secrets: Arc::new(secrets),
             clock,
             config: Arc::new(HttpConfig::new(SecretString::new(token), &public_url)),
+            datto: Arc::new(deskbridge::jobs::datto_api::NoDattoApi),
         };
         Ok(LocalServer {
             state,
@@ -193,7 +194,12 @@ mod routes {
     /// (no `Alert{uid}`), and is in the request log either way.
     async fn local_mail(State(state): State<AppState>, body: Bytes) -> Response {
         match ingest_mail(&state.store, &body, state.clock.now()).await {
-            Ok(MailOutcome::Applied(r)) => Json(r).into_response(),
+            Ok(MailOutcome::Applied(r)) => {
+                if let Err(e) = deskbridge::jobs::enrichment::request_enrichment(&state.store, state.queue.as_ref(), &r).await {
+                    tracing::warn!(error = %e, "enrichment not requested");
+                }
+                Json(r).into_response()
+            }
             Ok(MailOutcome::Dropped(reason)) => {
                 ApiError::new(StatusCode::FORBIDDEN, "SENDER_REFUSED", reason).into_response()
             }

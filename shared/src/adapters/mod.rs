@@ -5,9 +5,10 @@ pub mod outbox;
 pub mod secrets_file;
 pub mod secrets_manager;
 pub mod ses;
-pub mod sqs;
 pub mod sqlite_queue;
 pub mod sqlite_store;
+pub mod sqs;
 
 pub use sqlite_queue::SqliteQueue;
 pub use sqlite_store::SqliteRecordStore;
+pub mod s3_mail;

@@ -168,6 +168,9 @@ pub struct Alert {
     pub propagation_pending: bool,
     #[serde(default)]
     pub facts: AlertFacts,
+    /// True once the ticket got its details from the Datto API.
+    #[serde(default)]
+    pub enriched: bool,
     pub first_seen_at: DateTime<Utc>,
     pub timeline: Vec<TimelineEntry>,
 }
@@ -243,6 +246,7 @@ pub fn apply(current: Option<&Alert>, ev: &AlertEvent) -> Applied {
                 resolve_propagated: false,
                 propagation_pending: false,
                 facts: ev.facts.clone(),
+                enriched: false,
                 first_seen_at: ev.at,
                 timeline: vec![entry(ev, decision)],
             },

@@ -31,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/config/datto", get(get_config).put(put_config))
         .route("/api/config/datto/webhook", get(webhook_helper))
         .route("/api/config/datto/webhook/rotate-state", post(rotate_state))
+        .route("/api/config/datto/test", post(test_api))
+        .route("/api/sync/datto", post(sync_now))
         .route("/api/site-mappings/{datto_site_uid}", get(get_mapping).put(put_mapping))
         .route("/api/request-log", get(request_log))
         .route("/api/alerts/{uid}", get(get_alert))
@@ -184,4 +186,33 @@ async fn get_alert(State(s): State<AppState>, TextPath(uid): TextPath) -> ApiRes
         .await?
         .ok_or_else(|| DomainError::not_found("alert", &uid))?;
     Ok(Json(serde_json::to_value(alert).expect("serializable")))
+}
+
+async fn test_api(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let answer = match s.datto.connect().await {
+        Ok(None) => json!({"ok": false, "message": "The Datto API is not configured: set api_url, api_key and api_secret."}),
+        Err(e) => json!({"ok": false, "message": e.message}),
+        Ok(Some(api)) => match api.check().await {
+            Ok(account) => json!({"ok": true, "message": format!("Connected to Datto RMM account {account}."), "account": account}),
+            Err(e) => json!({"ok": false, "message": e.message}),
+        },
+    };
+    Ok(Json(answer))
+}
+
+async fn sync_now(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let api = match s.datto.connect().await {
+        Ok(Some(api)) => api,
+        Ok(None) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "DATTO_API_NOT_CONFIGURED",
+                "set api_url, api_key and api_secret before syncing",
+            ))
+        }
+        Err(e) => return Err(ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "DATTO_UNAVAILABLE", e.message)),
+    };
+    let holder = format!("api-{}", uuid::Uuid::new_v4().simple());
+    let summary = crate::jobs::alert_sync::run_once(&s.store, s.queue.as_ref(), api.as_ref(), &holder).await?;
+    Ok(Json(serde_json::to_value(summary).expect("serializable")))
 }

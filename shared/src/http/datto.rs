@@ -110,7 +110,12 @@ async fn webhook(State(s): State<AppState>, req: Request) -> Response {
         WebhookCall::Event(ev) => {
             let uid = ev.uid.to_string();
             match ingest(&s.store, &ev, Some(log.clone())).await {
-                Ok(r) => Json(r).into_response(),
+                Ok(r) => {
+                    if let Err(e) = crate::jobs::enrichment::request_enrichment(&s.store, s.queue.as_ref(), &r).await {
+                        tracing::warn!(error = %e, "enrichment not requested");
+                    }
+                    Json(r).into_response()
+                }
                 Err(e) => {
                     let err = ApiError::from(e);
                     let mut log = log;

@@ -36,6 +36,8 @@ pub struct AppState {
     pub secrets: Arc<dyn SecretStore>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<HttpConfig>,
+    /// The Datto RMM API as currently configured.
+    pub datto: Arc<dyn crate::jobs::datto_api::DattoConnect>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

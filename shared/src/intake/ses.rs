@@ -12,6 +12,7 @@ use crate::store::{RequestLogEntry, Store};
 /// Handle every record of one SES event; returns what became of each mail.
 pub async fn handle_ses_event(
     store: &Store,
+    queue: &dyn crate::ports::Queue,
     source: &dyn MailSource,
     event: SimpleEmailEvent,
     now: DateTime<Utc>,
@@ -51,7 +52,11 @@ pub async fn handle_ses_event(
             }
             Err(e) => return Err(e.into()),
         };
-        outcomes.push(ingest_mail(store, &raw, now).await?);
+        let outcome = ingest_mail(store, &raw, now).await?;
+        if let MailOutcome::Applied(r) = &outcome {
+            crate::jobs::enrichment::request_enrichment(store, queue, r).await?;
+        }
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }

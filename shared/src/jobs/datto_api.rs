@@ -47,6 +47,27 @@ pub trait DattoApi: Send + Sync {
     /// One alert, `None` when Datto does not know it.
     async fn alert(&self, uid: &AlertUid) -> Result<Option<DattoAlert>, DattoCallError>;
     async fn resolve(&self, uid: &AlertUid) -> Result<ResolveResult, DattoCallError>;
+    /// A device's details as Datto sends them, `None` when Datto does not know it.
+    async fn device(&self, device_uid: &str) -> Result<Option<serde_json::Value>, DattoCallError>;
+    /// One cheap authenticated call; answers the account's name.
+    async fn check(&self) -> Result<String, DattoCallError>;
     /// Requests this client has made so far (for sync summaries).
     fn requests_used(&self) -> u64;
+}
+
+/// Builds a Datto API client from the settings and secrets in force now.
+#[async_trait]
+pub trait DattoConnect: Send + Sync {
+    /// `Ok(None)` while the API is not configured (no URL, key or secret).
+    async fn connect(&self) -> Result<Option<std::sync::Arc<dyn DattoApi>>, DattoCallError>;
+}
+
+/// A connector for hosts and tests without Datto API access.
+pub struct NoDattoApi;
+
+#[async_trait]
+impl DattoConnect for NoDattoApi {
+    async fn connect(&self) -> Result<Option<std::sync::Arc<dyn DattoApi>>, DattoCallError> {
+        Ok(None)
+    }
 }

@@ -4,6 +4,7 @@
 pub mod alert_sync;
 pub mod close_propagation;
 pub mod datto_api;
+pub mod enrichment;
 
 use std::future::Future;
 

@@ -418,3 +418,26 @@ impl Store {
         Ok(true)
     }
 }
+
+impl Store {
+    /// Add the enrichment action and mark the alert enriched, in one transaction; a second
+    /// enrichment of the same alert adds nothing.
+    pub async fn record_enrichment(&self, uid: &AlertUid, ticket_id: u64, action: &crate::domain::tickets::Action) -> Result<()> {
+        for _ in 0..super::UPDATE_ATTEMPTS {
+            let Some((mut alert, v)) = self.alert(uid).await? else {
+                return Err(DomainError::not_found("alert", uid).into());
+            };
+            if alert.enriched {
+                return Ok(());
+            }
+            alert.enriched = true;
+            let ops = vec![Self::alert_put(&alert, Some(v)), Self::must_exist(TICKET, ticket_id), put_action(ticket_id, action)];
+            match self.records().write(ops).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed { pk, .. }) if pk == ALERT => continue,
+                Err(e) => return Err(missing_reference(e, &[(TICKET, "ticket", ticket_id)])),
+            }
+        }
+        Err(StoreError::Unavailable("alert kept changing".into()).into())
+    }
+}

@@ -172,3 +172,7 @@ macro_rules! queue_suite {
     };
 }
 pub(crate) use queue_suite;
+
+mod aws;
+mod mailer;
+mod secrets;
