@@ -5,3 +5,12 @@ pub mod mail;
 pub mod setup;
 pub mod state;
 pub mod webhook;
+
+pub mod api;
+pub mod budget;
+pub mod client;
+pub mod fake;
+pub use budget::{BudgetConfig, RequestBudget};
+pub use client::{
+    BackoffPolicy, Client, ClientConfig, DattoBaseUrl, Error, ResolveOutcome, Sleeper, TokenCache, TokioSleeper,
+};
