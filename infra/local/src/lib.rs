@@ -18,6 +18,8 @@ use deskbridge::ports::{Clock, SecretString, SystemClock};
 use deskbridge::store::Store;
 use tokio::net::TcpListener;
 
+pub mod worker;
+
 /// How the local server is set up.
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
@@ -117,14 +119,20 @@ impl LocalServer {
         })
     }
 
-    /// Serve until `shutdown` resolves, then finish in-flight requests and return.
+    /// Serve (and run the background worker) until `shutdown` resolves, then finish
+    /// in-flight requests, stop the worker and return.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let router = routes::local_router(self.state.clone(), self.outbox.clone());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(worker::Worker::new(self.state.clone()).run(stop_rx));
         tracing::info!(addr = %self.addr, "deskbridge listening");
-        axum::serve(self.listener, router)
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        let _ = stop_tx.send(true);
+        let _ = worker.await;
+        served
     }
 }
 

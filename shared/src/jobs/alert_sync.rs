@@ -159,3 +159,19 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
     summary.closes_requeued = sweep_pending_closes(store, queue, store.clock().now()).await? as u32;
     Ok(())
 }
+
+/// One scheduled run: sync when the Datto API is configured (else only the sweep), as the
+/// EventBridge Lambda and the local scheduler both do it. Returns the summary as JSON.
+pub async fn scheduled(state: &crate::http::AppState, holder: &str) -> Result<serde_json::Value> {
+    match state.datto.connect().await {
+        Ok(Some(api)) => {
+            let summary = run_once(&state.store, state.queue.as_ref(), api.as_ref(), holder).await?;
+            Ok(serde_json::to_value(summary).expect("serializable"))
+        }
+        Ok(None) => Ok(serde_json::json!({"skipped": true, "reason": "Datto API not configured"})),
+        Err(e) => {
+            tracing::warn!(error = %e, "Datto sync could not connect");
+            Ok(serde_json::json!({"skipped": true, "reason": e.message}))
+        }
+    }
+}

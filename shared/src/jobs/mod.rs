@@ -3,6 +3,7 @@
 
 pub mod alert_sync;
 pub mod close_propagation;
+pub mod consumers;
 pub mod datto_api;
 pub mod enrichment;
 

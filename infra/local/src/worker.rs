@@ -1,0 +1,108 @@
+//! The local stand-in for SQS triggers and EventBridge: drains each SQLite queue through
+//! the same consumers the Lambdas run, and runs the Datto sync on its schedule.
+
+use std::time::Duration;
+
+use deskbridge::http::AppState;
+use deskbridge::jobs::consumers;
+use deskbridge::ports::{QueueName, ReceivedMessage};
+
+/// Drains queues and keeps the schedule of one local server.
+#[derive(Clone)]
+pub struct Worker {
+    state: AppState,
+}
+
+/// What one pass over the queues did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    pub done: usize,
+    pub failed: usize,
+}
+
+/// Delay before a failed message is offered again: 2^receives seconds, at most 5 minutes.
+fn backoff(receive_count: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(receive_count.min(8)).min(300))
+}
+
+impl Worker {
+    pub fn new(state: AppState) -> Self {
+        Worker { state }
+    }
+
+    /// Receive what is visible on every queue once and process it.
+    pub async fn drain_once(&self) -> Drained {
+        let mut total = Drained::default();
+        for queue in [QueueName::TicketClosed, QueueName::AlertEnrich] {
+            let msgs: Vec<ReceivedMessage> = match self.state.queue.receive(queue, 10).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(%queue, error = %e, "queue receive failed");
+                    continue;
+                }
+            };
+            if msgs.is_empty() {
+                continue;
+            }
+            let batch = msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect();
+            let failed = match queue {
+                QueueName::TicketClosed => consumers::ticket_closed(&self.state, batch).await,
+                QueueName::AlertEnrich => consumers::alert_enrich(&self.state, batch).await,
+                QueueName::SessionImport => Vec::new(),
+            };
+            for m in &msgs {
+                let result = if failed.contains(&m.id) {
+                    total.failed += 1;
+                    self.state.queue.release(queue, &m.receipt, backoff(m.receive_count)).await
+                } else {
+                    total.done += 1;
+                    self.state.queue.ack(queue, &m.receipt).await
+                };
+                if let Err(e) = result {
+                    tracing::warn!(%queue, message_id = %m.id, error = %e, "could not settle message");
+                }
+            }
+        }
+        total
+    }
+
+    /// Drain every second and sync every `sync_interval_minutes` until `stop` fires.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut next_sync = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            self.drain_once().await;
+            if tokio::time::Instant::now() >= next_sync {
+                match deskbridge::jobs::alert_sync::scheduled(&self.state, "local-scheduler").await {
+                    Ok(summary) => tracing::info!(%summary, "scheduled Datto sync"),
+                    Err(e) => tracing::warn!(error = %e, "scheduled Datto sync failed"),
+                }
+                let minutes = match self.state.store.datto_settings().await {
+                    Ok(s) => s.sync_interval_minutes,
+                    Err(_) => 5,
+                };
+                next_sync = tokio::time::Instant::now() + Duration::from_secs(60 * u64::from(minutes));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                _ = stop.changed() => {},
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(20), Duration::from_secs(256));
+        assert!(backoff(u32::MAX) <= Duration::from_secs(300));
+    }
+}
