@@ -50,14 +50,16 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
             name: config.api_token_secret.clone(),
             reason: "it has no value".into(),
         })?;
+    let store = Store::new(Arc::new(records), clock.clone());
+    let secrets: Arc<dyn SecretStore> = Arc::new(secrets);
     let state = AppState {
-        store: Store::new(Arc::new(records), clock.clone()),
+        store: store.clone(),
         queue: Arc::new(queue),
         mailer: Arc::new(SesMailer::new(aws_sdk_ses::Client::new(&sdk))),
-        secrets: Arc::new(secrets),
+        secrets: secrets.clone(),
         clock,
         config: Arc::new(HttpConfig::new(token, &config.public_url)),
-        datto: Arc::new(crate::jobs::datto_api::NoDattoApi),
+        datto: Arc::new(crate::datto::connect::SettingsConnect::new(store.clone(), secrets.clone(), false)),
     };
     Ok(AwsHost { config, sdk, state })
 }

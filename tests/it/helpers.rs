@@ -29,6 +29,7 @@ pub async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
             data_dir: dir.path().to_path_buf(),
             api_token: Some(TOKEN.to_string()),
             public_url: Some("https://desk.example.test".to_string()),
+            allow_loopback_vendors: true,
         },
     )
     .await

@@ -5,6 +5,7 @@ mod api_core;
 mod bad_input;
 mod binary;
 mod contract;
+mod datto_e2e;
 mod desk;
 mod helpers;
 mod intake_datto;

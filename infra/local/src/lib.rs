@@ -28,6 +28,8 @@ pub struct LocalConfig {
     pub api_token: Option<String>,
     /// Base of the URLs the config helpers show; `None` = `http://<listen address>`.
     pub public_url: Option<String>,
+    /// Let vendor API URLs point at loopback (local fakes); never on for real use.
+    pub allow_loopback_vendors: bool,
 }
 
 /// A server ready to run: its state and the address it is bound to.
@@ -102,14 +104,17 @@ impl LocalServer {
             );
         }
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let store = Store::new(Arc::new(records), clock.clone());
+        let secrets: Arc<dyn deskbridge::ports::SecretStore> = Arc::new(secrets);
+        let datto = deskbridge::datto::connect::SettingsConnect::new(store.clone(), secrets.clone(), config.allow_loopback_vendors);
         let state = AppState {
-            store: Store::new(Arc::new(records), clock.clone()),
+            store,
             queue: Arc::new(queue),
             mailer: outbox.clone(),
-            secrets: Arc::new(secrets),
+            secrets,
             clock,
             config: Arc::new(HttpConfig::new(SecretString::new(token), &public_url)),
-            datto: Arc::new(deskbridge::jobs::datto_api::NoDattoApi),
+            datto: Arc::new(datto),
         };
         Ok(LocalServer {
             state,

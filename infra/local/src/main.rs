@@ -32,6 +32,9 @@ enum Command {
         /// Base URL shown by the config helpers (webhook URL, event URL).
         #[arg(long, env = "DESKBRIDGE_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Allow vendor API URLs on loopback (for local fakes of Datto or BeyondTrust).
+        #[arg(long, env = "DESKBRIDGE_ALLOW_LOOPBACK_VENDORS")]
+        allow_loopback_vendors: bool,
         /// Log as JSON lines.
         #[arg(long, env = "DESKBRIDGE_LOG_JSON")]
         log_json: bool,
@@ -46,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             api_token,
             public_url,
+            allow_loopback_vendors,
             log_json,
         } => {
             deskbridge::telemetry::init(log_json);
@@ -56,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
                     data_dir,
                     api_token,
                     public_url,
+                    allow_loopback_vendors,
                 },
             )
             .await?;

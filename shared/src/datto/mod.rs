@@ -9,6 +9,7 @@ pub mod webhook;
 pub mod api;
 pub mod budget;
 pub mod client;
+pub mod connect;
 pub mod fake;
 pub use budget::{BudgetConfig, RequestBudget};
 pub use client::{

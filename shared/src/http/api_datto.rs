@@ -21,8 +21,7 @@ use crate::domain::DomainError;
 use crate::ports::SecretString;
 use crate::store::{RequestLogEntry, RequestLogFilter};
 
-/// Secret-store name of the Datto API secret.
-pub const API_SECRET: &str = "datto/api-secret";
+use crate::datto::connect::API_SECRET;
 
 type ApiResult<T> = Result<T, ApiError>;
 

@@ -1,0 +1,131 @@
+//! The Datto API as the jobs see it: a client built from the settings and secret in force,
+//! sharing one token cache and one request budget per process, behind `DattoApi`.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::budget::{BudgetConfig, RequestBudget};
+use super::client::{Client, ClientConfig, DattoBaseUrl, Error, ResolveOutcome, TokenCache, TokioSleeper};
+use crate::domain::alerts::{AlertFacts, AlertUid};
+use crate::jobs::datto_api::{DattoAlert, DattoApi, DattoCallError, DattoConnect, DattoSite, ResolveResult};
+use crate::ports::{Clock, RecordStore, SecretStore};
+use crate::store::Store;
+
+/// Secret-store name of the Datto API secret.
+pub const API_SECRET: &str = "datto/api-secret";
+
+impl From<Error> for DattoCallError {
+    fn from(e: Error) -> Self {
+        DattoCallError { retryable: e.is_transient(), message: e.to_string() }
+    }
+}
+
+fn alert_of(a: &super::api::Alert) -> Result<DattoAlert, DattoCallError> {
+    let uid = AlertUid::parse("alertUid", &a.alert_uid)
+        .map_err(|e| DattoCallError { retryable: false, message: e.to_string() })?;
+    Ok(DattoAlert { uid, resolved: a.resolved, facts: AlertFacts::from(a) })
+}
+
+#[async_trait]
+impl DattoApi for Client {
+    async fn sites(&self) -> Result<Vec<DattoSite>, DattoCallError> {
+        Ok(Client::sites(self).await?.into_iter().map(|s| DattoSite { uid: s.uid, name: s.name }).collect())
+    }
+    async fn open_alerts(&self) -> Result<Vec<DattoAlert>, DattoCallError> {
+        // An alert whose uid is not a UUID cannot be tracked; skip it rather than fail the list.
+        Ok(Client::open_alerts(self).await?.iter().filter_map(|a| alert_of(a).ok()).collect())
+    }
+    async fn alert(&self, uid: &AlertUid) -> Result<Option<DattoAlert>, DattoCallError> {
+        Client::alert(self, uid).await?.as_ref().map(alert_of).transpose()
+    }
+    async fn resolve(&self, uid: &AlertUid) -> Result<ResolveResult, DattoCallError> {
+        Ok(match self.resolve_alert(uid).await? {
+            ResolveOutcome::Resolved => ResolveResult::Resolved,
+            ResolveOutcome::AlreadyResolved => ResolveResult::AlreadyResolved,
+            ResolveOutcome::Unknown { .. } => ResolveResult::Unknown,
+        })
+    }
+    async fn device(&self, device_uid: &str) -> Result<Option<serde_json::Value>, DattoCallError> {
+        Ok(Client::device(self, device_uid).await?.map(|d| serde_json::to_value(d).expect("serializable")))
+    }
+    async fn check(&self) -> Result<String, DattoCallError> {
+        let account = self.account().await?;
+        Ok(account.name.or(account.uid).unwrap_or_else(|| "(unnamed)".to_string()))
+    }
+    fn requests_used(&self) -> u64 {
+        self.requests_sent()
+    }
+}
+
+/// Builds the client from `DattoSettings` and the API secret each time it is asked.
+pub struct SettingsConnect {
+    store: Store,
+    secrets: Arc<dyn SecretStore>,
+    clock: Arc<dyn Clock>,
+    budget: RequestBudget,
+    tokens: TokenCache,
+    /// The (URL, key) the cached token belongs to.
+    token_owner: Mutex<Option<(String, String)>>,
+    allow_loopback: bool,
+    sleeper: Arc<dyn super::client::Sleeper>,
+}
+
+impl SettingsConnect {
+    /// `allow_loopback` admits `http://127.0.0.1:<port>` API URLs (tests, local fakes only).
+    pub fn new(store: Store, secrets: Arc<dyn SecretStore>, allow_loopback: bool) -> Self {
+        let clock = store.clock().clone();
+        let records: Arc<dyn RecordStore> = store.records().clone();
+        let budget = RequestBudget::shared(BudgetConfig::default(), records, clock.clone());
+        SettingsConnect {
+            store,
+            secrets,
+            clock,
+            budget,
+            tokens: TokenCache::new(),
+            token_owner: Mutex::new(None),
+            allow_loopback,
+            sleeper: Arc::new(TokioSleeper),
+        }
+    }
+
+    /// Wait through `sleeper` (tests record waits instead of sleeping).
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn super::client::Sleeper>) -> Self {
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// Use `budget` (e.g. a smaller one in tests) instead of the default shared budget.
+    pub fn with_budget(mut self, budget: RequestBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+}
+
+#[async_trait]
+impl DattoConnect for SettingsConnect {
+    async fn connect(&self) -> Result<Option<Arc<dyn DattoApi>>, DattoCallError> {
+        let unavailable = |m: String| DattoCallError { retryable: true, message: m };
+        let settings = self.store.datto_settings().await.map_err(|e| unavailable(e.to_string()))?;
+        let (Some(url), Some(key)) = (settings.api_url.clone(), settings.api_key.clone()) else {
+            return Ok(None);
+        };
+        let Some(secret) = self.secrets.get(API_SECRET).await.map_err(|e| unavailable(e.to_string()))? else {
+            return Ok(None);
+        };
+        let base = if self.allow_loopback { DattoBaseUrl::parse_allowing_loopback(&url) } else { DattoBaseUrl::parse(&url) }?;
+        let owner = (base.as_str().to_string(), key.clone());
+        let changed = {
+            let mut current = self.token_owner.lock().expect("lock");
+            let changed = current.as_ref() != Some(&owner);
+            *current = Some(owner);
+            changed
+        };
+        if changed {
+            self.tokens.clear().await;
+        }
+        let client = Client::new(ClientConfig::new(base, key, secret), self.budget.clone(), self.clock.clone(), self.sleeper.clone())?
+            .with_token_cache(self.tokens.clone());
+        Ok(Some(Arc::new(client)))
+    }
+}
