@@ -59,7 +59,16 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
         secrets: secrets.clone(),
         clock,
         config: Arc::new(HttpConfig::new(token, &config.public_url)),
-        datto: Arc::new(crate::datto::connect::SettingsConnect::new(store.clone(), secrets.clone(), false)),
+        datto: Arc::new(crate::datto::connect::SettingsConnect::new(
+            store.clone(),
+            secrets.clone(),
+            false,
+        )),
+        beyondtrust: Arc::new(crate::beyondtrust::connect::SettingsConnect::new(
+            store.clone(),
+            secrets.clone(),
+            false,
+        )),
     };
     Ok(AwsHost { config, sdk, state })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deskbridge::datto::connect::SettingsConnect;
-use deskbridge::datto::fake::{fixtures, Failure, FakeDatto, RecordingSleeper};
+use deskbridge::datto::fake::{Failure, FakeDatto, RecordingSleeper};
 use deskbridge::datto::{BudgetConfig, RequestBudget};
 use deskbridge::jobs::consumers;
 use deskbridge::ports::{Clock, QueueName};
@@ -32,7 +32,10 @@ async fn wire(d: &mut Desk, per_minute: u32) -> Wired {
     assert_eq!(d.put("/api/config/datto", cfg).await.0, 200);
     let sleeper = RecordingSleeper::new(d.clock.clone());
     let budget = RequestBudget::shared(
-        BudgetConfig { per_minute, ..BudgetConfig::default() },
+        BudgetConfig {
+            per_minute,
+            ..BudgetConfig::default()
+        },
         d.state.store.records().clone(),
         clock,
     );
@@ -46,10 +49,15 @@ async fn wire(d: &mut Desk, per_minute: u32) -> Wired {
 
 async fn drain_closed(d: &Desk) -> usize {
     let msgs = d.state.queue.receive(QueueName::TicketClosed, 10).await.unwrap();
-    let failed = consumers::ticket_closed(&d.state, msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect()).await;
+    let failed =
+        consumers::ticket_closed(&d.state, msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect()).await;
     for m in &msgs {
         if failed.contains(&m.id) {
-            d.state.queue.release(QueueName::TicketClosed, &m.receipt, Duration::ZERO).await.unwrap();
+            d.state
+                .queue
+                .release(QueueName::TicketClosed, &m.receipt, Duration::ZERO)
+                .await
+                .unwrap();
         } else {
             d.state.queue.ack(QueueName::TicketClosed, &m.receipt).await.unwrap();
         }
@@ -64,36 +72,72 @@ async fn the_sync_against_the_fake_imports_sites_fills_gaps_and_closes_confirmed
     let before = w.fake.request_count();
     let (s, summary) = d.post("/api/sync/datto", json!({})).await;
     assert_eq!(s, 200, "{summary}");
-    assert_eq!((&summary["sites_created"], &summary["tickets_created"]), (&json!(3), &json!(3)), "{summary}");
-    assert_eq!(summary["requests_used"].as_u64().unwrap() as usize, w.fake.request_count() - before, "every request counted");
+    assert_eq!(
+        (&summary["sites_created"], &summary["tickets_created"]),
+        (&json!(3), &json!(3)),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["requests_used"].as_u64().unwrap() as usize,
+        w.fake.request_count() - before,
+        "every request counted"
+    );
     // The poll ticket of a missed webhook carries Datto's facts.
     let (_, by_uid) = d.get(&format!("/api/tickets?alert_uid={UID}")).await;
     assert_eq!(by_uid["items"][0]["asset"], "ACME-DC01");
     assert_eq!(by_uid["items"][0]["summary"], "CPU usage 93.4% on ACME-DC01");
     // Re-run: nothing new; the webhook for a polled alert is a duplicate.
     let (_, again) = d.post("/api/sync/datto", json!({})).await;
-    assert_eq!((&again["sites_created"], &again["tickets_created"]), (&json!(0), &json!(0)));
-    assert_eq!(d.webhook(&fixture_json("webhook-raised.json")).await.1["result"], "duplicate");
+    assert_eq!(
+        (&again["sites_created"], &again["tickets_created"]),
+        (&json!(0), &json!(0))
+    );
+    assert_eq!(
+        d.webhook(&fixture_json("webhook-raised.json")).await.1["result"],
+        "duplicate"
+    );
     // Resolved in Datto → closed after the confirming GET.
     assert!(w.fake.resolve_in_datto(UID));
     let (_, s3) = d.post("/api/sync/datto", json!({})).await;
     assert_eq!(s3["tickets_closed"], 1, "{s3}");
     let (_, by_uid) = d.get(&format!("/api/tickets?alert_uid={UID}")).await;
-    assert_eq!((&by_uid["items"][0]["status"], &by_uid["items"][0]["close_origin"]), (&json!("closed"), &json!("datto")));
-    assert_eq!(w.fake.count(&format!("/api/v2/alert/{UID}/resolve")), 0, "a Datto resolve never calls back");
+    assert_eq!(
+        (&by_uid["items"][0]["status"], &by_uid["items"][0]["close_origin"]),
+        (&json!("closed"), &json!("datto"))
+    );
+    assert_eq!(
+        w.fake.count(&format!("/api/v2/alert/{UID}/resolve")),
+        0,
+        "a Datto resolve never calls back"
+    );
 }
 
 async fn an_agent_close_makes_exactly_one_resolve_call(mut d: Desk) {
     let w = wire(&mut d, 500).await;
     let (_, r) = d.webhook(&fixture_json("webhook-raised.json")).await;
     let tid = r["ticket_id"].as_u64().unwrap();
-    assert_eq!(d.post(&format!("/api/tickets/{tid}/close"), json!({"note": "done"})).await.0, 200);
+    assert_eq!(
+        d.post(&format!("/api/tickets/{tid}/close"), json!({"note": "done"}))
+            .await
+            .0,
+        200
+    );
     assert_eq!(drain_closed(&d).await, 0);
     assert_eq!(w.fake.count(&format!("/api/v2/alert/{UID}/resolve")), 1);
     assert_eq!(w.fake.alert(UID).unwrap()["resolved"], true);
     // Datto's resolved webhook afterwards is a no-op; a redelivery calls nothing.
-    assert_eq!(d.webhook(&fixture_json("webhook-resolved.json")).await.1["result"], "duplicate");
-    d.state.queue.send(QueueName::TicketClosed, &json!({"ticket_id": tid, "alert_uid": UID}).to_string()).await.unwrap();
+    assert_eq!(
+        d.webhook(&fixture_json("webhook-resolved.json")).await.1["result"],
+        "duplicate"
+    );
+    d.state
+        .queue
+        .send(
+            QueueName::TicketClosed,
+            &json!({"ticket_id": tid, "alert_uid": UID}).to_string(),
+        )
+        .await
+        .unwrap();
     assert_eq!(drain_closed(&d).await, 0);
     assert_eq!(w.fake.count(&format!("/api/v2/alert/{UID}/resolve")), 1);
 }
@@ -105,8 +149,15 @@ async fn a_429_storm_backs_off_succeeds_and_never_exceeds_the_budget(mut d: Desk
     assert_eq!(s, 200, "{summary}");
     assert_eq!(summary["tickets_created"], 3, "{summary}");
     let slept = w.sleeper.slept();
-    assert!(slept.iter().filter(|d| **d >= Duration::from_secs(7)).count() >= 3, "backed off at least Retry-After: {slept:?}");
-    assert!(w.fake.max_requests_in_rolling_minute() <= 12, "budget exceeded: {}", w.fake.max_requests_in_rolling_minute());
+    assert!(
+        slept.iter().filter(|d| **d >= Duration::from_secs(7)).count() >= 3,
+        "backed off at least Retry-After: {slept:?}"
+    );
+    assert!(
+        w.fake.max_requests_in_rolling_minute() <= 12,
+        "budget exceeded: {}",
+        w.fake.max_requests_in_rolling_minute()
+    );
 }
 
 #[tokio::test]
@@ -120,11 +171,18 @@ async fn a_403_block_stops_every_datto_call_for_five_minutes() {
     w.fake.fail_next_on("/api/v2/account/sites", 1, Failure::Forbidden);
     w.fake.fail_next_on("/api/v2/account/alerts", 1, Failure::Forbidden);
     let (_, first) = d.post("/api/sync/datto", json!({})).await;
-    assert!(!first["errors"].as_array().map(Vec::is_empty).unwrap_or(true), "{first}");
+    assert!(
+        !first["errors"].as_array().map(Vec::is_empty).unwrap_or(true),
+        "{first}"
+    );
     let before = w.fake.request_count();
     d.clock.advance(Duration::from_secs(120));
     let (_, blocked) = d.post("/api/sync/datto", json!({})).await;
-    assert_eq!(w.fake.request_count(), before, "no call reaches Datto during the block: {blocked}");
+    assert_eq!(
+        w.fake.request_count(),
+        before,
+        "no call reaches Datto during the block: {blocked}"
+    );
     d.clock.advance(Duration::from_secs(200));
     let (_, after) = d.post("/api/sync/datto", json!({})).await;
     assert_eq!(after["tickets_created"], 3, "calls resume after five minutes: {after}");

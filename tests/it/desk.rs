@@ -37,8 +37,13 @@ pub fn desk_on(records: Arc<dyn RecordStore>, clock: Arc<ManualClock>) -> Desk {
     let dir = tempfile::tempdir().unwrap();
     let clock_dyn: Arc<dyn Clock> = clock.clone();
     let outbox = Arc::new(OutboxMailer::new(dir.path().join("outbox")).unwrap());
+    let store = Store::new(records, clock_dyn.clone());
+    let secrets: Arc<dyn deskbridge::ports::SecretStore> =
+        Arc::new(FileSecretStore::new(dir.path().join("secrets.json")).unwrap());
+    let beyondtrust = deskbridge::beyondtrust::connect::SettingsConnect::new(store.clone(), secrets.clone(), true)
+        .with_retry(deskbridge::beyondtrust::RetryPolicy::immediate(2));
     let state = AppState {
-        store: Store::new(records, clock_dyn.clone()),
+        store,
         queue: Arc::new(
             SqliteQueue::open(
                 &dir.path().join("q.sqlite"),
@@ -48,10 +53,11 @@ pub fn desk_on(records: Arc<dyn RecordStore>, clock: Arc<ManualClock>) -> Desk {
             .unwrap(),
         ),
         mailer: outbox.clone(),
-        secrets: Arc::new(FileSecretStore::new(dir.path().join("secrets.json")).unwrap()),
+        secrets,
         clock: clock_dyn,
         config: Arc::new(HttpConfig::new(SecretString::new(TOKEN), "https://desk.example.test")),
         datto: Arc::new(deskbridge::jobs::datto_api::NoDattoApi),
+        beyondtrust: Arc::new(beyondtrust),
     };
     Desk {
         state,

@@ -61,9 +61,15 @@ async fn the_ses_event_creates_the_ticket_and_a_failed_verdict_drops_the_mail() 
     let (d, _dir) = sqlite_desk();
     d.configure_datto().await;
     let event: SimpleEmailEvent = serde_json::from_str(&event_text("ses-inbound-mail.json")).unwrap();
-    let out = handle_ses_event(&d.state.store, d.state.queue.as_ref(), &FixtureMail, event.clone(), d.clock.now_utc())
-        .await
-        .unwrap();
+    let out = handle_ses_event(
+        &d.state.store,
+        d.state.queue.as_ref(),
+        &FixtureMail,
+        event.clone(),
+        d.clock.now_utc(),
+    )
+    .await
+    .unwrap();
     assert!(
         matches!(&out[..], [MailOutcome::Applied(r)] if r.alert_uid.as_str() == UID),
         "{out:?}"
@@ -72,9 +78,15 @@ async fn the_ses_event_creates_the_ticket_and_a_failed_verdict_drops_the_mail() 
 
     let mut spam = event;
     spam.records[0].ses.receipt.spam_verdict.status = Some("FAIL".into());
-    let out = handle_ses_event(&d.state.store, d.state.queue.as_ref(), &FixtureMail, spam, d.clock.now_utc())
-        .await
-        .unwrap();
+    let out = handle_ses_event(
+        &d.state.store,
+        d.state.queue.as_ref(),
+        &FixtureMail,
+        spam,
+        d.clock.now_utc(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(&out[..], [MailOutcome::Dropped(reason)] if reason.contains("spam")));
     let summary = deskbridge::intake::ses::summary(&out);
     assert_eq!(summary["mails"][0]["result"], "dropped");
@@ -113,9 +125,15 @@ async fn the_s3_mail_source_reads_what_ses_stored_in_moto() {
     let (d, _dir) = sqlite_desk();
     d.configure_datto().await;
     let event: SimpleEmailEvent = serde_json::from_str(&event_text("ses-inbound-mail.json")).unwrap();
-    let out = handle_ses_event(&d.state.store, d.state.queue.as_ref(), &source, event, d.clock.now_utc())
-        .await
-        .unwrap();
+    let out = handle_ses_event(
+        &d.state.store,
+        d.state.queue.as_ref(),
+        &source,
+        event,
+        d.clock.now_utc(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(&out[..], [MailOutcome::Applied(r)] if r.ticket_id.is_some()));
 }
 

@@ -18,14 +18,22 @@ use crate::desk::{fixture_json, on_both_stores, Desk, NowUtc, UID};
 async fn drain(d: &Desk, datto: &ScriptedDatto) -> (usize, usize) {
     let msgs = d.state.queue.receive(QueueName::TicketClosed, 10).await.unwrap();
     let by_id: HashMap<String, String> = msgs.iter().map(|m| (m.id.clone(), m.receipt.clone())).collect();
-    let failed = run_batch(msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect(), 2, |body| {
-        let store = d.state.store.clone();
-        async move { propagate_close(&store, datto, &body).await }
-    })
+    let failed = run_batch(
+        msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect(),
+        2,
+        |body| {
+            let store = d.state.store.clone();
+            async move { propagate_close(&store, datto, &body).await }
+        },
+    )
     .await;
     for (id, receipt) in &by_id {
         if failed.contains(id) {
-            d.state.queue.release(QueueName::TicketClosed, receipt, std::time::Duration::ZERO).await.unwrap();
+            d.state
+                .queue
+                .release(QueueName::TicketClosed, receipt, std::time::Duration::ZERO)
+                .await
+                .unwrap();
         } else {
             d.state.queue.ack(QueueName::TicketClosed, receipt).await.unwrap();
         }
@@ -42,20 +50,34 @@ async fn raise(d: &Desk) -> u64 {
 async fn an_agent_close_resolves_the_alert_in_datto_exactly_once(d: Desk) {
     let tid = raise(&d).await;
     let datto = ScriptedDatto::with_open(UID);
-    let (s, _) = d.post(&format!("/api/tickets/{tid}/close"), json!({"note": "Fixed"})).await;
+    let (s, _) = d
+        .post(&format!("/api/tickets/{tid}/close"), json!({"note": "Fixed"}))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(drain(&d, &datto).await, (1, 0));
     assert_eq!(datto.resolves.load(Ordering::SeqCst), 1);
     let (_, alert) = d.get(&format!("/api/alerts/{UID}")).await;
-    assert_eq!((alert["resolve_propagated"].as_bool(), alert["state"].as_str()), (Some(true), Some("resolved")));
+    assert_eq!(
+        (alert["resolve_propagated"].as_bool(), alert["state"].as_str()),
+        (Some(true), Some("resolved"))
+    );
     let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
-    assert!(t["actions"].as_array().unwrap().iter().any(|a| a["note"].as_str().unwrap().contains("resolved in Datto RMM")));
+    assert!(t["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["note"].as_str().unwrap().contains("resolved in Datto RMM")));
 
     // A redelivered message, the sweep, and Datto's resolved webhook change nothing.
     let body = json!({"ticket_id": tid, "alert_uid": UID}).to_string();
     propagate_close(&d.state.store, datto.as_ref(), &body).await.unwrap();
     d.clock.advance(std::time::Duration::from_secs(600));
-    assert_eq!(sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), d.clock.now_utc()).await.unwrap(), 0);
+    assert_eq!(
+        sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), d.clock.now_utc())
+            .await
+            .unwrap(),
+        0
+    );
     let (_, r) = d.webhook(&fixture_json("webhook-resolved.json")).await;
     assert_eq!(r["result"], "duplicate");
     assert_eq!(datto.resolves.load(Ordering::SeqCst), 1, "exactly one resolve call");
@@ -65,9 +87,18 @@ async fn a_datto_origin_close_never_calls_datto(d: Desk) {
     raise(&d).await;
     let datto = ScriptedDatto::with_open(UID);
     d.webhook(&fixture_json("webhook-resolved.json")).await;
-    assert_eq!(drain(&d, &datto).await, (0, 0), "no ticket-closed message for a Datto close");
+    assert_eq!(
+        drain(&d, &datto).await,
+        (0, 0),
+        "no ticket-closed message for a Datto close"
+    );
     d.clock.advance(std::time::Duration::from_secs(600));
-    assert_eq!(sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), d.clock.now_utc()).await.unwrap(), 0);
+    assert_eq!(
+        sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), d.clock.now_utc())
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(datto.resolves.load(Ordering::SeqCst), 0);
 }
 
@@ -77,7 +108,11 @@ async fn an_alert_datto_does_not_know_is_done_with_a_note(d: Desk) {
     d.post(&format!("/api/tickets/{tid}/close"), json!({})).await;
     assert_eq!(drain(&d, &datto).await, (1, 0));
     let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
-    assert!(t["actions"].as_array().unwrap().iter().any(|a| a["note"].as_str().unwrap().contains("does not know alert")));
+    assert!(t["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["note"].as_str().unwrap().contains("does not know alert")));
     assert!(d.state.store.pending_close(tid).await.unwrap().is_none());
 }
 
@@ -96,19 +131,37 @@ async fn a_throttled_datto_is_retried_and_the_sweep_resends_lost_messages(d: Des
     other["alert_uid"] = json!("3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28");
     let (_, r) = d.webhook(&other).await;
     let tid2 = r["ticket_id"].as_u64().unwrap();
-    datto.alerts.lock().unwrap().insert("3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28".into(), (false, Default::default()));
+    datto.alerts.lock().unwrap().insert(
+        "3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28".into(),
+        (false, Default::default()),
+    );
     d.state.store.close_ticket_by_agent(tid2, "", None).await.unwrap();
     let now = d.clock.now_utc();
-    assert_eq!(sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), now).await.unwrap(), 0, "not yet due");
+    assert_eq!(
+        sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), now)
+            .await
+            .unwrap(),
+        0,
+        "not yet due"
+    );
     d.clock.advance(std::time::Duration::from_secs(121));
-    assert_eq!(sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), d.clock.now_utc()).await.unwrap(), 1);
+    assert_eq!(
+        sweep_pending_closes(&d.state.store, d.state.queue.as_ref(), d.clock.now_utc())
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(drain(&d, &datto).await, (1, 0));
     assert_eq!(datto.resolves.load(Ordering::SeqCst), 2);
 }
 
 async fn a_poison_message_reaches_the_dead_letters_and_can_be_replayed(d: Desk) {
     let datto = ScriptedDatto::with_open(UID);
-    d.state.queue.send(QueueName::TicketClosed, "this is not json").await.unwrap();
+    d.state
+        .queue
+        .send(QueueName::TicketClosed, "this is not json")
+        .await
+        .unwrap();
     for _ in 0..MAX_RECEIVES {
         assert_eq!(drain(&d, &datto).await, (1, 1));
     }
@@ -124,7 +177,10 @@ async fn a_poison_message_reaches_the_dead_letters_and_can_be_replayed(d: Desk) 
     assert_eq!(s, 200);
     assert_eq!(d.get("/api/dead-letters").await.1["items"].as_array().unwrap().len(), 0);
     let msgs = d.state.queue.receive(QueueName::TicketClosed, 10).await.unwrap();
-    assert_eq!((msgs.len(), msgs[0].body.as_str(), msgs[0].receive_count), (1, "this is not json", 1));
+    assert_eq!(
+        (msgs.len(), msgs[0].body.as_str(), msgs[0].receive_count),
+        (1, "this is not json", 1)
+    );
     assert_eq!(d.post("/api/dead-letters/nope/replay", json!({})).await.0, 404);
     let r = propagate_close(&d.state.store, datto.as_ref(), "{\"ticket_id\": 1}").await;
     assert!(matches!(r, Err(JobError::Permanent(_))));

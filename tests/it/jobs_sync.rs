@@ -11,7 +11,9 @@ const BIRCH_DISK: &str = "c8a2e5f1-3b7d-4a96-8e0c-f4d1b2a3c5e7";
 const BIRCH_BACKUP: &str = "3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28";
 
 async fn sync(d: &Desk, datto: &ScriptedDatto) -> deskbridge::jobs::alert_sync::SyncSummary {
-    run_once(&d.state.store, d.state.queue.as_ref(), datto, "test-run").await.unwrap()
+    run_once(&d.state.store, d.state.queue.as_ref(), datto, "test-run")
+        .await
+        .unwrap()
 }
 
 async fn two_pages_of_sites_become_customers_and_a_rerun_changes_nothing(d: Desk) {
@@ -20,16 +22,32 @@ async fn two_pages_of_sites_become_customers_and_a_rerun_changes_nothing(d: Desk
     datto.alerts.lock().unwrap().clear();
     // The mapping table wins: Birch goes onto an existing customer.
     let (_, birch) = d.post("/api/customers", json!({"name": "Birch (existing)"})).await;
-    d.put("/api/site-mappings/7a3c5e91-2b4d-4f68-9a1c-3e5d7f9b2c40", json!({"customer_id": birch["id"], "site_id": birch["main_site_id"]}))
-        .await;
+    d.put(
+        "/api/site-mappings/7a3c5e91-2b4d-4f68-9a1c-3e5d7f9b2c40",
+        json!({"customer_id": birch["id"], "site_id": birch["main_site_id"]}),
+    )
+    .await;
     let s = sync(&d, &datto).await;
     assert_eq!((s.sites_created, s.sites_updated, s.skipped), (2, 0, false), "{s:?}");
     let (_, customers) = d.get("/api/customers").await;
-    let names: Vec<&str> = customers["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["Birch (existing)", "Acme Ltd - Head Office", "Cobalt Dental Clinic"], "Deleted Devices skipped");
+    let names: Vec<&str> = customers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["Birch (existing)", "Acme Ltd - Head Office", "Cobalt Dental Clinic"],
+        "Deleted Devices skipped"
+    );
     for c in customers["items"].as_array().unwrap() {
         let (s, site) = d.get(&format!("/api/sites/{}", c["main_site_id"])).await;
-        assert_eq!((s, &site["customer_id"]), (200, &c["id"]), "every customer has its main site");
+        assert_eq!(
+            (s, &site["customer_id"]),
+            (200, &c["id"]),
+            "every customer has its main site"
+        );
     }
     let again = sync(&d, &datto).await;
     assert_eq!((again.sites_created, again.sites_updated), (0, 0));
@@ -39,7 +57,11 @@ async fn two_pages_of_sites_become_customers_and_a_rerun_changes_nothing(d: Desk
     datto.sites.lock().unwrap()[0].name = "Acme Ltd - HQ".into();
     assert_eq!(sync(&d, &datto).await.sites_updated, 1);
     let (_, customers) = d.get("/api/customers").await;
-    assert!(customers["items"].as_array().unwrap().iter().any(|c| c["name"] == "Acme Ltd - HQ"));
+    assert!(customers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "Acme Ltd - HQ"));
 }
 
 async fn single_customer_mode_puts_every_site_under_one_customer(d: Desk) {
@@ -55,7 +77,11 @@ async fn single_customer_mode_puts_every_site_under_one_customer(d: Desk) {
     assert_eq!(sync(&d, &datto).await.sites_created, 3);
     assert_eq!(d.get("/api/customers").await.1["items"].as_array().unwrap().len(), 1);
     let (_, sites) = d.get(&format!("/api/sites?customer_id={}", msp["id"])).await;
-    assert_eq!(sites["items"].as_array().unwrap().len(), 4, "main site + three imported");
+    assert_eq!(
+        sites["items"].as_array().unwrap().len(),
+        4,
+        "main site + three imported"
+    );
 }
 
 async fn an_open_alert_without_a_ticket_gets_one_from_the_poll(d: Desk) {
@@ -71,7 +97,14 @@ async fn an_open_alert_without_a_ticket_gets_one_from_the_poll(d: Desk) {
     let (_, t) = d.get(&format!("/api/tickets/{}", alert["ticket_id"])).await;
     assert_eq!(t["asset"], "BIRCH-PC07");
     assert_eq!(t["priority"], "low");
-    assert!(t["summary"].as_str().unwrap().starts_with("Backup job 'Nightly-Docs' last result: Failed"), "{}", t["summary"]);
+    assert!(
+        t["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Backup job 'Nightly-Docs' last result: Failed"),
+        "{}",
+        t["summary"]
+    );
     let (_, disk) = d.get(&format!("/api/alerts/{BIRCH_DISK}")).await;
     let (_, t) = d.get(&format!("/api/tickets/{}", disk["ticket_id"])).await;
     assert_eq!(t["summary"], "Disk usage alert for D: on BIRCH-FS01");
@@ -98,7 +131,11 @@ async fn a_ticket_closes_only_after_datto_confirms_the_resolve(d: Desk) {
     assert_eq!(by_uid["items"][0]["close_origin"], "datto");
     let (_, hidden) = d.get(&format!("/api/tickets?alert_uid={BIRCH_DISK}")).await;
     assert_eq!(hidden["items"][0]["status"], "open");
-    assert_eq!(datto.resolves.load(std::sync::atomic::Ordering::SeqCst), 0, "a Datto-side resolve never calls back");
+    assert_eq!(
+        datto.resolves.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a Datto-side resolve never calls back"
+    );
 }
 
 async fn overlapping_sync_runs_leave_the_work_to_one(d: Desk) {
@@ -140,14 +177,22 @@ on_both_stores!(
 async fn drain_enrich(d: &Desk, datto: &ScriptedDatto) -> (usize, usize) {
     use deskbridge::ports::QueueName;
     let msgs = d.state.queue.receive(QueueName::AlertEnrich, 10).await.unwrap();
-    let failed = deskbridge::jobs::run_batch(msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect(), 2, |body| {
-        let store = d.state.store.clone();
-        async move { deskbridge::jobs::enrichment::enrich(&store, datto, &body).await }
-    })
+    let failed = deskbridge::jobs::run_batch(
+        msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect(),
+        2,
+        |body| {
+            let store = d.state.store.clone();
+            async move { deskbridge::jobs::enrichment::enrich(&store, datto, &body).await }
+        },
+    )
     .await;
     for m in &msgs {
         if failed.contains(&m.id) {
-            d.state.queue.release(QueueName::AlertEnrich, &m.receipt, std::time::Duration::ZERO).await.unwrap();
+            d.state
+                .queue
+                .release(QueueName::AlertEnrich, &m.receipt, std::time::Duration::ZERO)
+                .await
+                .unwrap();
         } else {
             d.state.queue.ack(QueueName::AlertEnrich, &m.receipt).await.unwrap();
         }
@@ -174,7 +219,11 @@ async fn a_webhook_ticket_gets_its_enrichment_and_a_failure_only_delays_it(d: De
     datto.fail_next.store(1, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(drain_enrich(&d, &datto).await, (1, 1), "the fake failed once");
     let (_, t) = d.get(&format!("/api/tickets/{}", r["ticket_id"])).await;
-    assert_eq!(t["actions"].as_array().unwrap().len(), 1, "no enrichment yet, ticket unaffected");
+    assert_eq!(
+        t["actions"].as_array().unwrap().len(),
+        1,
+        "no enrichment yet, ticket unaffected"
+    );
     assert_eq!(drain_enrich(&d, &datto).await, (1, 0), "the retry succeeds");
     let (_, t) = d.get(&format!("/api/tickets/{}", r["ticket_id"])).await;
     let actions = t["actions"].as_array().unwrap();
@@ -185,31 +234,55 @@ async fn a_webhook_ticket_gets_its_enrichment_and_a_failure_only_delays_it(d: De
     assert!(note.contains("Operating system: Windows Server 2022"), "{note}");
     // A duplicate message adds nothing; a duplicate webhook asks for nothing.
     let body = json!({"ticket_id": r["ticket_id"], "alert_uid": UID}).to_string();
-    deskbridge::jobs::enrichment::enrich(&d.state.store, datto.as_ref(), &body).await.unwrap();
+    deskbridge::jobs::enrichment::enrich(&d.state.store, datto.as_ref(), &body)
+        .await
+        .unwrap();
     d.webhook(&fixture_json("webhook-raised.json")).await;
     assert_eq!(drain_enrich(&d, &datto).await, (0, 0));
-    assert_eq!(d.get(&format!("/api/tickets/{}", r["ticket_id"])).await.1["actions"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        d.get(&format!("/api/tickets/{}", r["ticket_id"])).await.1["actions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 async fn sync_now_and_the_config_test_answer_in_plain_words(d: Desk) {
     let (s, t) = d.post("/api/config/datto/test", json!({})).await;
     assert_eq!((s, t["ok"].as_bool()), (200, Some(false)));
     assert!(t["message"].as_str().unwrap().contains("not configured"));
-    assert_eq!(d.post("/api/sync/datto", json!({})).await.1["error"], "DATTO_API_NOT_CONFIGURED");
+    assert_eq!(
+        d.post("/api/sync/datto", json!({})).await.1["error"],
+        "DATTO_API_NOT_CONFIGURED"
+    );
     let (d, datto) = with_api(d).await;
     let (_, t) = d.post("/api/config/datto/test", json!({})).await;
-    assert_eq!((t["ok"].as_bool(), t["account"].as_str()), (Some(true), Some("Example MSP")));
+    assert_eq!(
+        (t["ok"].as_bool(), t["account"].as_str()),
+        (Some(true), Some("Example MSP"))
+    );
     datto.fail_next.store(1, std::sync::atomic::Ordering::SeqCst);
     let (_, t) = d.post("/api/config/datto/test", json!({})).await;
-    assert_eq!((t["ok"].as_bool(), t["message"].as_str()), (Some(false), Some("429 Too Many Requests")));
+    assert_eq!(
+        (t["ok"].as_bool(), t["message"].as_str()),
+        (Some(false), Some("429 Too Many Requests"))
+    );
     let (s, summary) = d.post("/api/sync/datto", json!({})).await;
     assert_eq!(s, 200, "{summary}");
     assert_eq!(
-        (&summary["sites_created"], &summary["tickets_created"], &summary["tickets_closed"]),
+        (
+            &summary["sites_created"],
+            &summary["tickets_created"],
+            &summary["tickets_closed"]
+        ),
         (&json!(3), &json!(3), &json!(0))
     );
     assert!(summary["requests_used"].as_u64().unwrap() >= 2);
-    assert_eq!((&summary["sites_updated"], &summary["skipped"]), (&json!(0), &json!(false)));
+    assert_eq!(
+        (&summary["sites_updated"], &summary["skipped"]),
+        (&json!(0), &json!(false))
+    );
 }
 
 on_both_stores!(

@@ -25,7 +25,10 @@ pub struct ScriptedDatto {
 impl ScriptedDatto {
     pub fn with_open(uid: &str) -> Arc<Self> {
         let d = ScriptedDatto::default();
-        d.alerts.lock().unwrap().insert(uid.to_string(), (false, AlertFacts::default()));
+        d.alerts
+            .lock()
+            .unwrap()
+            .insert(uid.to_string(), (false, AlertFacts::default()));
         Arc::new(d)
     }
 
@@ -43,7 +46,10 @@ impl ScriptedDatto {
         }
         let v = crate::desk::fixture_json("alerts-open-page-0.json");
         for a in v["alerts"].as_array().unwrap() {
-            d.alerts.lock().unwrap().insert(a["alertUid"].as_str().unwrap().into(), (false, facts_of(a)));
+            d.alerts
+                .lock()
+                .unwrap()
+                .insert(a["alertUid"].as_str().unwrap().into(), (false, facts_of(a)));
         }
         Arc::new(d)
     }
@@ -56,7 +62,10 @@ impl ScriptedDatto {
         self.requests.fetch_add(1, Ordering::SeqCst);
         if self.fail_next.load(Ordering::SeqCst) > 0 {
             self.fail_next.fetch_sub(1, Ordering::SeqCst);
-            return Err(DattoCallError { retryable: true, message: "429 Too Many Requests".into() });
+            return Err(DattoCallError {
+                retryable: true,
+                message: "429 Too Many Requests".into(),
+            });
         }
         Ok(())
     }
@@ -122,8 +131,10 @@ impl DattoApi for ScriptedDatto {
     }
     async fn device(&self, device_uid: &str) -> Result<Option<Value>, DattoCallError> {
         self.fail()?;
-        Ok(Some(serde_json::json!({"uid": device_uid, "hostname": "ACME-DC01", "operatingSystem": "Windows Server 2022",
-            "intIpAddress": "10.0.0.10", "lastLoggedInUser": "ACME\\admin", "online": true})))
+        Ok(Some(
+            serde_json::json!({"uid": device_uid, "hostname": "ACME-DC01", "operatingSystem": "Windows Server 2022",
+            "intIpAddress": "10.0.0.10", "lastLoggedInUser": "ACME\\admin", "online": true}),
+        ))
     }
     async fn check(&self) -> Result<String, DattoCallError> {
         self.fail()?;

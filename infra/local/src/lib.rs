@@ -106,7 +106,16 @@ impl LocalServer {
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let store = Store::new(Arc::new(records), clock.clone());
         let secrets: Arc<dyn deskbridge::ports::SecretStore> = Arc::new(secrets);
-        let datto = deskbridge::datto::connect::SettingsConnect::new(store.clone(), secrets.clone(), config.allow_loopback_vendors);
+        let datto = deskbridge::datto::connect::SettingsConnect::new(
+            store.clone(),
+            secrets.clone(),
+            config.allow_loopback_vendors,
+        );
+        let beyondtrust = deskbridge::beyondtrust::connect::SettingsConnect::new(
+            store.clone(),
+            secrets.clone(),
+            config.allow_loopback_vendors,
+        );
         let state = AppState {
             store,
             queue: Arc::new(queue),
@@ -115,6 +124,7 @@ impl LocalServer {
             clock,
             config: Arc::new(HttpConfig::new(SecretString::new(token), &public_url)),
             datto: Arc::new(datto),
+            beyondtrust: Arc::new(beyondtrust),
         };
         Ok(LocalServer {
             state,
@@ -208,7 +218,9 @@ mod routes {
     async fn local_mail(State(state): State<AppState>, body: Bytes) -> Response {
         match ingest_mail(&state.store, &body, state.clock.now()).await {
             Ok(MailOutcome::Applied(r)) => {
-                if let Err(e) = deskbridge::jobs::enrichment::request_enrichment(&state.store, state.queue.as_ref(), &r).await {
+                if let Err(e) =
+                    deskbridge::jobs::enrichment::request_enrichment(&state.store, state.queue.as_ref(), &r).await
+                {
                     tracing::warn!(error = %e, "enrichment not requested");
                 }
                 Json(r).into_response()

@@ -25,6 +25,20 @@ fn backoff(receive_count: u32) -> Duration {
     Duration::from_secs(2u64.saturating_pow(receive_count.min(8)).min(300))
 }
 
+/// Session imports wait for BeyondTrust to finish the report: 30 s, 1, 2, 5 min between
+/// receives (with 5 receives, about ten minutes before the dead-letter queue).
+fn backoff_for(queue: QueueName, receive_count: u32) -> Duration {
+    match queue {
+        QueueName::SessionImport => Duration::from_secs(match receive_count {
+            0 | 1 => 30,
+            2 => 60,
+            3 => 120,
+            _ => 300,
+        }),
+        _ => backoff(receive_count),
+    }
+}
+
 impl Worker {
     pub fn new(state: AppState) -> Self {
         Worker { state }
@@ -33,7 +47,7 @@ impl Worker {
     /// Receive what is visible on every queue once and process it.
     pub async fn drain_once(&self) -> Drained {
         let mut total = Drained::default();
-        for queue in [QueueName::TicketClosed, QueueName::AlertEnrich] {
+        for queue in QueueName::ALL {
             let msgs: Vec<ReceivedMessage> = match self.state.queue.receive(queue, 10).await {
                 Ok(m) => m,
                 Err(e) => {
@@ -48,12 +62,15 @@ impl Worker {
             let failed = match queue {
                 QueueName::TicketClosed => consumers::ticket_closed(&self.state, batch).await,
                 QueueName::AlertEnrich => consumers::alert_enrich(&self.state, batch).await,
-                QueueName::SessionImport => Vec::new(),
+                QueueName::SessionImport => consumers::session_import(&self.state, batch).await,
             };
             for m in &msgs {
                 let result = if failed.contains(&m.id) {
                     total.failed += 1;
-                    self.state.queue.release(queue, &m.receipt, backoff(m.receive_count)).await
+                    self.state
+                        .queue
+                        .release(queue, &m.receipt, backoff_for(queue, m.receive_count))
+                        .await
                 } else {
                     total.done += 1;
                     self.state.queue.ack(queue, &m.receipt).await

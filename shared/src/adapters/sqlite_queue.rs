@@ -15,9 +15,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::sqlite_store::{lock, open_connection};
-use crate::ports::{
-    Clock, DeadLetter, Queue, QueueError, QueueName, ReceivedMessage, MAX_RECEIVES,
-};
+use crate::ports::{Clock, DeadLetter, Queue, QueueError, QueueName, ReceivedMessage, MAX_RECEIVES};
 
 /// `dead_letters` lists at most this many.
 const DEAD_LETTER_PAGE: i64 = 100;
@@ -60,14 +58,9 @@ fn millis(d: Duration) -> i64 {
 impl SqliteQueue {
     /// Open (or create) the queues at `path`. A received message stays invisible for
     /// `visibility_timeout` unless acked or released first.
-    pub fn open(
-        path: &Path,
-        clock: Arc<dyn Clock>,
-        visibility_timeout: Duration,
-    ) -> Result<Self, QueueError> {
+    pub fn open(path: &Path, clock: Arc<dyn Clock>, visibility_timeout: Duration) -> Result<Self, QueueError> {
         let conn = open_connection(path).map_err(QueueError::unavailable)?;
-        conn.execute_batch(SCHEMA)
-            .map_err(QueueError::unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(QueueError::unavailable)?;
         Ok(SqliteQueue {
             conn: Arc::new(Mutex::new(conn)),
             clock,
@@ -112,10 +105,9 @@ fn receive_blocking(
                  WHERE queue = ?1 AND dead = 0 AND visible_at <= ?2 AND seq > ?3 \
                  ORDER BY seq LIMIT ?4",
             )?;
-            let rows = st.query_map(
-                params![queue, now, after_seq, (max - out.len()) as i64],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )?;
+            let rows = st.query_map(params![queue, now, after_seq, (max - out.len()) as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         if batch.is_empty() {
@@ -124,10 +116,8 @@ fn receive_blocking(
         for (seq, id, body, count) in batch {
             after_seq = seq;
             if count >= MAX_RECEIVES {
-                tx.prepare_cached(
-                    "UPDATE queue_messages SET dead = 1, receipt = NULL WHERE seq = ?1",
-                )?
-                .execute(params![seq])?;
+                tx.prepare_cached("UPDATE queue_messages SET dead = 1, receipt = NULL WHERE seq = ?1")?
+                    .execute(params![seq])?;
                 continue;
             }
             let receipt = uuid::Uuid::new_v4().to_string();
@@ -164,11 +154,7 @@ impl Queue for SqliteQueue {
         Ok(id)
     }
 
-    async fn receive(
-        &self,
-        queue: QueueName,
-        max: usize,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+    async fn receive(&self, queue: QueueName, max: usize) -> Result<Vec<ReceivedMessage>, QueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -181,26 +167,17 @@ impl Queue for SqliteQueue {
         let r = receipt.to_string();
         let deleted = self
             .run(move |conn| {
-                conn.prepare_cached(
-                    "DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2 AND dead = 0",
-                )?
-                .execute(params![queue.as_str(), r])
+                conn.prepare_cached("DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2 AND dead = 0")?
+                    .execute(params![queue.as_str(), r])
             })
             .await?;
         match deleted {
-            0 => Err(QueueError::NotFound(format!(
-                "receipt {receipt} on {queue}"
-            ))),
+            0 => Err(QueueError::NotFound(format!("receipt {receipt} on {queue}"))),
             _ => Ok(()),
         }
     }
 
-    async fn release(
-        &self,
-        queue: QueueName,
-        receipt: &str,
-        delay: Duration,
-    ) -> Result<(), QueueError> {
+    async fn release(&self, queue: QueueName, receipt: &str, delay: Duration) -> Result<(), QueueError> {
         let r = receipt.to_string();
         let visible_at = self.now_ms().saturating_add(millis(delay));
         let updated = self
@@ -212,9 +189,7 @@ impl Queue for SqliteQueue {
             })
             .await?;
         match updated {
-            0 => Err(QueueError::NotFound(format!(
-                "receipt {receipt} on {queue}"
-            ))),
+            0 => Err(QueueError::NotFound(format!("receipt {receipt} on {queue}"))),
             _ => Ok(()),
         }
     }

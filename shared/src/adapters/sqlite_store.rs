@@ -13,9 +13,7 @@ use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::ports::{
-    Clock, Condition, Cursor, Index, Page, Query, Record, RecordStore, StoreError, WriteOp,
-};
+use crate::ports::{Clock, Condition, Cursor, Index, Page, Query, Record, RecordStore, StoreError, WriteOp};
 
 /// How long a connection waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,8 +48,7 @@ const COLUMNS: &str = "pk, sk, version, data, gsi1pk, gsi1sk, expires_at";
 pub(crate) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
@@ -111,8 +108,7 @@ impl SqliteRecordStore {
     /// Open (or create) the store at `path`. `clock` decides which records have expired.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let conn = open_connection(path).map_err(StoreError::unavailable)?;
-        conn.execute_batch(SCHEMA)
-            .map_err(StoreError::unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(StoreError::unavailable)?;
         Ok(SqliteRecordStore {
             conn: Arc::new(Mutex::new(conn)),
             clock,
@@ -141,12 +137,7 @@ fn to_i64(what: &str, v: u64) -> Result<i64, StoreError> {
 }
 
 /// The version of the live (present, unexpired) item at `(pk, sk)`.
-fn live_version(
-    conn: &Connection,
-    pk: &str,
-    sk: &str,
-    now: i64,
-) -> Result<Option<i64>, StoreError> {
+fn live_version(conn: &Connection, pk: &str, sk: &str, now: i64) -> Result<Option<i64>, StoreError> {
     conn.prepare_cached(
         "SELECT version FROM records WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
     )
@@ -207,17 +198,14 @@ fn prefix_upper_bound(prefix: &str) -> Option<String> {
     None
 }
 
-fn query_blocking(
-    conn: &Connection,
-    q: &Query,
-    now: i64,
-) -> Result<Vec<(Record, String)>, StoreError> {
+fn query_blocking(conn: &Connection, q: &Query, now: i64) -> Result<Vec<(Record, String)>, StoreError> {
     let (part_col, sort_cols): (&str, &[&str]) = match q.index {
         Index::Primary => ("pk", &["sk"]),
         Index::Gsi1 => ("gsi1pk", &["gsi1sk", "pk", "sk"]),
     };
     let prefix_col = sort_cols[0];
-    let mut sql = format!("SELECT {COLUMNS} FROM records WHERE {part_col} = ? AND (expires_at IS NULL OR expires_at > ?)");
+    let mut sql =
+        format!("SELECT {COLUMNS} FROM records WHERE {part_col} = ? AND (expires_at IS NULL OR expires_at > ?)");
     let mut args: Vec<Value> = vec![Value::Text(q.partition.clone()), Value::Integer(now)];
 
     if let Some(prefix) = q.sk_prefix.as_deref().filter(|p| !p.is_empty()) {
@@ -266,8 +254,7 @@ fn query_blocking(
     let rows = st
         .query_map(params_from_iter(args), read_record)
         .map_err(StoreError::unavailable)?;
-    rows.collect::<rusqlite::Result<_>>()
-        .map_err(StoreError::unavailable)
+    rows.collect::<rusqlite::Result<_>>().map_err(StoreError::unavailable)
 }
 
 fn write_blocking(conn: &mut Connection, ops: &[PreparedOp], now: i64) -> Result<(), StoreError> {
@@ -276,9 +263,7 @@ fn write_blocking(conn: &mut Connection, ops: &[PreparedOp], now: i64) -> Result
         .map_err(StoreError::unavailable)?;
     for op in ops {
         let (pk, sk, condition) = match op {
-            PreparedOp::Put {
-                pk, sk, condition, ..
-            }
+            PreparedOp::Put { pk, sk, condition, .. }
             | PreparedOp::Delete { pk, sk, condition }
             | PreparedOp::Check { pk, sk, condition } => (pk, sk, *condition),
         };
@@ -344,15 +329,8 @@ impl RecordStore for SqliteRecordStore {
         let mut rows = self.run(move |conn| query_blocking(conn, &q, now)).await?;
         let more = rows.len() > limit;
         rows.truncate(limit);
-        let items = rows
-            .into_iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if more {
-            items.last().map(Cursor::after)
-        } else {
-            None
-        };
+        let items = rows.into_iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let next = if more { items.last().map(Cursor::after) } else { None };
         Ok(Page { items, next })
     }
 
@@ -367,9 +345,7 @@ impl RecordStore for SqliteRecordStore {
         for op in &ops {
             let (pk, sk) = op.key();
             if !seen.insert((pk, sk)) {
-                return Err(StoreError::Invalid(format!(
-                    "two operations on {pk}/{sk} in one write"
-                )));
+                return Err(StoreError::Invalid(format!("two operations on {pk}/{sk} in one write")));
             }
         }
         let prepared = ops
@@ -378,17 +354,14 @@ impl RecordStore for SqliteRecordStore {
                 Ok(match op {
                     WriteOp::Put { record, condition } => PreparedOp::Put {
                         version: to_i64("version", record.version)?,
-                        data: serde_json::to_string(&record.data)
-                            .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                        data: serde_json::to_string(&record.data).map_err(|e| StoreError::Invalid(e.to_string()))?,
                         pk: record.pk,
                         sk: record.sk,
                         gsi1: record.gsi1,
                         expires_at: record.expires_at,
                         condition,
                     },
-                    WriteOp::Delete { pk, sk, condition } => {
-                        PreparedOp::Delete { pk, sk, condition }
-                    }
+                    WriteOp::Delete { pk, sk, condition } => PreparedOp::Delete { pk, sk, condition },
                     WriteOp::Check { pk, sk, condition } => PreparedOp::Check { pk, sk, condition },
                 })
             })
@@ -397,8 +370,7 @@ impl RecordStore for SqliteRecordStore {
             return Ok(());
         }
         let now = self.now();
-        self.run(move |conn| write_blocking(conn, &prepared, now))
-            .await
+        self.run(move |conn| write_blocking(conn, &prepared, now)).await
     }
 
     async fn increment(&self, pk: &str, sk: &str, by: u64) -> Result<u64, StoreError> {
@@ -414,8 +386,7 @@ impl RecordStore for SqliteRecordStore {
                 .map_err(StoreError::unavailable)
             })
             .await?;
-        u64::try_from(value)
-            .map_err(|_| StoreError::Invalid(format!("counter overflowed to {value}")))
+        u64::try_from(value).map_err(|_| StoreError::Invalid(format!("counter overflowed to {value}")))
     }
 }
 
@@ -428,10 +399,7 @@ mod tests {
     fn prefix_upper_bound_is_the_least_string_past_every_extension() {
         assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
         assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
-        assert_eq!(
-            prefix_upper_bound("a\u{D7FF}").as_deref(),
-            Some("a\u{E000}")
-        );
+        assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
         assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
         assert_eq!(prefix_upper_bound(""), None);
     }
@@ -456,18 +424,14 @@ mod tests {
             other => panic!("expected Corrupt, got {other:?}"),
         }
         let page = store.query(&Query::partition(Index::Primary, "p")).await;
-        assert!(
-            matches!(page, Err(StoreError::Corrupt { .. })),
-            "got {page:?}"
-        );
+        assert!(matches!(page, Err(StoreError::Corrupt { .. })), "got {page:?}");
     }
 
     #[test]
     fn opening_a_path_in_a_missing_directory_is_unavailable() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let err =
-            SqliteRecordStore::open(&dir.path().join("nope/store.sqlite"), Arc::new(SystemClock))
-                .expect_err("no directory");
+        let err = SqliteRecordStore::open(&dir.path().join("nope/store.sqlite"), Arc::new(SystemClock))
+            .expect_err("no directory");
         assert!(matches!(err, StoreError::Unavailable(_)), "got {err:?}");
     }
 }

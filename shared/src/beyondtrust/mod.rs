@@ -7,6 +7,7 @@
 
 mod client;
 mod command;
+pub mod connect;
 pub mod events;
 pub mod fake;
 pub mod fixtures;

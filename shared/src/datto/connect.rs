@@ -17,24 +17,44 @@ pub const API_SECRET: &str = "datto/api-secret";
 
 impl From<Error> for DattoCallError {
     fn from(e: Error) -> Self {
-        DattoCallError { retryable: e.is_transient(), message: e.to_string() }
+        DattoCallError {
+            retryable: e.is_transient(),
+            message: e.to_string(),
+        }
     }
 }
 
 fn alert_of(a: &super::api::Alert) -> Result<DattoAlert, DattoCallError> {
-    let uid = AlertUid::parse("alertUid", &a.alert_uid)
-        .map_err(|e| DattoCallError { retryable: false, message: e.to_string() })?;
-    Ok(DattoAlert { uid, resolved: a.resolved, facts: AlertFacts::from(a) })
+    let uid = AlertUid::parse("alertUid", &a.alert_uid).map_err(|e| DattoCallError {
+        retryable: false,
+        message: e.to_string(),
+    })?;
+    Ok(DattoAlert {
+        uid,
+        resolved: a.resolved,
+        facts: AlertFacts::from(a),
+    })
 }
 
 #[async_trait]
 impl DattoApi for Client {
     async fn sites(&self) -> Result<Vec<DattoSite>, DattoCallError> {
-        Ok(Client::sites(self).await?.into_iter().map(|s| DattoSite { uid: s.uid, name: s.name }).collect())
+        Ok(Client::sites(self)
+            .await?
+            .into_iter()
+            .map(|s| DattoSite {
+                uid: s.uid,
+                name: s.name,
+            })
+            .collect())
     }
     async fn open_alerts(&self) -> Result<Vec<DattoAlert>, DattoCallError> {
         // An alert whose uid is not a UUID cannot be tracked; skip it rather than fail the list.
-        Ok(Client::open_alerts(self).await?.iter().filter_map(|a| alert_of(a).ok()).collect())
+        Ok(Client::open_alerts(self)
+            .await?
+            .iter()
+            .filter_map(|a| alert_of(a).ok())
+            .collect())
     }
     async fn alert(&self, uid: &AlertUid) -> Result<Option<DattoAlert>, DattoCallError> {
         Client::alert(self, uid).await?.as_ref().map(alert_of).transpose()
@@ -47,7 +67,9 @@ impl DattoApi for Client {
         })
     }
     async fn device(&self, device_uid: &str) -> Result<Option<serde_json::Value>, DattoCallError> {
-        Ok(Client::device(self, device_uid).await?.map(|d| serde_json::to_value(d).expect("serializable")))
+        Ok(Client::device(self, device_uid)
+            .await?
+            .map(|d| serde_json::to_value(d).expect("serializable")))
     }
     async fn check(&self) -> Result<String, DattoCallError> {
         let account = self.account().await?;
@@ -105,15 +127,31 @@ impl SettingsConnect {
 #[async_trait]
 impl DattoConnect for SettingsConnect {
     async fn connect(&self) -> Result<Option<Arc<dyn DattoApi>>, DattoCallError> {
-        let unavailable = |m: String| DattoCallError { retryable: true, message: m };
-        let settings = self.store.datto_settings().await.map_err(|e| unavailable(e.to_string()))?;
+        let unavailable = |m: String| DattoCallError {
+            retryable: true,
+            message: m,
+        };
+        let settings = self
+            .store
+            .datto_settings()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
         let (Some(url), Some(key)) = (settings.api_url.clone(), settings.api_key.clone()) else {
             return Ok(None);
         };
-        let Some(secret) = self.secrets.get(API_SECRET).await.map_err(|e| unavailable(e.to_string()))? else {
+        let Some(secret) = self
+            .secrets
+            .get(API_SECRET)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+        else {
             return Ok(None);
         };
-        let base = if self.allow_loopback { DattoBaseUrl::parse_allowing_loopback(&url) } else { DattoBaseUrl::parse(&url) }?;
+        let base = if self.allow_loopback {
+            DattoBaseUrl::parse_allowing_loopback(&url)
+        } else {
+            DattoBaseUrl::parse(&url)
+        }?;
         let owner = (base.as_str().to_string(), key.clone());
         let changed = {
             let mut current = self.token_owner.lock().expect("lock");
@@ -124,8 +162,13 @@ impl DattoConnect for SettingsConnect {
         if changed {
             self.tokens.clear().await;
         }
-        let client = Client::new(ClientConfig::new(base, key, secret), self.budget.clone(), self.clock.clone(), self.sleeper.clone())?
-            .with_token_cache(self.tokens.clone());
+        let client = Client::new(
+            ClientConfig::new(base, key, secret),
+            self.budget.clone(),
+            self.clock.clone(),
+            self.sleeper.clone(),
+        )?
+        .with_token_cache(self.tokens.clone());
         Ok(Some(Arc::new(client)))
     }
 }

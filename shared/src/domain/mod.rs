@@ -2,6 +2,7 @@
 //! Nothing here does I/O or imports an AWS, Lambda, HTTP or SQL crate.
 
 pub mod alerts;
+pub mod bt;
 pub mod chats;
 pub mod datto;
 pub mod desk;

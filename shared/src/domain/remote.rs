@@ -575,6 +575,9 @@ pub struct RemoteSession {
     pub chat_id: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub technician_agent_id: Option<u64>,
+    /// The chat's user, or the configured default user when the chat has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<u64>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub transcript: Vec<TranscriptLine>,

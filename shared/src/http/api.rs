@@ -299,8 +299,31 @@ async fn list_tickets(
     Ok(Json(s.store.tickets(&filter, &page).await?.into()))
 }
 
-async fn create_ticket(State(s): State<AppState>, ApiJson(input): ApiJson<NewTicket>) -> ApiResult<Created<Ticket>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_ticket(input).await?)))
+/// `POST /api/tickets`. A remote support invitation goes out with the new ticket when its
+/// type says so, or when the body asks (`send_remote_invite: true`; `false` overrides the
+/// type). A failed invitation never fails the ticket: it is noted as a system action.
+async fn create_ticket(
+    State(s): State<AppState>,
+    agent: ActingAgent,
+    ApiJson(raw): ApiJson<serde_json::Value>,
+) -> ApiResult<Created<Ticket>> {
+    let ask_invite = match raw.get("send_remote_invite") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(ApiError::bad_request("send_remote_invite", "must be true or false")),
+    };
+    let input: NewTicket = super::extract::parse_json(&serde_json::to_vec(&raw).expect("json"))?;
+    let acting = acting_agent(&s, agent).await?;
+    let ticket = s.store.create_ticket(input).await?;
+    let by_type = match ticket.ticket_type_id {
+        Some(t) => s.store.ticket_type(t).await?.send_remote_invite_on_create,
+        None => false,
+    };
+    if ask_invite.unwrap_or(by_type) {
+        super::api_bt::automatic_invite(&s, ticket.clone(), acting).await;
+        return Ok((StatusCode::CREATED, Json(s.store.ticket(ticket.id).await?)));
+    }
+    Ok((StatusCode::CREATED, Json(ticket)))
 }
 
 async fn get_ticket(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Ticket>> {
@@ -331,7 +354,8 @@ async fn close_ticket(
 ) -> ApiResult<Json<Ticket>> {
     let agent = acting_agent(&s, agent).await?;
     Ok(Json(
-        crate::jobs::close_propagation::close_ticket_as_agent(&s.store, s.queue.as_ref(), id, &body.note, agent).await?,
+        crate::jobs::close_propagation::close_ticket_as_agent(&s.store, s.queue.as_ref(), id, &body.note, agent)
+            .await?,
     ))
 }
 

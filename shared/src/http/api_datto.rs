@@ -189,10 +189,14 @@ async fn get_alert(State(s): State<AppState>, TextPath(uid): TextPath) -> ApiRes
 
 async fn test_api(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let answer = match s.datto.connect().await {
-        Ok(None) => json!({"ok": false, "message": "The Datto API is not configured: set api_url, api_key and api_secret."}),
+        Ok(None) => {
+            json!({"ok": false, "message": "The Datto API is not configured: set api_url, api_key and api_secret."})
+        }
         Err(e) => json!({"ok": false, "message": e.message}),
         Ok(Some(api)) => match api.check().await {
-            Ok(account) => json!({"ok": true, "message": format!("Connected to Datto RMM account {account}."), "account": account}),
+            Ok(account) => {
+                json!({"ok": true, "message": format!("Connected to Datto RMM account {account}."), "account": account})
+            }
             Err(e) => json!({"ok": false, "message": e.message}),
         },
     };
@@ -209,7 +213,13 @@ async fn sync_now(State(s): State<AppState>) -> ApiResult<Json<Value>> {
                 "set api_url, api_key and api_secret before syncing",
             ))
         }
-        Err(e) => return Err(ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "DATTO_UNAVAILABLE", e.message)),
+        Err(e) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "DATTO_UNAVAILABLE",
+                e.message,
+            ))
+        }
     };
     let holder = format!("api-{}", uuid::Uuid::new_v4().simple());
     let summary = crate::jobs::alert_sync::run_once(&s.store, s.queue.as_ref(), api.as_ref(), &holder).await?;

@@ -79,9 +79,12 @@ impl From<Error> for ApiError {
                 q,
             ),
             Error::Queue(QueueError::NotFound(m)) => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", m),
-            Error::Queue(ref q @ QueueError::NotConfigured(_)) => {
-                ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, "QUEUE_UNAVAILABLE", "the work queue is not configured", q)
-            }
+            Error::Queue(ref q @ QueueError::NotConfigured(_)) => ApiError::internal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "QUEUE_UNAVAILABLE",
+                "the work queue is not configured",
+                q,
+            ),
             Error::Mail(MailError::Rejected(m)) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "MAIL_REJECTED",

@@ -2,8 +2,10 @@
 //! share; Lambda functions and the local server mount these same routers.
 
 pub mod api;
+pub mod api_bt;
 pub mod api_datto;
 pub mod api_ops;
+pub mod beyondtrust;
 pub mod datto;
 pub mod error;
 pub mod extract;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     /// The Datto RMM API as currently configured.
     pub datto: Arc<dyn crate::jobs::datto_api::DattoConnect>,
+    /// The BeyondTrust API as currently configured.
+    pub beyondtrust: Arc<dyn crate::beyondtrust::connect::BeyondTrustConnect>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -105,6 +109,7 @@ async fn not_found() -> ApiError {
 pub fn helpdesk_router(state: AppState) -> Router {
     let api = api::routes()
         .merge(api_datto::routes())
+        .merge(api_bt::routes())
         .merge(api_ops::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
@@ -121,7 +126,14 @@ pub fn datto_router(state: AppState) -> Router {
     with_common_layers(datto::routes().with_state(state))
 }
 
+/// BeyondTrust intake (`POST /beyondtrust/events/{token}`), authenticated by the token.
+pub fn beyondtrust_router(state: AppState) -> Router {
+    with_common_layers(beyondtrust::routes().with_state(state))
+}
+
 /// Every router of the system merged, as the local server serves it.
 pub fn full_router(state: AppState) -> Router {
-    helpdesk_router(state.clone()).merge(datto_router(state))
+    helpdesk_router(state.clone())
+        .merge(datto_router(state.clone()))
+        .merge(beyondtrust_router(state))
 }

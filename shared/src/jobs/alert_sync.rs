@@ -44,9 +44,15 @@ fn is_uuid(s: &str) -> bool {
 
 /// Run one sync unless another is running. `holder` names this run in the lease.
 pub async fn run_once(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, holder: &str) -> Result<SyncSummary> {
-    let Some(lease) = store.acquire_lease("datto-sync", holder, Duration::minutes(LEASE_MINUTES)).await? else {
+    let Some(lease) = store
+        .acquire_lease("datto-sync", holder, Duration::minutes(LEASE_MINUTES))
+        .await?
+    else {
         tracing::info!("another Datto sync holds the lease; skipping");
-        return Ok(SyncSummary { skipped: true, ..Default::default() });
+        return Ok(SyncSummary {
+            skipped: true,
+            ..Default::default()
+        });
     };
     let before = datto.requests_used();
     let mut summary = SyncSummary::default();
@@ -116,13 +122,22 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
 
         // 3. Open alert tickets whose alert left the open list: confirm before closing.
         let open_uids: HashSet<&str> = open.iter().map(|a| a.uid.as_str()).collect();
-        let filter = TicketFilter { status: Some(TicketStatus::Open), ..Default::default() };
-        let mut page = PageRequest { limit: 1000, cursor: None };
+        let filter = TicketFilter {
+            status: Some(TicketStatus::Open),
+            ..Default::default()
+        };
+        let mut page = PageRequest {
+            limit: 1000,
+            cursor: None,
+        };
         let mut candidates = Vec::new();
         loop {
             let l = store.tickets(&filter, &page).await?;
             candidates.extend(
-                l.items.into_iter().filter_map(|t| t.alert_uid).filter(|u| !open_uids.contains(u.as_str())),
+                l.items
+                    .into_iter()
+                    .filter_map(|t| t.alert_uid)
+                    .filter(|u| !open_uids.contains(u.as_str())),
             );
             match l.next {
                 Some(n) => page.cursor = Some(n),
@@ -130,7 +145,9 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
             }
         }
         for uid in candidates {
-            let Ok(uid) = AlertUid::parse("alert_uid", &uid) else { continue };
+            let Ok(uid) = AlertUid::parse("alert_uid", &uid) else {
+                continue;
+            };
             match datto.alert(&uid).await {
                 Ok(Some(a)) if a.resolved => {
                     let ev = AlertEvent {

@@ -71,14 +71,20 @@ pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) ->
     };
     let note = match datto.alert(&uid).await.map_err(vendor)?.map(|a| a.resolved) {
         Some(true) => None,
-        None => Some(format!("Datto RMM does not know alert {uid}; nothing to resolve there.")),
+        None => Some(format!(
+            "Datto RMM does not know alert {uid}; nothing to resolve there."
+        )),
         Some(false) => match datto.resolve(&uid).await.map_err(vendor)? {
             ResolveResult::Resolved => Some(format!("Alert {uid} resolved in Datto RMM.")),
             ResolveResult::AlreadyResolved => None,
-            ResolveResult::Unknown => Some(format!("Datto RMM does not know alert {uid}; nothing to resolve there.")),
+            ResolveResult::Unknown => Some(format!(
+                "Datto RMM does not know alert {uid}; nothing to resolve there."
+            )),
         },
     };
-    store.finish_close_propagation(msg.ticket_id, &uid, note.as_deref()).await?;
+    store
+        .finish_close_propagation(msg.ticket_id, &uid, note.as_deref())
+        .await?;
     tracing::info!(ticket_id = msg.ticket_id, alert_uid = %uid, "close propagated to Datto");
     Ok(())
 }
@@ -86,7 +92,9 @@ pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) ->
 /// Resend `ticket-closed` for closes still pending after `SWEEP_AFTER_MINUTES`; returns
 /// how many were re-queued.
 pub async fn sweep_pending_closes(store: &Store, queue: &dyn Queue, now: DateTime<Utc>) -> Result<usize> {
-    let due = store.pending_closes_due(now - Duration::minutes(SWEEP_AFTER_MINUTES), 500).await?;
+    let due = store
+        .pending_closes_due(now - Duration::minutes(SWEEP_AFTER_MINUTES), 500)
+        .await?;
     let mut sent = 0;
     for p in due {
         queue.send(QueueName::TicketClosed, &p.message()).await?;

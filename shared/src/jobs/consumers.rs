@@ -4,7 +4,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 use super::datto_api::DattoApi;
-use super::{close_propagation, enrichment, run_batch};
+use super::{close_propagation, enrichment, run_batch, session_import};
 use crate::http::AppState;
 
 /// At most this many messages of a batch run at once (Datto's rate budget is shared).
@@ -50,6 +50,27 @@ pub async fn alert_enrich(state: &AppState, messages: Vec<(String, String)>) -> 
     run_batch(messages, CONCURRENCY, |body| {
         let (store, api) = (state.store.clone(), api.clone());
         async move { enrichment::enrich(&store, api.as_ref(), &body).await }
+    })
+    .await
+}
+
+/// `session-import`: import ended BeyondTrust sessions. Without API access the messages
+/// stay queued (and reach the dead-letter queue after their receives).
+pub async fn session_import(state: &AppState, messages: Vec<(String, String)>) -> Vec<String> {
+    let client = match state.beyondtrust.connect().await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            tracing::warn!("BeyondTrust API not configured; session imports stay queued");
+            return messages.into_iter().map(|(id, _)| id).collect();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "BeyondTrust API unavailable; session imports stay queued");
+            return messages.into_iter().map(|(id, _)| id).collect();
+        }
+    };
+    run_batch(messages, CONCURRENCY, |body| {
+        let (store, client) = (state.store.clone(), client.clone());
+        async move { session_import::import(&store, &client, &body).await.map(|_| ()) }
     })
     .await
 }

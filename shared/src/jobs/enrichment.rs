@@ -27,10 +27,17 @@ pub async fn request_enrichment(store: &Store, queue: &dyn Queue, result: &Intak
         return Ok(());
     }
     let settings = store.datto_settings().await?;
-    let Some(ticket_id) = result.ticket_id.filter(|_| settings.api_url.is_some() && settings.api_key.is_some()) else {
+    let Some(ticket_id) = result
+        .ticket_id
+        .filter(|_| settings.api_url.is_some() && settings.api_key.is_some())
+    else {
         return Ok(());
     };
-    let body = serde_json::to_string(&EnrichRequest { ticket_id, alert_uid: result.alert_uid.to_string() }).expect("json");
+    let body = serde_json::to_string(&EnrichRequest {
+        ticket_id,
+        alert_uid: result.alert_uid.to_string(),
+    })
+    .expect("json");
     if let Err(e) = queue.send(QueueName::AlertEnrich, &body).await {
         tracing::warn!(ticket_id, error = %e, "enrichment not requested");
     }
@@ -40,7 +47,13 @@ pub async fn request_enrichment(store: &Store, queue: &dyn Queue, result: &Intak
 fn line(out: &mut String, label: &str, v: Option<&Value>) {
     let text = match v {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(Value::Bool(b)) => if *b { "yes".into() } else { "no".into() },
+        Some(Value::Bool(b)) => {
+            if *b {
+                "yes".into()
+            } else {
+                "no".into()
+            }
+        }
         Some(Value::Number(n)) => n.to_string(),
         _ => return,
     };
@@ -90,7 +103,13 @@ pub async fn enrich(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(
     if alert.enriched {
         return Ok(());
     }
-    let vendor = |e: DattoCallError| if e.retryable { JobError::Retryable(e.message) } else { JobError::Permanent(e.message) };
+    let vendor = |e: DattoCallError| {
+        if e.retryable {
+            JobError::Retryable(e.message)
+        } else {
+            JobError::Permanent(e.message)
+        }
+    };
     let remote = datto.alert(&uid).await.map_err(vendor)?;
     let facts = remote.as_ref().map(|a| &a.facts).unwrap_or(&alert.facts);
     let device_uid = facts.device_uid.clone().or(alert.facts.device_uid.clone());
@@ -100,7 +119,13 @@ pub async fn enrich(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(
     };
     let note = enrichment_note(facts.diagnostics.as_deref(), facts.context.as_ref(), device.as_ref());
     let (id, at) = store.new_action_stamp().await?;
-    let action = Action { id, at, kind: ActionKind::System, agent_id: None, note };
+    let action = Action {
+        id,
+        at,
+        kind: ActionKind::System,
+        agent_id: None,
+        note,
+    };
     store.record_enrichment(&uid, req.ticket_id, &action).await?;
     Ok(())
 }

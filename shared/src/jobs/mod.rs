@@ -6,6 +6,7 @@ pub mod close_propagation;
 pub mod consumers;
 pub mod datto_api;
 pub mod enrichment;
+pub mod session_import;
 
 use std::future::Future;
 

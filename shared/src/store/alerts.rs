@@ -321,7 +321,7 @@ impl Store {
 
     // ---- request log ------------------------------------------------------------------
 
-    fn request_log_put(&self, e: &RequestLogEntry) -> WriteOp {
+    pub(crate) fn request_log_put(&self, e: &RequestLogEntry) -> WriteOp {
         let mut r = Record::new(
             REQUEST_LOG,
             format!("{:020}#{}", e.at.timestamp_millis().max(0), e.id),
@@ -411,7 +411,10 @@ impl Store {
         if customer.main_site_id == site.id && customer.name == old {
             self.update_customer(
                 customer.id,
-                crate::domain::desk::CustomerUpdate { name: Some(name.to_string()), main_site_id: None },
+                crate::domain::desk::CustomerUpdate {
+                    name: Some(name.to_string()),
+                    main_site_id: None,
+                },
             )
             .await?;
         }
@@ -422,7 +425,12 @@ impl Store {
 impl Store {
     /// Add the enrichment action and mark the alert enriched, in one transaction; a second
     /// enrichment of the same alert adds nothing.
-    pub async fn record_enrichment(&self, uid: &AlertUid, ticket_id: u64, action: &crate::domain::tickets::Action) -> Result<()> {
+    pub async fn record_enrichment(
+        &self,
+        uid: &AlertUid,
+        ticket_id: u64,
+        action: &crate::domain::tickets::Action,
+    ) -> Result<()> {
         for _ in 0..super::UPDATE_ATTEMPTS {
             let Some((mut alert, v)) = self.alert(uid).await? else {
                 return Err(DomainError::not_found("alert", uid).into());
@@ -431,7 +439,11 @@ impl Store {
                 return Ok(());
             }
             alert.enriched = true;
-            let ops = vec![Self::alert_put(&alert, Some(v)), Self::must_exist(TICKET, ticket_id), put_action(ticket_id, action)];
+            let ops = vec![
+                Self::alert_put(&alert, Some(v)),
+                Self::must_exist(TICKET, ticket_id),
+                put_action(ticket_id, action),
+            ];
             match self.records().write(ops).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::ConditionFailed { pk, .. }) if pk == ALERT => continue,

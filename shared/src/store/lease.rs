@@ -22,8 +22,18 @@ impl Store {
         let now = self.clock().now();
         let mut r = Record::new(LEASE, name, serde_json::json!({"holder": holder, "acquired_at": now}));
         r.expires_at = Some((now + ttl).timestamp());
-        match self.records().write(vec![WriteOp::Put { record: r, condition: Condition::NotExists }]).await {
-            Ok(()) => Ok(Some(Lease { name: name.to_string(), holder: holder.to_string() })),
+        match self
+            .records()
+            .write(vec![WriteOp::Put {
+                record: r,
+                condition: Condition::NotExists,
+            }])
+            .await
+        {
+            Ok(()) => Ok(Some(Lease {
+                name: name.to_string(),
+                holder: holder.to_string(),
+            })),
             Err(StoreError::ConditionFailed { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -33,7 +43,11 @@ impl Store {
     pub async fn release_lease(&self, lease: &Lease) -> Result<()> {
         if let Some(r) = self.records().get(LEASE, &lease.name).await? {
             if r.data.get("holder").and_then(|h| h.as_str()) == Some(lease.holder.as_str()) {
-                let del = WriteOp::Delete { pk: LEASE.into(), sk: lease.name.clone(), condition: Condition::VersionIs(r.version) };
+                let del = WriteOp::Delete {
+                    pk: LEASE.into(),
+                    sk: lease.name.clone(),
+                    condition: Condition::VersionIs(r.version),
+                };
                 match self.records().write(vec![del]).await {
                     Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
                     Err(e) => return Err(e.into()),

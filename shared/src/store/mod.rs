@@ -10,6 +10,7 @@ mod chats;
 mod desk;
 mod lease;
 mod propagation;
+mod remote;
 mod tickets;
 
 use std::sync::Arc;
@@ -24,10 +25,11 @@ use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, 
 pub use alerts::{AlertWrite, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
 pub use lease::Lease;
 pub use propagation::PendingClose;
+pub use remote::{RemoteSessionFilter, SessionImport};
 pub use tickets::TicketFilter;
 
 /// How many times an optimistic read-modify-write is retried after losing a race.
-const UPDATE_ATTEMPTS: usize = 8;
+pub(crate) const UPDATE_ATTEMPTS: usize = 8;
 
 /// A page request from a list endpoint.
 #[derive(Debug, Clone)]

@@ -28,13 +28,18 @@ pub struct PendingClose {
 impl PendingClose {
     /// The `ticket-closed` message body.
     pub fn message(&self) -> String {
-        serde_json::json!({"ticket_id": self.ticket_id, "alert_uid": self.alert_uid, "closed_at": self.closed_at}).to_string()
+        serde_json::json!({"ticket_id": self.ticket_id, "alert_uid": self.alert_uid, "closed_at": self.closed_at})
+            .to_string()
     }
 }
 
 pub(crate) fn pending_close_put(p: &PendingClose) -> WriteOp {
     WriteOp::Put {
-        record: Record::new(PENDING_CLOSE, sk_id(p.ticket_id), serde_json::to_value(p).expect("serializable")),
+        record: Record::new(
+            PENDING_CLOSE,
+            sk_id(p.ticket_id),
+            serde_json::to_value(p).expect("serializable"),
+        ),
         condition: Condition::Always,
     }
 }
@@ -74,9 +79,20 @@ impl Store {
     pub async fn mark_close_enqueued(&self, ticket_id: u64, at: DateTime<Utc>) -> Result<()> {
         if let Some((mut p, v)) = self.pending_close(ticket_id).await? {
             p.enqueued_at = Some(at);
-            let mut r = Record::new(PENDING_CLOSE, sk_id(ticket_id), serde_json::to_value(&p).expect("serializable"));
+            let mut r = Record::new(
+                PENDING_CLOSE,
+                sk_id(ticket_id),
+                serde_json::to_value(&p).expect("serializable"),
+            );
             r.version = v + 1;
-            match self.records().write(vec![WriteOp::Put { record: r, condition: Condition::VersionIs(v) }]).await {
+            match self
+                .records()
+                .write(vec![WriteOp::Put {
+                    record: r,
+                    condition: Condition::VersionIs(v),
+                }])
+                .await
+            {
                 Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -101,7 +117,16 @@ impl Store {
             if let Some(note) = note {
                 let (id, at) = self.new_action_stamp().await?;
                 ops.push(Self::must_exist(TICKET, ticket_id));
-                ops.push(put_action(ticket_id, &Action { id, at, kind: ActionKind::System, agent_id: None, note: note.to_string() }));
+                ops.push(put_action(
+                    ticket_id,
+                    &Action {
+                        id,
+                        at,
+                        kind: ActionKind::System,
+                        agent_id: None,
+                        note: note.to_string(),
+                    },
+                ));
             }
             match self.records().write(ops).await {
                 Ok(()) => return Ok(()),

@@ -21,10 +21,7 @@ async fn receive_up_to(queue: &dyn Queue, name: QueueName, want: usize) -> Vec<R
         if got.len() >= want {
             break;
         }
-        let batch = queue
-            .receive(name, (want - got.len()).min(10))
-            .await
-            .expect("receive");
+        let batch = queue.receive(name, (want - got.len()).min(10)).await.expect("receive");
         assert!(
             batch.len() <= (want - got.len()).min(10),
             "receive returned more than max"
@@ -46,10 +43,7 @@ async fn receive_one(queue: &dyn Queue, name: QueueName) -> ReceivedMessage {
 
 async fn assert_nothing_to_receive(queue: &dyn Queue, name: QueueName) {
     let got = queue.receive(name, 10).await.expect("receive");
-    assert!(
-        got.is_empty(),
-        "expected nothing visible on {name}, got {got:?}"
-    );
+    assert!(got.is_empty(), "expected nothing visible on {name}, got {got:?}");
 }
 
 /// A sent message is received with its id, body and a receive count of 1, and is gone for
@@ -67,11 +61,7 @@ pub async fn sent_message_is_received_once_and_gone_after_ack(queue: &dyn Queue)
     // Even made visible on purpose, an acked message does not come back.
     let _ = queue.release(A, &m.receipt, Duration::ZERO).await;
     assert_nothing_to_receive(queue, A).await;
-    assert!(queue
-        .dead_letters(A)
-        .await
-        .expect("dead letters")
-        .is_empty());
+    assert!(queue.dead_letters(A).await.expect("dead letters").is_empty());
 }
 
 /// While a message is received and neither acked nor released, no other receive gets it;
@@ -99,15 +89,10 @@ pub async fn receive_hands_out_at_most_max_and_each_message_once(queue: &dyn Que
         sent.insert(queue.send(A, &body).await.expect("send"), body);
     }
     let first = queue.receive(A, 3).await.expect("receive");
-    assert!(
-        !first.is_empty() && first.len() <= 3,
-        "receive(3) gave {}",
-        first.len()
-    );
+    assert!(!first.is_empty() && first.len() <= 3, "receive(3) gave {}", first.len());
     let mut got = first;
     got.extend(receive_up_to(queue, A, 7 - got.len()).await);
-    let received: BTreeMap<String, String> =
-        got.iter().map(|m| (m.id.clone(), m.body.clone())).collect();
+    let received: BTreeMap<String, String> = got.iter().map(|m| (m.id.clone(), m.body.clone())).collect();
     assert_eq!(received.len(), got.len(), "a message was handed out twice");
     assert_eq!(received, sent);
     assert_nothing_to_receive(queue, A).await;
@@ -121,26 +106,14 @@ pub async fn receive_hands_out_at_most_max_and_each_message_once(queue: &dyn Que
 pub async fn release_now_redelivers_with_a_higher_receive_count(queue: &dyn Queue) {
     let id = queue.send(A, "retry me").await.expect("send");
     let m1 = receive_one(queue, A).await;
-    queue
-        .release(A, &m1.receipt, Duration::ZERO)
-        .await
-        .expect("release");
+    queue.release(A, &m1.receipt, Duration::ZERO).await.expect("release");
     let m2 = receive_one(queue, A).await;
-    assert_eq!(
-        (m2.id.as_str(), m2.body.as_str()),
-        (id.as_str(), "retry me")
-    );
+    assert_eq!((m2.id.as_str(), m2.body.as_str()), (id.as_str(), "retry me"));
     assert_eq!((m1.receive_count, m2.receive_count), (1, 2));
-    queue
-        .release(A, &m2.receipt, Duration::ZERO)
-        .await
-        .expect("release");
+    queue.release(A, &m2.receipt, Duration::ZERO).await.expect("release");
     let m3 = receive_one(queue, A).await;
     assert_eq!(m3.receive_count, 3);
-    queue
-        .ack(A, &m3.receipt)
-        .await
-        .expect("ack with the latest receipt");
+    queue.ack(A, &m3.receipt).await.expect("ack with the latest receipt");
     assert_nothing_to_receive(queue, A).await;
 }
 
@@ -152,10 +125,7 @@ pub async fn a_message_received_max_times_moves_to_the_dead_letters(queue: &dyn 
     for expected in 1..=MAX_RECEIVES {
         let m = receive_one(queue, A).await;
         assert_eq!((m.id.as_str(), m.receive_count), (id.as_str(), expected));
-        queue
-            .release(A, &m.receipt, Duration::ZERO)
-            .await
-            .expect("release");
+        queue.release(A, &m.receipt, Duration::ZERO).await.expect("release");
     }
     assert_nothing_to_receive(queue, A).await;
 
@@ -179,39 +149,25 @@ pub async fn a_replayed_dead_letter_can_be_received_and_acked(queue: &dyn Queue)
     queue.send(A, &body).await.expect("send");
     for _ in 0..MAX_RECEIVES {
         let m = receive_one(queue, A).await;
-        queue
-            .release(A, &m.receipt, Duration::ZERO)
-            .await
-            .expect("release");
+        queue.release(A, &m.receipt, Duration::ZERO).await.expect("release");
     }
     assert_nothing_to_receive(queue, A).await;
     let dead = queue.dead_letters(A).await.expect("dead letters");
     assert_eq!(dead.len(), 1, "{dead:?}");
 
     queue.replay(A, &dead[0].id).await.expect("replay");
-    assert!(queue
-        .dead_letters(A)
-        .await
-        .expect("dead letters")
-        .is_empty());
+    assert!(queue.dead_letters(A).await.expect("dead letters").is_empty());
     let m = receive_one(queue, A).await;
     assert_eq!((m.body.as_str(), m.receive_count), (body.as_str(), 1));
     queue.ack(A, &m.receipt).await.expect("ack");
     assert_nothing_to_receive(queue, A).await;
-    assert!(queue
-        .dead_letters(A)
-        .await
-        .expect("dead letters")
-        .is_empty());
+    assert!(queue.dead_letters(A).await.expect("dead letters").is_empty());
 }
 
 /// Replaying an id that is no dead letter of that queue is `NotFound`.
 pub async fn replaying_an_unknown_dead_letter_is_not_found(queue: &dyn Queue) {
     let result = queue.replay(A, &unique("no-such-message")).await;
-    assert!(
-        matches!(result, Err(QueueError::NotFound(_))),
-        "got {result:?}"
-    );
+    assert!(matches!(result, Err(QueueError::NotFound(_))), "got {result:?}");
 }
 
 /// Messages, receives and dead letters of one queue never show on another.
@@ -228,23 +184,14 @@ pub async fn queues_are_independent(queue: &dyn Queue) {
     for _ in 0..MAX_RECEIVES {
         let m = receive_one(queue, A).await;
         assert_eq!(m.body, "for a");
-        queue
-            .release(A, &m.receipt, Duration::ZERO)
-            .await
-            .expect("release");
+        queue.release(A, &m.receipt, Duration::ZERO).await.expect("release");
     }
     assert_nothing_to_receive(queue, A).await;
     assert_eq!(queue.dead_letters(A).await.expect("dead letters").len(), 1);
     for other in QueueName::ALL.into_iter().filter(|q| *q != A) {
-        assert!(queue
-            .dead_letters(other)
-            .await
-            .expect("dead letters")
-            .is_empty());
+        assert!(queue.dead_letters(other).await.expect("dead letters").is_empty());
     }
-    let dead_id = queue.dead_letters(A).await.expect("dead letters")[0]
-        .id
-        .clone();
+    let dead_id = queue.dead_letters(A).await.expect("dead letters")[0].id.clone();
     let result = queue.replay(B, &dead_id).await;
     assert!(
         matches!(result, Err(QueueError::NotFound(_))),
@@ -271,10 +218,7 @@ pub async fn one_failing_message_does_not_block_the_others(queue: &dyn Queue) {
         for m in batch {
             if m.id == poison {
                 poison_receives += 1;
-                queue
-                    .release(A, &m.receipt, Duration::ZERO)
-                    .await
-                    .expect("release");
+                queue.release(A, &m.receipt, Duration::ZERO).await.expect("release");
             } else {
                 queue.ack(A, &m.receipt).await.expect("ack");
                 assert!(done.insert(m.id), "a processed message came back");

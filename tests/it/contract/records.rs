@@ -6,9 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use deskbridge::ports::{
-    Condition, Cursor, Index, Query, Record, RecordStore, StoreError, WriteOp,
-};
+use deskbridge::ports::{Condition, Cursor, Index, Query, Record, RecordStore, StoreError, WriteOp};
 use deskbridge_tests::emulators::unique;
 use futures::future::join_all;
 use serde_json::json;
@@ -112,10 +110,7 @@ pub async fn put_record_reads_back_with_version_json_index_key_and_expiry(store:
     let far_future = 4_102_444_800; // 2100-01-01
     let mut r = record(&pk, "00000000000000000007", data);
     r.version = 42;
-    r.gsi1 = Some((
-        format!("{pk}#by-status"),
-        "open#00000000000000000007".to_string(),
-    ));
+    r.gsi1 = Some((format!("{pk}#by-status"), "open#00000000000000000007".to_string()));
     r.expires_at = Some(far_future);
     write_ok(store, vec![put(r.clone(), Condition::NotExists)]).await;
     assert_eq!(get(store, &pk, &r.sk).await, Some(r.clone()));
@@ -138,11 +133,7 @@ pub async fn not_exists_refuses_an_existing_item_and_leaves_it_unchanged(store: 
 
     let mut intruder = record(&pk, "a", json!({"v": "intruder"}));
     intruder.version = 9;
-    assert_condition_failed(
-        store.write(vec![put(intruder, Condition::NotExists)]).await,
-        &pk,
-        "a",
-    );
+    assert_condition_failed(store.write(vec![put(intruder, Condition::NotExists)]).await, &pk, "a");
     assert_eq!(get(store, &pk, "a").await, Some(original));
 }
 
@@ -165,19 +156,12 @@ pub async fn a_failed_condition_writes_none_of_the_transaction(store: &dyn Recor
         .write(vec![
             put(record(&pk, "new-1", json!({"n": 1})), Condition::NotExists),
             delete(&pk, "to-delete", Condition::Exists),
-            put(
-                record(&pk, "existing", json!({"n": 3})),
-                Condition::NotExists,
-            ),
+            put(record(&pk, "existing", json!({"n": 3})), Condition::NotExists),
         ])
         .await;
     assert_condition_failed(result, &pk, "existing");
     assert_eq!(get(store, &pk, "new-1").await, None, "op 1 was written");
-    assert_eq!(
-        get(store, &pk, "to-delete").await,
-        Some(doomed),
-        "op 2 was applied"
-    );
+    assert_eq!(get(store, &pk, "to-delete").await, Some(doomed), "op 2 was applied");
     assert_eq!(get(store, &pk, "existing").await, Some(existing));
 
     // The failing op in the middle: the error names it, not a later passing one.
@@ -215,9 +199,7 @@ pub async fn version_is_holds_only_on_the_exact_version(store: &dyn RecordStore)
     v2.version = 2;
     for wrong in [0, 2, 3, u64::from(u32::MAX) + 1] {
         assert_condition_failed(
-            store
-                .write(vec![put(v2.clone(), Condition::VersionIs(wrong))])
-                .await,
+            store.write(vec![put(v2.clone(), Condition::VersionIs(wrong))]).await,
             &pk,
             "a",
         );
@@ -242,10 +224,7 @@ pub async fn version_is_holds_only_on_the_exact_version(store: &dyn RecordStore)
     // An absent item has no version at all.
     assert_condition_failed(
         store
-            .write(vec![put(
-                record(&pk, "b", json!({})),
-                Condition::VersionIs(1),
-            )])
+            .write(vec![put(record(&pk, "b", json!({})), Condition::VersionIs(1))])
             .await,
         &pk,
         "b",
@@ -276,11 +255,7 @@ pub async fn check_gates_the_transaction_without_writing(store: &dyn RecordStore
         Some(parent.clone()),
         "a Check changed the item"
     );
-    assert_eq!(
-        get(store, &pk, "parent-less").await,
-        None,
-        "a Check created the item"
-    );
+    assert_eq!(get(store, &pk, "parent-less").await, None, "a Check created the item");
 
     write_ok(
         store,
@@ -299,10 +274,7 @@ pub async fn check_gates_the_transaction_without_writing(store: &dyn RecordStore
     ];
     for (gate, gated_sk) in refused {
         let result = store
-            .write(vec![
-                put(record(&pk, "child-3", json!({})), Condition::NotExists),
-                gate,
-            ])
+            .write(vec![put(record(&pk, "child-3", json!({})), Condition::NotExists), gate])
             .await;
         assert_condition_failed(result, &pk, gated_sk);
         assert_eq!(
@@ -323,16 +295,12 @@ pub async fn delete_removes_the_item_only_when_its_condition_holds(store: &dyn R
     write_ok(store, vec![put(r.clone(), Condition::Always)]).await;
 
     assert_condition_failed(
-        store
-            .write(vec![delete(&pk, "a", Condition::VersionIs(2))])
-            .await,
+        store.write(vec![delete(&pk, "a", Condition::VersionIs(2))]).await,
         &pk,
         "a",
     );
     assert_condition_failed(
-        store
-            .write(vec![delete(&pk, "a", Condition::NotExists)])
-            .await,
+        store.write(vec![delete(&pk, "a", Condition::NotExists)]).await,
         &pk,
         "a",
     );
@@ -341,21 +309,14 @@ pub async fn delete_removes_the_item_only_when_its_condition_holds(store: &dyn R
     write_ok(store, vec![delete(&pk, "a", Condition::VersionIs(3))]).await;
     assert_eq!(get(store, &pk, "a").await, None);
 
-    assert_condition_failed(
-        store.write(vec![delete(&pk, "a", Condition::Exists)]).await,
-        &pk,
-        "a",
-    );
+    assert_condition_failed(store.write(vec![delete(&pk, "a", Condition::Exists)]).await, &pk, "a");
     write_ok(store, vec![delete(&pk, "a", Condition::Always)]).await;
     write_ok(store, vec![delete(&pk, "never", Condition::NotExists)]).await;
 
     // Deleted means absent: NotExists holds again.
     write_ok(
         store,
-        vec![put(
-            record(&pk, "a", json!({"again": 1})),
-            Condition::NotExists,
-        )],
+        vec![put(record(&pk, "a", json!({"again": 1})), Condition::NotExists)],
     )
     .await;
     assert!(get(store, &pk, "a").await.is_some());
@@ -535,25 +496,19 @@ pub async fn gsi1_query_orders_by_index_key_and_pages_exactly_once(store: &dyn R
         records
             .iter()
             .map(|r| {
-                let (g, gs) = r
-                    .gsi1
-                    .clone()
-                    .expect("index walk returns records with their index key");
+                let (g, gs) = r.gsi1.clone().expect("index walk returns records with their index key");
                 assert_eq!(g, gpk, "record of another index partition");
                 (gs, r.pk.clone(), r.sk.clone())
             })
             .collect()
     };
-    let gsi1sks =
-        |records: &[Record]| -> Vec<String> { keys(records).into_iter().map(|k| k.0).collect() };
+    let gsi1sks = |records: &[Record]| -> Vec<String> { keys(records).into_iter().map(|k| k.0).collect() };
     let mut expected_sorted: Vec<String> = rows.iter().map(|r| r.2.to_string()).collect();
     expected_sorted.sort();
 
     let all = walk(store, &Query::partition(Index::Gsi1, &gpk)).await;
     assert_eq!(gsi1sks(&all), expected_sorted);
-    assert!(all
-        .iter()
-        .all(|r| r.data == json!({"g": r.gsi1.as_ref().unwrap().1})));
+    assert!(all.iter().all(|r| r.data == json!({"g": r.gsi1.as_ref().unwrap().1})));
 
     let mut q = Query::partition(Index::Gsi1, &gpk);
     q.descending = true;
@@ -563,10 +518,7 @@ pub async fn gsi1_query_orders_by_index_key_and_pages_exactly_once(store: &dyn R
 
     let mut q = Query::partition(Index::Gsi1, &gpk);
     q.sk_prefix = Some("closed#".into());
-    assert_eq!(
-        gsi1sks(&walk(store, &q).await),
-        ["closed#0001", "closed#0002"]
-    );
+    assert_eq!(gsi1sks(&walk(store, &q).await), ["closed#0001", "closed#0002"]);
 
     // Paging, both directions, with a page boundary inside the run of equal gsi1sks.
     for (descending, limit) in [(false, 2), (false, 3), (true, 2), (true, 1)] {
@@ -595,11 +547,7 @@ pub async fn gsi1_query_orders_by_index_key_and_pages_exactly_once(store: &dyn R
 pub async fn query_refuses_a_cursor_from_another_partition(store: &dyn RecordStore) {
     let pk = unique("foreign");
     let other = unique("foreign-other");
-    write_ok(
-        store,
-        vec![put(record(&pk, "a", json!({})), Condition::NotExists)],
-    )
-    .await;
+    write_ok(store, vec![put(record(&pk, "a", json!({})), Condition::NotExists)]).await;
     let mut q = Query::partition(Index::Primary, &pk);
     q.start_after = Some(Cursor {
         pk: other.clone(),
@@ -621,26 +569,11 @@ pub async fn query_refuses_a_cursor_from_another_partition(store: &dyn RecordSto
 /// counters are independent per key and unrelated to records at the same key.
 pub async fn increment_starts_at_one_and_adds_by(store: &dyn RecordStore) {
     let pk = unique("counter");
-    assert_eq!(
-        store.increment(&pk, "tickets", 1).await.expect("increment"),
-        1
-    );
-    assert_eq!(
-        store.increment(&pk, "tickets", 1).await.expect("increment"),
-        2
-    );
-    assert_eq!(
-        store.increment(&pk, "tickets", 5).await.expect("increment"),
-        7
-    );
-    assert_eq!(
-        store.increment(&pk, "chats", 1).await.expect("increment"),
-        1
-    );
-    assert_eq!(
-        store.increment(&pk, "tickets", 1).await.expect("increment"),
-        8
-    );
+    assert_eq!(store.increment(&pk, "tickets", 1).await.expect("increment"), 1);
+    assert_eq!(store.increment(&pk, "tickets", 1).await.expect("increment"), 2);
+    assert_eq!(store.increment(&pk, "tickets", 5).await.expect("increment"), 7);
+    assert_eq!(store.increment(&pk, "chats", 1).await.expect("increment"), 1);
+    assert_eq!(store.increment(&pk, "tickets", 1).await.expect("increment"), 8);
 }
 
 /// Twenty concurrent increments of one counter return 1..=20, each exactly once.
@@ -670,17 +603,11 @@ pub async fn concurrent_creates_of_one_key_let_exactly_one_win(store: &dyn Recor
         .filter(|(_, r)| r.is_ok())
         .map(|(i, _)| i)
         .collect();
-    assert_eq!(
-        winners.len(),
-        1,
-        "winners: {winners:?}; results: {results:?}"
-    );
+    assert_eq!(winners.len(), 1, "winners: {winners:?}; results: {results:?}");
     for r in results.into_iter().filter(|r| r.is_err()) {
         assert_condition_failed(r, &pk, "the-one");
     }
-    let stored = get(store, &pk, "the-one")
-        .await
-        .expect("the winner's record");
+    let stored = get(store, &pk, "the-one").await.expect("the winner's record");
     assert_eq!(stored.data, json!({"writer": winners[0]}));
 }
 
@@ -752,11 +679,7 @@ pub async fn expired_records_are_invisible_and_count_as_absent(store: &dyn Recor
     .await;
 
     for sk in ["gone-1", "gone-2", "gone-3"] {
-        assert_eq!(
-            get(store, &pk, sk).await,
-            None,
-            "{sk} expired but is visible"
-        );
+        assert_eq!(get(store, &pk, sk).await, None, "{sk} expired but is visible");
     }
     assert_eq!(get(store, &pk, "alive").await, Some(alive.clone()));
     assert_eq!(
@@ -769,23 +692,17 @@ pub async fn expired_records_are_invisible_and_count_as_absent(store: &dyn Recor
     );
 
     assert_condition_failed(
-        store
-            .write(vec![check(&pk, "gone-1", Condition::Exists)])
-            .await,
+        store.write(vec![check(&pk, "gone-1", Condition::Exists)]).await,
         &pk,
         "gone-1",
     );
     assert_condition_failed(
-        store
-            .write(vec![check(&pk, "gone-2", Condition::VersionIs(1))])
-            .await,
+        store.write(vec![check(&pk, "gone-2", Condition::VersionIs(1))]).await,
         &pk,
         "gone-2",
     );
     assert_condition_failed(
-        store
-            .write(vec![delete(&pk, "gone-2", Condition::Exists)])
-            .await,
+        store.write(vec![delete(&pk, "gone-2", Condition::Exists)]).await,
         &pk,
         "gone-2",
     );
@@ -797,10 +714,7 @@ pub async fn expired_records_are_invisible_and_count_as_absent(store: &dyn Recor
     // A live one still cannot.
     assert_condition_failed(
         store
-            .write(vec![put(
-                record(&pk, "alive", json!({})),
-                Condition::NotExists,
-            )])
+            .write(vec![put(record(&pk, "alive", json!({})), Condition::NotExists)])
             .await,
         &pk,
         "alive",

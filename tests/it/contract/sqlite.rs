@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use deskbridge::adapters::{SqliteQueue, SqliteRecordStore};
 use deskbridge::ports::{
-    Clock, Condition, Index, ManualClock, Query, Queue, QueueError, QueueName, Record, RecordStore,
-    WriteOp, MAX_RECEIVES,
+    Clock, Condition, Index, ManualClock, Query, Queue, QueueError, QueueName, Record, RecordStore, WriteOp,
+    MAX_RECEIVES,
 };
 use futures::future::join_all;
 use serde_json::json;
@@ -22,9 +22,7 @@ const VISIBILITY: Duration = Duration::from_secs(30);
 
 /// A fixed, whole-second start so expiry arithmetic in unix seconds is exact.
 fn manual_clock() -> Arc<ManualClock> {
-    Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap(),
-    ))
+    Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap()))
 }
 
 fn temp_file(name: &str) -> (TempDir, PathBuf) {
@@ -87,44 +85,19 @@ async fn store_records_and_counters_survive_dropping_and_reopening_the_file() {
             ])
             .await
             .expect("write");
-        assert_eq!(
-            store
-                .increment("counter", "ticket", 1)
-                .await
-                .expect("increment"),
-            1
-        );
-        assert_eq!(
-            store
-                .increment("counter", "ticket", 1)
-                .await
-                .expect("increment"),
-            2
-        );
+        assert_eq!(store.increment("counter", "ticket", 1).await.expect("increment"), 1);
+        assert_eq!(store.increment("counter", "ticket", 1).await.expect("increment"), 2);
     }
 
     let store = store_at(&path, clock);
-    assert_eq!(
-        store.get("ticket", &written.sk).await.expect("get"),
-        Some(written)
-    );
+    assert_eq!(store.get("ticket", &written.sk).await.expect("get"), Some(written));
     let by_name = store
         .query(&Query::partition(Index::Gsi1, "by-name"))
         .await
         .expect("query");
-    let names: Vec<_> = by_name
-        .items
-        .iter()
-        .map(|r| r.gsi1.clone().unwrap().1)
-        .collect();
+    let names: Vec<_> = by_name.items.iter().map(|r| r.gsi1.clone().unwrap().1).collect();
     assert_eq!(names, ["alpha", "zeta"]);
-    assert_eq!(
-        store
-            .increment("counter", "ticket", 1)
-            .await
-            .expect("increment"),
-        3
-    );
+    assert_eq!(store.increment("counter", "ticket", 1).await.expect("increment"), 3);
 }
 
 #[tokio::test]
@@ -145,10 +118,7 @@ async fn store_hides_a_record_from_the_second_its_expiry_is_reached() {
         .expect("write");
 
     clock.advance(Duration::from_secs(9));
-    assert_eq!(
-        store.get("session", "s1").await.expect("get"),
-        Some(r.clone())
-    );
+    assert_eq!(store.get("session", "s1").await.expect("get"), Some(r.clone()));
     let refused = store
         .write(vec![WriteOp::Put {
             record: Record::new("session", "s1", json!({})),
@@ -160,10 +130,7 @@ async fn store_hides_a_record_from_the_second_its_expiry_is_reached() {
     clock.advance(Duration::from_secs(1));
     assert_eq!(store.get("session", "s1").await.expect("get"), None);
     for index in [(Index::Primary, "session"), (Index::Gsi1, "sessions")] {
-        let page = store
-            .query(&Query::partition(index.0, index.1))
-            .await
-            .expect("query");
+        let page = store.query(&Query::partition(index.0, index.1)).await.expect("query");
         assert!(page.items.is_empty(), "{index:?}: {page:?}");
     }
     store
@@ -173,11 +140,7 @@ async fn store_hides_a_record_from_the_second_its_expiry_is_reached() {
         }])
         .await
         .expect("an expired record counts as absent");
-    let fresh = store
-        .get("session", "s1")
-        .await
-        .expect("get")
-        .expect("recreated");
+    let fresh = store.get("session", "s1").await.expect("get").expect("recreated");
     assert_eq!(fresh.data, json!({"token": "new"}));
 }
 
@@ -210,11 +173,7 @@ async fn two_store_handles_on_one_file_never_hand_out_the_same_counter_value() {
                 .await
         }
     });
-    let oks = join_all(creates)
-        .await
-        .into_iter()
-        .filter(Result::is_ok)
-        .count();
+    let oks = join_all(creates).await.into_iter().filter(Result::is_ok).count();
     assert_eq!(oks, 1);
 }
 
@@ -232,18 +191,12 @@ async fn store_and_queue_can_share_one_file() {
             }])
             .await
             .expect("write");
-        queue
-            .send(QueueName::TicketClosed, "1")
-            .await
-            .expect("send");
+        queue.send(QueueName::TicketClosed, "1").await.expect("send");
     }
     let store = store_at(&path, clock.clone());
     let queue = queue_at(&path, clock, VISIBILITY);
     assert!(store.get("ticket", "1").await.expect("get").is_some());
-    let got = queue
-        .receive(QueueName::TicketClosed, 10)
-        .await
-        .expect("receive");
+    let got = queue.receive(QueueName::TicketClosed, 10).await.expect("receive");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "1");
 }
@@ -269,18 +222,9 @@ async fn queue_messages_and_dead_letters_survive_dropping_and_reopening_the_file
     };
     let queue = queue_at(&path, clock, VISIBILITY);
     let dead_letters = queue.dead_letters(Q).await.expect("dead");
-    assert_eq!(
-        dead_letters
-            .iter()
-            .map(|d| d.id.clone())
-            .collect::<Vec<_>>(),
-        [dead]
-    );
+    assert_eq!(dead_letters.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), [dead]);
     let got = queue.receive(Q, 10).await.expect("receive");
-    assert_eq!(
-        got.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
-        [waiting]
-    );
+    assert_eq!(got.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), [waiting]);
     assert_eq!(got[0].receive_count, 1);
 }
 
@@ -301,26 +245,14 @@ async fn queue_redelivers_an_unacked_message_once_the_visibility_timeout_has_pas
     clock.advance(Duration::from_millis(1));
     let again = queue.receive(Q, 1).await.expect("receive");
     assert_eq!(again.len(), 1, "not visible after the timeout");
-    assert_eq!(
-        (again[0].id.as_str(), again[0].receive_count),
-        (id.as_str(), 2)
-    );
-    assert_ne!(
-        again[0].receipt, first.receipt,
-        "a redelivery needs a fresh receipt"
-    );
+    assert_eq!((again[0].id.as_str(), again[0].receive_count), (id.as_str(), 2));
+    assert_ne!(again[0].receipt, first.receipt, "a redelivery needs a fresh receipt");
 
     // The first receiver wakes up late: its receipt no longer acks nor releases.
     let stale = queue.ack(Q, &first.receipt).await;
-    assert!(
-        matches!(stale, Err(QueueError::NotFound(_))),
-        "got {stale:?}"
-    );
+    assert!(matches!(stale, Err(QueueError::NotFound(_))), "got {stale:?}");
     let stale = queue.release(Q, &first.receipt, Duration::ZERO).await;
-    assert!(
-        matches!(stale, Err(QueueError::NotFound(_))),
-        "got {stale:?}"
-    );
+    assert!(matches!(stale, Err(QueueError::NotFound(_))), "got {stale:?}");
     assert!(
         queue.receive(Q, 1).await.expect("receive").is_empty(),
         "stale release took effect"
@@ -413,13 +345,8 @@ async fn queue_lists_dead_letters_oldest_first_and_at_most_one_hundred() {
         "a message outlived its receives"
     );
     let dead = queue.dead_letters(Q).await.expect("dead letters");
-    assert_eq!(
-        dead.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
-        sent[..100]
-    );
-    assert!(dead
-        .iter()
-        .all(|d| d.receive_count == MAX_RECEIVES && d.queue == Q));
+    assert_eq!(dead.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), sent[..100]);
+    assert!(dead.iter().all(|d| d.receive_count == MAX_RECEIVES && d.queue == Q));
 }
 
 #[tokio::test]
@@ -429,15 +356,9 @@ async fn queue_refuses_receipts_it_never_issued() {
     queue.send(Q, "x").await.expect("send");
     let m = queue.receive(Q, 1).await.expect("receive").remove(0);
     let forged = queue.ack(Q, "not-a-receipt").await;
-    assert!(
-        matches!(forged, Err(QueueError::NotFound(_))),
-        "got {forged:?}"
-    );
+    assert!(matches!(forged, Err(QueueError::NotFound(_))), "got {forged:?}");
     let forged = queue.release(Q, "not-a-receipt", Duration::ZERO).await;
-    assert!(
-        matches!(forged, Err(QueueError::NotFound(_))),
-        "got {forged:?}"
-    );
+    assert!(matches!(forged, Err(QueueError::NotFound(_))), "got {forged:?}");
     let wrong_queue = queue.ack(QueueName::TicketClosed, &m.receipt).await;
     assert!(
         matches!(wrong_queue, Err(QueueError::NotFound(_))),

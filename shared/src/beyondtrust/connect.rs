@@ -1,0 +1,173 @@
+//! The BeyondTrust API as the desk uses it: a client built from the settings and the client
+//! secret in force at each call, sharing one process-wide OAuth token cache (the vendor
+//! caps live tokens per API account, so tokens are never minted per request). Also the
+//! generated event token of the outbound-event URL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use subtle::ConstantTimeEq;
+
+use super::{Client, ClientConfig, Error, RetryPolicy, TokenCache};
+use crate::ports::{SecretError, SecretStore, SecretString};
+use crate::store::Store;
+
+/// Secret-store name of the OAuth client secret.
+pub const CLIENT_SECRET: &str = "beyondtrust/client-secret";
+/// Secret-store name of the token in the outbound-event URL.
+pub const EVENT_TOKEN: &str = "beyondtrust/event-token";
+
+/// Builds a BeyondTrust client from the settings and secrets in force now.
+#[async_trait]
+pub trait BeyondTrustConnect: Send + Sync {
+    /// `Ok(None)` while the API is not configured (no URL, client id or secret).
+    async fn connect(&self) -> Result<Option<Client>, Error>;
+    /// Whether `http://` loopback base URLs are accepted (local fakes and tests only).
+    fn allows_loopback(&self) -> bool;
+    /// Drop the cached token (after the client secret changed).
+    async fn forget_token(&self);
+}
+
+/// [`BeyondTrustConnect`] over the store and the secret store.
+pub struct SettingsConnect {
+    store: Store,
+    secrets: Arc<dyn SecretStore>,
+    tokens: TokenCache,
+    allow_loopback: bool,
+    retry: RetryPolicy,
+    timeout: Duration,
+}
+
+impl SettingsConnect {
+    pub fn new(store: Store, secrets: Arc<dyn SecretStore>, allow_loopback: bool) -> Self {
+        let tokens = TokenCache::new(store.clock().clone());
+        SettingsConnect {
+            store,
+            secrets,
+            tokens,
+            allow_loopback,
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Use this retry policy (tests: immediate retries, no waiting).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+/// True when `url` is `http://` on a loopback host.
+pub fn is_loopback_http(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url.trim()) else {
+        return false;
+    };
+    u.scheme() == "http"
+        && u.host_str().is_some_and(|h| {
+            h.eq_ignore_ascii_case("localhost")
+                || h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
+/// Check a base URL as the settings accept it: `https://host`, or loopback `http://` when
+/// `allow_loopback`.
+pub fn check_base_url(url: &str, allow_loopback: bool) -> Result<String, String> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let u = reqwest::Url::parse(trimmed).map_err(|e| format!("is not a URL: {e}"))?;
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    match u.scheme() {
+        "https" => {}
+        "http" if allow_loopback && is_loopback_http(trimmed) => {}
+        _ => return Err("must start with https://".into()),
+    }
+    if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() || u.password().is_some() {
+        return Err("must be the site address only (no query, fragment or credentials)".into());
+    }
+    Ok(trimmed.to_string())
+}
+
+#[async_trait]
+impl BeyondTrustConnect for SettingsConnect {
+    async fn connect(&self) -> Result<Option<Client>, Error> {
+        let unavailable = |e: crate::Error| Error::Unavailable(e.to_string());
+        let settings = self.store.bt_settings().await.map_err(unavailable)?;
+        let (Some(base), Some(id)) = (settings.base_url, settings.client_id) else {
+            return Ok(None);
+        };
+        let Some(secret) = self
+            .secrets
+            .get(CLIENT_SECRET)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let base = check_base_url(&base, self.allow_loopback).map_err(|m| Error::Invalid(format!("base URL {m}")))?;
+        let config = ClientConfig {
+            base_url: base,
+            client_id: id,
+            client_secret: secret,
+            timeout: self.timeout,
+            retry: self.retry.clone(),
+        };
+        Ok(Some(Client::new(config, self.tokens.clone())?))
+    }
+
+    fn allows_loopback(&self) -> bool {
+        self.allow_loopback
+    }
+
+    async fn forget_token(&self) {
+        self.tokens.clear().await;
+    }
+}
+
+fn generate_token() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    format!("btevt_{}", Alphanumeric.sample_string(&mut rand::rng(), 32))
+}
+
+/// The event token, generated and saved on first use.
+pub async fn event_token(secrets: &dyn SecretStore) -> Result<String, SecretError> {
+    if let Some(t) = secrets.get(EVENT_TOKEN).await? {
+        if !t.expose().is_empty() {
+            return Ok(t.expose().to_string());
+        }
+    }
+    let t = generate_token();
+    secrets.put(EVENT_TOKEN, &SecretString::new(t.clone())).await?;
+    Ok(t)
+}
+
+/// True when `given` is the stored event token (constant-time; no token stored = false).
+pub async fn event_token_matches(secrets: &dyn SecretStore, given: &str) -> Result<bool, SecretError> {
+    Ok(match secrets.get(EVENT_TOKEN).await? {
+        Some(t) if !t.expose().is_empty() => bool::from(given.as_bytes().ct_eq(t.expose().as_bytes())),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_must_be_https_unless_loopback_is_allowed() {
+        assert_eq!(
+            check_base_url("https://support.example.com/", false).unwrap(),
+            "https://support.example.com"
+        );
+        assert!(check_base_url("http://support.example.com", true).is_err());
+        assert!(check_base_url("http://127.0.0.1:9", false).is_err());
+        assert!(check_base_url("http://127.0.0.1:9", true).is_ok());
+        assert!(check_base_url("https://x.example.com?a=1", false).is_err());
+        assert!(check_base_url("nonsense", false).is_err());
+    }
+}

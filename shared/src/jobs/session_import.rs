@@ -1,0 +1,221 @@
+//! `session-import`: turn an ended BeyondTrust session into desk records. Fetches the
+//! SupportSession report (an incomplete report is retried through the queue), requires a
+//! known technician, honours "only process sessions generated here", then links the
+//! session per DESIGN §5 (`domain::remote::decide_link`). Idempotent per lsid.
+//!
+//! Retry rule: every failed receive makes the message visible again after the queue's
+//! backoff (SQS: the 120 s visibility timeout; local worker: 30 s, 1, 2, 5 min), and after
+//! 5 receives it goes to the dead-letter queue — about ten minutes of waiting for a report
+//! to complete.
+
+use serde::{Deserialize, Serialize};
+
+use super::JobError;
+use crate::beyondtrust::{Client, Error as BtError};
+use crate::domain::remote::{
+    chat_session_name, decide_link, find_technician, render_note, transcript, ExternalKey, KeyLookup, LinkDecision,
+    Lsid, RemoteSession, DEFAULT_SESSION_NAME,
+};
+use crate::domain::tickets::{Action, ActionKind};
+use crate::store::{PageRequest, RequestLogEntry, SessionImport, Store};
+
+/// Request-log source of import outcomes.
+pub const SOURCE: &str = "session-import";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ImportRequest {
+    lsid: String,
+}
+
+/// The queue message asking to import `lsid`.
+pub fn message(lsid: &Lsid) -> String {
+    serde_json::to_string(&ImportRequest { lsid: lsid.to_string() }).expect("json")
+}
+
+/// What one import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Imported(LinkDecision),
+    AlreadyImported,
+    NoTechnician,
+    NotGeneratedHere,
+}
+
+fn vendor(e: BtError) -> JobError {
+    match e {
+        BtError::Malformed(_) | BtError::Invalid(_) => JobError::Permanent(e.to_string()),
+        // "No session matched" right after the end event, auth and permission problems:
+        // all may heal (report written late, configuration fixed) within the retry window.
+        _ => JobError::Retryable(e.to_string()),
+    }
+}
+
+async fn log_outcome(store: &Store, lsid: &Lsid, outcome: &str, reason: String) {
+    let mut log = RequestLogEntry::new(SOURCE, store.clock().now());
+    log.status = 200;
+    log.outcome = outcome.to_string();
+    log.reason = Some(reason);
+    log.lsid = Some(lsid.to_string());
+    if let Err(e) = store.log_request(&log).await {
+        tracing::warn!(error = %e, "could not log the import outcome");
+    }
+}
+
+async fn all_agents(store: &Store) -> crate::Result<Vec<crate::domain::desk::Agent>> {
+    let mut page = PageRequest {
+        limit: 1000,
+        cursor: None,
+    };
+    let mut out = Vec::new();
+    loop {
+        let l = store.agents(&page).await?;
+        out.extend(l.items);
+        match l.next {
+            Some(n) => page.cursor = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Handle one `session-import` message.
+pub async fn import(store: &Store, client: &Client, body: &str) -> Result<ImportOutcome, JobError> {
+    let req: ImportRequest =
+        serde_json::from_str(body).map_err(|e| JobError::Permanent(format!("not a session-import message: {e}")))?;
+    let lsid = Lsid::parse(&req.lsid).map_err(|e| JobError::Permanent(e.to_string()))?;
+    if store.remote_session_by_lsid(&lsid).await?.is_some() {
+        return Ok(ImportOutcome::AlreadyImported);
+    }
+    let report = client.support_session_report(&lsid).await.map_err(vendor)?;
+    if !report.is_complete() {
+        return Err(JobError::Retryable(format!(
+            "the report of session {lsid} is not complete yet"
+        )));
+    }
+    let facts = report.to_facts().map_err(vendor)?;
+    let settings = store.bt_settings().await?;
+    let agents = all_agents(store).await?;
+    let Some(tech) = find_technician(&agents, &facts) else {
+        let names: Vec<String> = facts
+            .reps_by_precedence()
+            .iter()
+            .filter_map(|r| r.names.shown().map(str::to_string))
+            .collect();
+        let reason = format!("no BeyondTrust-enabled agent matches the representatives {names:?}; nothing linked");
+        tracing::warn!(%lsid, %reason, "session not imported");
+        log_outcome(store, &lsid, "no_technician", reason).await;
+        return Ok(ImportOutcome::NoTechnician);
+    };
+    let key = facts.external_key();
+    if settings.only_generated_here {
+        let ours = match &key {
+            Some(k) => store.invite_issued_for(&k.to_string()).await?,
+            None => false,
+        };
+        if !ours {
+            let reason = format!(
+                "external key {:?} matches no invitation of ours and only sessions generated here are processed",
+                facts.external_key.as_deref().unwrap_or("")
+            );
+            log_outcome(store, &lsid, "not_generated_here", reason).await;
+            return Ok(ImportOutcome::NotGeneratedHere);
+        }
+    }
+    // Look up what the key points at.
+    let chat = match key {
+        Some(ExternalKey::Chat(id)) => match store.chat(id).await {
+            Ok(c) => Some(c),
+            Err(crate::Error::Domain(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        _ => None,
+    };
+    let exists = |r: crate::Result<_>| -> Result<bool, JobError> {
+        match r {
+            Ok(_) => Ok(true),
+            Err(crate::Error::Domain(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let lookup = match key {
+        None => KeyLookup::NoKey,
+        Some(ExternalKey::Ticket(id)) => KeyLookup::Ticket {
+            id,
+            exists: exists(store.ticket_head(id).await.map(|_| ()))?,
+        },
+        Some(ExternalKey::Chat(id)) => {
+            let linked_ticket_exists = match chat.as_ref().and_then(|c| c.ticket_id) {
+                Some(t) => exists(store.ticket_head(t).await.map(|_| ()))?,
+                None => false,
+            };
+            KeyLookup::Chat {
+                id,
+                chat: chat.as_ref(),
+                linked_ticket_exists,
+            }
+        }
+    };
+    let decision = decide_link(lookup);
+    let lines = transcript(&facts);
+    let note = render_note(&facts, &lines);
+    let name = match (&decision, &chat) {
+        (LinkDecision::Park { name }, _) => name.clone(),
+        (LinkDecision::ToOpenChat(_) | LinkDecision::ToChatTicket { .. }, Some(c)) => chat_session_name(c),
+        _ => DEFAULT_SESSION_NAME.to_string(),
+    };
+    let chat_id = match &decision {
+        LinkDecision::ToOpenChat(id) | LinkDecision::ToChatTicket { chat_id: id, .. } => Some(*id),
+        _ => chat.as_ref().map(|c| c.id),
+    };
+    let user_id = chat.as_ref().and_then(|c| c.user_id).or(settings.default_user_id);
+    let session = RemoteSession {
+        id: store.next_id("remote-session").await?,
+        lsid: lsid.clone(),
+        name,
+        linked_ticket_id: decision.ticket_id(),
+        chat_id,
+        technician_agent_id: Some(tech.id),
+        user_id,
+        started_at: facts.started_at,
+        ended_at: facts.ended_at,
+        transcript: lines,
+    };
+    let action = match decision.ticket_id() {
+        Some(ticket_id) => {
+            let (id, at) = store.new_action_stamp().await?;
+            Some((
+                ticket_id,
+                Action {
+                    id,
+                    at,
+                    kind: ActionKind::RemoteSession,
+                    agent_id: Some(tech.id),
+                    note: note.clone(),
+                },
+            ))
+        }
+        None => None,
+    };
+    let chat_message = match &decision {
+        LinkDecision::ToOpenChat(id) => Some((
+            *id,
+            tech.name.clone(),
+            format!(
+                "The remote support session with {} has ended.\n\n{note}",
+                facts.customer_name().unwrap_or("the customer")
+            ),
+        )),
+        _ => None,
+    };
+    let stored = store
+        .store_imported_session(&SessionImport {
+            session,
+            action,
+            chat_message,
+        })
+        .await?;
+    if !stored {
+        return Ok(ImportOutcome::AlreadyImported);
+    }
+    log_outcome(store, &lsid, "imported", format!("{decision:?}")).await;
+    Ok(ImportOutcome::Imported(decision))
+}
