@@ -24,6 +24,8 @@ pub const UID: &str = "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94";
 pub struct Desk {
     pub state: AppState,
     pub clock: Arc<ManualClock>,
+    /// The local mailer behind `state.mailer`.
+    pub outbox: Arc<OutboxMailer>,
     _dir: tempfile::TempDir,
 }
 
@@ -62,6 +64,7 @@ pub fn desk_on(records: Arc<dyn RecordStore>, clock: Arc<ManualClock>) -> Desk {
     Desk {
         state,
         clock,
+        outbox,
         _dir: dir,
     }
 }
@@ -228,10 +231,13 @@ impl Desk {
     pub fn over(state: &AppState) -> Desk {
         let mut state = state.clone();
         state.config = Arc::new(HttpConfig::new(SecretString::new(TOKEN), &state.config.public_url));
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Arc::new(OutboxMailer::new(dir.path().join("outbox")).unwrap());
         Desk {
             state,
             clock: Arc::new(ManualClock::new(chrono::Utc::now())),
-            _dir: tempfile::tempdir().unwrap(),
+            outbox,
+            _dir: dir,
         }
     }
 }
