@@ -5,6 +5,7 @@ mod api_core;
 mod bad_input;
 mod binary;
 mod bt_e2e;
+mod bt_lambda;
 mod contract;
 mod datto_e2e;
 mod desk;

@@ -4,7 +4,7 @@
 //! session per DESIGN §5 (`domain::remote::decide_link`). Idempotent per lsid.
 //!
 //! Retry rule: every failed receive makes the message visible again after the queue's
-//! backoff (SQS: the 120 s visibility timeout; local worker: 30 s, 1, 2, 5 min), and after
+//! backoff (SQS: the 150 s visibility timeout; local worker: 30 s, 1, 2, 5 min), and after
 //! 5 receives it goes to the dead-letter queue — about ten minutes of waiting for a report
 //! to complete.
 

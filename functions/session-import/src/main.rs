@@ -1,0 +1,17 @@
+//! Lambda `session-import`: SQS `session-import` → BeyondTrust session reports onto tickets,
+//! chats or the list for manual linking, reporting partial batch failures.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use deskbridge::jobs::consumers::{session_import, sqs_batch};
+use lambda_runtime::{service_fn, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let host = deskbridge::hosting::aws_host().await?;
+    let state = &host.state;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, lambda_runtime::Error>(sqs_batch(event.payload, |m| session_import(state, m)).await)
+    }))
+    .await
+}
