@@ -167,7 +167,7 @@ async fn ses_client(endpoint: &str) -> aws_sdk_ses::Client {
     aws_sdk_ses::Client::new(&emulators::aws_config(endpoint).await)
 }
 
-async fn ses_fixture() -> Option<(Arc<dyn Mailer>, Box<dyn Sent>)> {
+pub(crate) async fn ses_fixture() -> Option<(Arc<dyn Mailer>, Box<dyn Sent>)> {
     let endpoint = emulators::moto()?;
     let client = ses_client(&endpoint).await;
     client

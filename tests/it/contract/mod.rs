@@ -174,5 +174,5 @@ macro_rules! queue_suite {
 pub(crate) use queue_suite;
 
 mod aws;
-mod mailer;
+pub(crate) mod mailer;
 mod secrets;
