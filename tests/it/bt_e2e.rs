@@ -727,6 +727,46 @@ async fn importing_teams_twice_makes_no_duplicates_and_keeps_edits(d: Desk) {
     assert_eq!(items.iter().filter(|t| t["is_default"] == true).count(), 1);
 }
 
+/// The invitation e-mail through SES (in moto): the code and the link arrive.
+#[tokio::test]
+async fn the_invite_email_goes_out_through_ses_with_the_code_and_the_link() {
+    let Some((mailer, sent)) = crate::contract::mailer::ses_fixture().await else {
+        return;
+    };
+    let clock = std::sync::Arc::new(deskbridge::ports::ManualClock::new(crate::desk::fixture_time()));
+    let (records, _dir) = deskbridge_tests::stores::sqlite(clock.clone());
+    let mut d = crate::desk::desk_on(records, clock);
+    d.state.mailer = mailer;
+    let bt = setup(&d, json!({"email_from": crate::contract::mailer::SENDER})).await;
+    create(
+        &d,
+        "/api/teams",
+        json!({"name": "Service Desk", "bt_team_id": "3", "is_default": true}),
+    )
+    .await;
+    let t = ticket(&d, &bt).await;
+    let (s, inv) = d
+        .post(&format!("/api/tickets/{t}/remote-invites"), json!({"via": "action"}))
+        .await;
+    assert_eq!(s, 201, "{inv}");
+    let code = inv["short_key"].as_str().unwrap();
+    let url = inv["key_url"].as_str().unwrap();
+    let mails: Vec<_> = sent
+        .sent()
+        .await
+        .into_iter()
+        .filter(|(_, m)| m.text.contains(url))
+        .collect();
+    assert_eq!(mails.len(), 1, "one invitation with this key URL");
+    let m = &mails[0].1;
+    assert_eq!(m.from, crate::contract::mailer::SENDER);
+    assert_eq!(m.to, vec!["jane@contoso.example".to_string()]);
+    assert!(
+        m.subject.contains(code) && m.text.contains(&format!("Code: {code}")),
+        "{m:?}"
+    );
+}
+
 on_both_stores!(
     a_ticket_session_becomes_one_action_by_the_technician_even_when_the_end_event_repeats,
     a_session_from_a_chat_linked_to_a_ticket_lands_on_the_ticket,
