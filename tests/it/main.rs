@@ -13,6 +13,7 @@ mod helpers;
 mod intake_datto;
 mod intake_lambda;
 mod jobs_close;
+mod jobs_lambda;
 mod jobs_sync;
 mod lambda_events;
 mod scripted_datto;

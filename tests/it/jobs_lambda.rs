@@ -1,0 +1,125 @@
+//! The job Lambdas' event paths: recorded SQS and EventBridge events from tests/events/
+//! through the same `sqs_batch` + consumer (or `scheduled`) their `main.rs` runs.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use deskbridge::jobs::consumers::{alert_enrich, sqs_batch, ticket_closed};
+use serde_json::json;
+
+use crate::desk::{desk_on, fixture_json, fixture_time, Desk, UID};
+use crate::scripted_datto::{ScriptedConnect, ScriptedDatto};
+
+fn event<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let text = std::fs::read_to_string(format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A desk where ticket 1042 is the open alert ticket of the fixture alert, closed by an
+/// agent (so its close is pending), and ticket 1057's alert is unknown to the store.
+async fn desk_with_ticket_1042() -> (Desk, tempfile::TempDir, Arc<ScriptedDatto>) {
+    let clock = Arc::new(deskbridge::ports::ManualClock::new(fixture_time()));
+    let (records, dir) = deskbridge_tests::stores::sqlite(clock.clone());
+    let mut d = desk_on(records.clone(), clock);
+    d.configure_datto().await;
+    // Make the next ticket number 1042, as in the fixture story.
+    records.increment("counter", "ticket", 1041).await.unwrap();
+    let (_, r) = d.webhook(&fixture_json("webhook-raised.json")).await;
+    assert_eq!(r["ticket_id"], 1042);
+    d.state.store.close_ticket_by_agent(1042, "fixed", None).await.unwrap();
+    let datto = ScriptedDatto::with_open(UID);
+    d.state.datto = Arc::new(ScriptedConnect(datto.clone()));
+    (d, dir, datto)
+}
+
+#[tokio::test]
+async fn the_ticket_closed_batch_reports_exactly_the_failing_records() {
+    let (d, _dir, datto) = desk_with_ticket_1042().await;
+    // Ticket 1057's message names an alert Datto answers 429 for; the third is malformed.
+    let ev: SqsEvent = event("ticket-close-propagator.json");
+    let c8 = "c8a2e5f1-3b7d-4a96-8e0c-f4d1b2a3c5e7";
+    d.state
+        .store
+        .records()
+        .increment("counter", "ticket", 14)
+        .await
+        .unwrap();
+    let mut other = fixture_json("webhook-raised.json");
+    other["alert_uid"] = json!(c8);
+    let (_, r) = d.webhook(&other).await;
+    assert_eq!(r["ticket_id"], 1057);
+    d.state.store.close_ticket_by_agent(1057, "", None).await.unwrap();
+    datto
+        .alerts
+        .lock()
+        .unwrap()
+        .insert(c8.into(), (false, Default::default()));
+    let state = d.state.clone();
+    // 1042 first (succeeds); then 1057's first Datto call answers 429 and the third record
+    // is malformed: exactly those two come back.
+    let mut first_only = ev.clone();
+    first_only.records.truncate(1);
+    let first = sqs_batch(first_only, |m| ticket_closed(&state, m)).await;
+    assert!(first.batch_item_failures.is_empty());
+    datto.fail_next.store(1, std::sync::atomic::Ordering::SeqCst);
+    let mut rest = ev;
+    rest.records.remove(0);
+    let response = sqs_batch(rest, |m| ticket_closed(&state, m)).await;
+    let mut failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        vec![
+            "0d6c2b1a-7e3f-4c9d-8a5b-6f1e2d3c4b5a".to_string(),
+            "a9e4d7c2-5b1f-4a38-9e6d-2c7f0b8a1d34".to_string()
+        ]
+    );
+    assert_eq!(
+        datto.resolves.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "1042 resolved once"
+    );
+    let json = serde_json::to_value(&response).unwrap();
+    assert!(json["batchItemFailures"][0]["itemIdentifier"].is_string(), "{json}");
+}
+
+#[tokio::test]
+async fn the_alert_enrich_event_adds_the_details_once() {
+    let (d, _dir, _datto) = desk_with_ticket_1042().await;
+    let ev: SqsEvent = event("alert-enricher.json");
+    let response = sqs_batch(ev.clone(), |m| alert_enrich(&d.state, m)).await;
+    assert!(response.batch_item_failures.is_empty());
+    sqs_batch(ev, |m| alert_enrich(&d.state, m)).await;
+    let (_, t) = d.get("/api/tickets/1042").await;
+    let details = t["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["note"].as_str().unwrap().starts_with("Details from Datto RMM"))
+        .count();
+    assert_eq!(details, 1);
+}
+
+#[tokio::test]
+async fn the_schedule_event_runs_a_sync_or_says_why_not() {
+    let (mut d, _dir, _datto) = desk_with_ticket_1042().await;
+    let _event: aws_lambda_events::event::eventbridge::EventBridgeEvent<serde_json::Value> =
+        event("scheduled-alert-sync.json");
+    let summary = deskbridge::jobs::alert_sync::scheduled(&d.state, "7e3b9c41")
+        .await
+        .unwrap();
+    assert_eq!(summary["skipped"], false, "{summary}");
+    assert_eq!(summary["closes_requeued"], 0);
+    d.state.datto = Arc::new(deskbridge::jobs::datto_api::NoDattoApi);
+    let summary = deskbridge::jobs::alert_sync::scheduled(&d.state, "7e3b9c41")
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary["skipped"].as_bool(), summary["reason"].as_str()),
+        (Some(true), Some("Datto API not configured"))
+    );
+}
