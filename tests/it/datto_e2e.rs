@@ -202,7 +202,8 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
     let (_, failed) = d.post("/api/sync/datto", json!({})).await;
     assert!(!failed["errors"].as_array().unwrap().is_empty(), "{failed}");
     let used = w.fake.request_count() - before;
-    assert!(used <= 8, "retries are bounded, {used} requests");
+    // Three calls (request rate, sites, open alerts), each tried at most 1 + 3 times.
+    assert!(used <= 12, "retries are bounded, {used} requests");
 }
 
 on_both_stores!(

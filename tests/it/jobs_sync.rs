@@ -160,8 +160,8 @@ async fn overlapping_sync_runs_leave_the_work_to_one(d: Desk) {
     let (a, b) = tokio::join!(sync(&d, &datto), sync(&d, &datto));
     let workers = [&a, &b].iter().filter(|s| !s.skipped).count();
     assert!(workers <= 1, "both runs worked: {a:?} {b:?}");
-    // A run with nothing to confirm makes two calls: sites and the open-alert list.
-    assert_eq!(datto.requests_used() - before, if workers == 1 { 2 } else { 0 });
+    // A run with nothing to confirm makes three calls: request rate, sites, open alerts.
+    assert_eq!(datto.requests_used() - before, if workers == 1 { 3 } else { 0 });
 }
 
 use deskbridge::jobs::datto_api::DattoApi;
@@ -289,3 +289,20 @@ on_both_stores!(
     a_webhook_ticket_gets_its_enrichment_and_a_failure_only_delays_it,
     sync_now_and_the_config_test_answer_in_plain_words,
 );
+
+async fn a_sync_leaves_an_account_near_its_rate_limit_alone(d: Desk) {
+    d.configure_datto().await;
+    let datto = ScriptedDatto::from_fixtures();
+    datto.headroom.store(40, std::sync::atomic::Ordering::SeqCst);
+    let s = sync(&d, &datto).await;
+    assert!(s.skipped, "{s:?}");
+    assert_eq!(s.read_headroom, Some(40));
+    assert!(s.reason.as_deref().unwrap().contains("40 requests of headroom"));
+    assert_eq!(datto.requests_used(), 1, "only the request-rate call was made");
+    assert!(d.tickets().await.is_empty());
+    datto.headroom.store(450, std::sync::atomic::Ordering::SeqCst);
+    let s = sync(&d, &datto).await;
+    assert_eq!((s.skipped, s.read_headroom, s.tickets_created), (false, Some(450), 3));
+}
+
+on_both_stores!(a_sync_leaves_an_account_near_its_rate_limit_alone);

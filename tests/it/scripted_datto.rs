@@ -20,11 +20,16 @@ pub struct ScriptedDatto {
     pub resolves: AtomicUsize,
     pub fail_next: AtomicUsize,
     pub requests: AtomicU64,
+    /// What `read_headroom` answers (set by the constructors to plenty).
+    pub headroom: AtomicU64,
 }
 
 impl ScriptedDatto {
     pub fn with_open(uid: &str) -> Arc<Self> {
-        let d = ScriptedDatto::default();
+        let d = ScriptedDatto {
+            headroom: AtomicU64::new(500),
+            ..Default::default()
+        };
         d.alerts
             .lock()
             .unwrap()
@@ -34,7 +39,10 @@ impl ScriptedDatto {
 
     /// Sites and open alerts from the Datto fixtures (two site pages, one alert page).
     pub fn from_fixtures() -> Arc<Self> {
-        let d = ScriptedDatto::default();
+        let d = ScriptedDatto {
+            headroom: AtomicU64::new(500),
+            ..Default::default()
+        };
         for page in ["sites-page-0.json", "sites-page-1.json"] {
             let v = crate::desk::fixture_json(page);
             for s in v["sites"].as_array().unwrap() {
@@ -135,6 +143,10 @@ impl DattoApi for ScriptedDatto {
             serde_json::json!({"uid": device_uid, "hostname": "ACME-DC01", "operatingSystem": "Windows Server 2022",
             "intIpAddress": "10.0.0.10", "lastLoggedInUser": "ACME\\admin", "online": true}),
         ))
+    }
+    async fn read_headroom(&self) -> Result<Option<i64>, DattoCallError> {
+        self.fail()?;
+        Ok(Some(self.headroom.load(Ordering::SeqCst) as i64))
     }
     async fn check(&self) -> Result<String, DattoCallError> {
         self.fail()?;

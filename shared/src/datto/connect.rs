@@ -71,6 +71,9 @@ impl DattoApi for Client {
             .await?
             .map(|d| serde_json::to_value(d).expect("serializable")))
     }
+    async fn read_headroom(&self) -> Result<Option<i64>, DattoCallError> {
+        Ok(self.request_rate().await?.read_headroom())
+    }
     async fn check(&self) -> Result<String, DattoCallError> {
         let account = self.account().await?;
         Ok(account.name.or(account.uid).unwrap_or_else(|| "(unnamed)".to_string()))

@@ -16,6 +16,10 @@ use crate::intake::ingest;
 use crate::ports::Queue;
 use crate::store::{PageRequest, Store, TicketFilter};
 
+/// A sync starts only when the account has at least this many requests of headroom in
+/// Datto's window (the quota is shared with every other integration of the account).
+pub const MIN_HEADROOM: i64 = 100;
+
 /// How long a sync may hold its lease before another run may take over.
 pub const LEASE_MINUTES: i64 = 10;
 const DELETED_DEVICES: &str = "Deleted Devices";
@@ -23,8 +27,14 @@ const DELETED_DEVICES: &str = "Deleted Devices";
 /// What one sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncSummary {
-    /// True when another run held the lease and this one did nothing.
+    /// True when another run held the lease, or the account had too little headroom.
     pub skipped: bool,
+    /// Why a run was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The account's request headroom Datto reported at the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_headroom: Option<i64>,
     pub sites_created: u32,
     pub sites_updated: u32,
     pub tickets_created: u32,
@@ -51,6 +61,7 @@ pub async fn run_once(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, ho
         tracing::info!("another Datto sync holds the lease; skipping");
         return Ok(SyncSummary {
             skipped: true,
+            reason: Some("another sync is running".into()),
             ..Default::default()
         });
     };
@@ -70,6 +81,21 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
         tracing::warn!(error = %e, "Datto sync: {what} failed");
         summary.errors.push(format!("{what}: {e}"));
     };
+
+    // 0. Calibrate: leave the account's shared quota alone when others have used it up.
+    match datto.read_headroom().await {
+        Ok(Some(h)) if h < MIN_HEADROOM => {
+            summary.read_headroom = Some(h);
+            summary.skipped = true;
+            summary.reason = Some(format!(
+                "the Datto account has only {h} requests of headroom left; syncing later"
+            ));
+            tracing::warn!(headroom = h, "Datto account near its rate limit; sync skipped");
+            return Ok(());
+        }
+        Ok(h) => summary.read_headroom = h,
+        Err(e) => note(summary, "reading the request rate", e),
+    }
 
     // 1. Sites.
     match datto.sites().await {

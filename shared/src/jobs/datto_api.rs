@@ -49,6 +49,9 @@ pub trait DattoApi: Send + Sync {
     async fn resolve(&self, uid: &AlertUid) -> Result<ResolveResult, DattoCallError>;
     /// A device's details as Datto sends them, `None` when Datto does not know it.
     async fn device(&self, device_uid: &str) -> Result<Option<serde_json::Value>, DattoCallError>;
+    /// Requests the whole account may still make in Datto's current window before Datto
+    /// slows it down (`GET /system/request_rate`); `None` when the account does not say.
+    async fn read_headroom(&self) -> Result<Option<i64>, DattoCallError>;
     /// One cheap authenticated call; answers the account's name.
     async fn check(&self) -> Result<String, DattoCallError>;
     /// Requests this client has made so far (for sync summaries).
