@@ -6,6 +6,7 @@ mod bad_input;
 mod binary;
 mod bt_e2e;
 mod bt_lambda;
+mod bt_local;
 mod contract;
 mod datto_e2e;
 mod desk;

@@ -112,8 +112,18 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{backoff, backoff_for};
+    use deskbridge::ports::{QueueName, MAX_RECEIVES};
     use std::time::Duration;
+
+    #[test]
+    fn session_imports_wait_about_ten_minutes_for_a_report_before_the_dead_letter_queue() {
+        let waited: Duration = (1..MAX_RECEIVES)
+            .map(|n| backoff_for(QueueName::SessionImport, n))
+            .sum();
+        assert_eq!(waited, Duration::from_secs(30 + 60 + 120 + 300));
+        assert_eq!(backoff_for(QueueName::TicketClosed, 3), backoff(3));
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {
