@@ -225,8 +225,9 @@ async fn import_teams(State(s): State<AppState>) -> ApiResult<Json<Value>> {
                     enabled: true,
                     is_default: false,
                 };
-                s.store.create_team(new).await?;
-                created += 1;
+                if s.store.create_imported_team(new).await?.is_some() {
+                    created += 1;
+                }
             }
         }
     }

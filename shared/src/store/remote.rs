@@ -4,11 +4,12 @@
 use serde_json::json;
 
 use super::chats::CHAT;
-use super::desk::{missing_reference, USER};
+use super::desk::{missing_reference, TEAM, USER};
 use super::tickets::{put_action, TICKET};
 use super::{Listing, PageRequest, Store, UPDATE_ATTEMPTS};
 use crate::domain::bt::{BeyondTrustSettings, RemoteInvite};
 use crate::domain::chats::Chat;
+use crate::domain::desk::{NewTeam, Team};
 use crate::domain::remote::{Lsid, RemoteSession};
 use crate::domain::tickets::Action;
 use crate::domain::DomainError;
@@ -22,6 +23,7 @@ const INVITE_KEY: &str = "remote-invite-key";
 const EVENT: &str = "bt-event";
 pub(crate) const SESSION: &str = "remote-session";
 const SESSION_LSID: &str = "remote-session-lsid";
+const TEAM_BT: &str = "team-bt";
 
 /// Filters of the remote-session list.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +87,32 @@ impl Store {
             }])
             .await?;
         Ok(())
+    }
+
+    // ---- imported teams -----------------------------------------------------------------
+
+    /// Create a team imported from BeyondTrust, at most once per BeyondTrust team id (a
+    /// guard record makes concurrent imports agree): `None` when it was imported already.
+    pub async fn create_imported_team(&self, input: NewTeam) -> Result<Option<Team>> {
+        let bt_id = input
+            .bt_team_id
+            .clone()
+            .ok_or_else(|| DomainError::invalid("bt_team_id", "an imported team needs its BeyondTrust id"))?;
+        let id = self.next_id(TEAM).await?;
+        let team = input.into_team(id)?;
+        let guard = Record::new(TEAM_BT, bt_id, json!({"team_id": id}));
+        let ops = vec![
+            Self::put_new(TEAM, id, &team),
+            WriteOp::Put {
+                record: guard,
+                condition: Condition::NotExists,
+            },
+        ];
+        match self.records().write(ops).await {
+            Ok(()) => Ok(Some(team)),
+            Err(StoreError::ConditionFailed { pk, .. }) if pk == TEAM_BT => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     // ---- invitations --------------------------------------------------------------------
