@@ -190,6 +190,13 @@ pub trait RecordStore: Send + Sync {
     /// Atomically add `by` to the counter at `(pk, sk)` (absent = 0) and return the new
     /// value. Two concurrent calls never return the same value.
     async fn increment(&self, pk: &str, sk: &str, by: u64) -> Result<u64, StoreError>;
+
+    /// Like `increment`, for counters nobody needs after `expires_at` (unix seconds): the
+    /// backend may delete them after that. Backends without expiry keep them (the default).
+    async fn increment_expiring(&self, pk: &str, sk: &str, by: u64, expires_at: i64) -> Result<u64, StoreError> {
+        let _ = expires_at;
+        self.increment(pk, sk, by).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -256,14 +256,36 @@ impl RecordStore for DynamoRecordStore {
 
     #[tracing::instrument(skip_all, fields(table = %self.table, %pk, %sk))]
     async fn increment(&self, pk: &str, sk: &str, by: u64) -> Result<u64, StoreError> {
-        let out = self
+        self.add_to_counter(pk, sk, by, None).await
+    }
+
+    /// The counter also carries `expires_at`, so the table's TTL removes it later.
+    #[tracing::instrument(skip_all, fields(table = %self.table, %pk, %sk))]
+    async fn increment_expiring(&self, pk: &str, sk: &str, by: u64, expires_at: i64) -> Result<u64, StoreError> {
+        self.add_to_counter(pk, sk, by, Some(expires_at)).await
+    }
+}
+
+impl DynamoRecordStore {
+    async fn add_to_counter(&self, pk: &str, sk: &str, by: u64, expires_at: Option<i64>) -> Result<u64, StoreError> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
-            .update_expression("ADD #n :by")
+            .update_expression(if expires_at.is_some() {
+                "ADD #n :by SET #exp = :exp"
+            } else {
+                "ADD #n :by"
+            })
             .expression_attribute_names("#n", COUNTER)
-            .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
+            .expression_attribute_values(":by", AttributeValue::N(by.to_string()));
+        if let Some(at) = expires_at {
+            update = update
+                .expression_attribute_names("#exp", EXPIRES_AT)
+                .expression_attribute_values(":exp", AttributeValue::N(at.to_string()));
+        }
+        let out = update
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await

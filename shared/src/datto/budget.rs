@@ -205,7 +205,10 @@ impl RequestBudget {
         if used_before + self.state().seen.get(&current).copied().unwrap_or(0) >= limit {
             return Ok(Acquire::WaitUntil(next_slice));
         }
-        let count = store.increment(BUDGET_PK, &current.to_string(), 1).await?;
+        // A slice matters for a minute; let the store drop it an hour later.
+        let count = store
+            .increment_expiring(BUDGET_PK, &current.to_string(), 1, current + 3600)
+            .await?;
         {
             let mut st = self.state();
             let seen = st.seen.entry(current).or_default();

@@ -173,3 +173,42 @@ async fn unreachable_dynamodb_is_unavailable_quickly() {
         started.elapsed()
     );
 }
+
+/// Budget counters carry `expires_at`, so the table's TTL removes old slices.
+#[tokio::test]
+async fn dynamodb_expiring_counters_carry_the_ttl_attribute() {
+    let Some(store) = dynamodb_store().await else {
+        return;
+    };
+    assert_eq!(
+        store
+            .increment_expiring("datto-budget", "1795425240", 1, 1_795_428_840)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .increment_expiring("datto-budget", "1795425240", 1, 1_795_428_840)
+            .await
+            .unwrap(),
+        2
+    );
+    let client = dynamodb_client().await.expect("configured above");
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S("datto-budget".into()))
+        .key("sk", AttributeValue::S("1795425240".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("counter item");
+    assert_eq!(
+        item.get("expires_at").and_then(|v| v.as_n().ok()).map(String::as_str),
+        Some("1795428840")
+    );
+    // A plain increment leaves no expiry.
+    store.increment("counter", "ticket", 1).await.unwrap();
+}
