@@ -480,6 +480,16 @@ async fn an_invite_for_oneself_emails_the_code_and_the_link(d: Desk) {
         .collect();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0]["agent_id"], bt.alice);
+    // The logged-in list is reused for a short while (the vendor asks for caching).
+    let body = json!({"target": format!("agent:{}", bt.alice), "via": "action"});
+    let path = format!("/api/tickets/{t}/remote-invites");
+    let (s, _) = call_as(&d, "POST", &path, Some(bt.alice), Some(body.clone())).await;
+    assert_eq!(s, 201);
+    assert_eq!(bt.fake.calls("get_logged_in_reps"), 1);
+    d.clock.advance(std::time::Duration::from_secs(21));
+    let (s, _) = call_as(&d, "POST", &path, Some(bt.alice), Some(body)).await;
+    assert_eq!(s, 201);
+    assert_eq!(bt.fake.calls("get_logged_in_reps"), 2);
 }
 
 async fn an_agent_who_is_not_logged_in_is_unavailable_unless_the_default_team_stands_in(d: Desk) {

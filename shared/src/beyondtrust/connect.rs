@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 
-use super::{Client, ClientConfig, Error, RetryPolicy, TokenCache};
+use super::{Client, ClientConfig, Error, LoggedInRep, RetryPolicy, TokenCache};
 use crate::ports::{SecretError, SecretStore, SecretString};
 use crate::store::Store;
 
@@ -27,7 +27,15 @@ pub trait BeyondTrustConnect: Send + Sync {
     fn allows_loopback(&self) -> bool;
     /// Drop the cached token (after the client secret changed).
     async fn forget_token(&self);
+    /// `get_logged_in_reps` of `client`; implementations may cache the list briefly, as
+    /// the vendor asks integrators not to fetch it for every request.
+    async fn logged_in_reps(&self, client: &Client) -> Result<Vec<LoggedInRep>, Error> {
+        client.get_logged_in_reps().await
+    }
 }
+
+/// How long the list of logged-in representatives is reused.
+pub const REPS_CACHE_SECS: i64 = 20;
 
 /// [`BeyondTrustConnect`] over the store and the secret store.
 pub struct SettingsConnect {
@@ -37,6 +45,8 @@ pub struct SettingsConnect {
     allow_loopback: bool,
     retry: RetryPolicy,
     timeout: Duration,
+    /// The last `get_logged_in_reps` answer: appliance URL, when fetched, the list.
+    reps: tokio::sync::Mutex<Option<(String, chrono::DateTime<chrono::Utc>, Vec<LoggedInRep>)>>,
 }
 
 impl SettingsConnect {
@@ -49,6 +59,7 @@ impl SettingsConnect {
             allow_loopback,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(10),
+            reps: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -126,6 +137,20 @@ impl BeyondTrustConnect for SettingsConnect {
 
     async fn forget_token(&self) {
         self.tokens.clear().await;
+        *self.reps.lock().await = None;
+    }
+
+    async fn logged_in_reps(&self, client: &Client) -> Result<Vec<LoggedInRep>, Error> {
+        let now = self.store.clock().now();
+        let mut cached = self.reps.lock().await;
+        if let Some((base, at, reps)) = cached.as_ref() {
+            if base == client.base_url() && now >= *at && now < *at + chrono::Duration::seconds(REPS_CACHE_SECS) {
+                return Ok(reps.clone());
+            }
+        }
+        let reps = client.get_logged_in_reps().await?;
+        *cached = Some((client.base_url().to_string(), now, reps.clone()));
+        Ok(reps)
     }
 }
 

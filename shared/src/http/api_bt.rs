@@ -327,7 +327,7 @@ pub(crate) async fn invite(s: &AppState, subject: Subject, ask: InviteAsk) -> Ap
                 .filter(|n| agent.bt_enabled && !n.trim().is_empty())
                 .ok_or_else(|| ApiError::bad_request("target", format!("agent {id} is not enabled for BeyondTrust")))?;
             let c = client(s).await?;
-            let reps = c.get_logged_in_reps().await.map_err(vendor_error)?;
+            let reps = s.beyondtrust.logged_in_reps(&c).await.map_err(vendor_error)?;
             let rep = find_logged_in_rep(&reps, &bt_name).map(|r| r.id.clone());
             connected = Some(c);
             InviteRequest::Agent { logged_in_rep_id: rep }
