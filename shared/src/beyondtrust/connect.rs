@@ -37,6 +37,9 @@ pub trait BeyondTrustConnect: Send + Sync {
 /// How long the list of logged-in representatives is reused.
 pub const REPS_CACHE_SECS: i64 = 20;
 
+/// The last `get_logged_in_reps` answer: appliance URL, when fetched, the list.
+type CachedReps = (String, chrono::DateTime<chrono::Utc>, Vec<LoggedInRep>);
+
 /// [`BeyondTrustConnect`] over the store and the secret store.
 pub struct SettingsConnect {
     store: Store,
@@ -45,8 +48,7 @@ pub struct SettingsConnect {
     allow_loopback: bool,
     retry: RetryPolicy,
     timeout: Duration,
-    /// The last `get_logged_in_reps` answer: appliance URL, when fetched, the list.
-    reps: tokio::sync::Mutex<Option<(String, chrono::DateTime<chrono::Utc>, Vec<LoggedInRep>)>>,
+    reps: tokio::sync::Mutex<Option<CachedReps>>,
 }
 
 impl SettingsConnect {
