@@ -18,3 +18,4 @@ mod jobs_lambda;
 mod jobs_sync;
 mod lambda_events;
 mod scripted_datto;
+mod tidy;
