@@ -233,6 +233,7 @@ async fn a_ticket_session_becomes_one_action_by_the_technician_even_when_the_end
     assert_eq!(stored[0]["linked_ticket_id"], t);
     assert_eq!(stored[0]["technician_agent_id"], bt.alice);
     assert_eq!(stored[0]["name"], "Remote Session");
+    assert_eq!(stored[0]["user_id"], bt.user, "the ticket's user");
     let log = d.request_log("&source=beyondtrust-event").await;
     assert_eq!(log.len(), 3);
     assert!(log.iter().all(|e| e["lsid"] == L1 && e["status"] == 200));

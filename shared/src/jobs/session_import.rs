@@ -166,7 +166,16 @@ pub async fn import(store: &Store, client: &Client, body: &str) -> Result<Import
         LinkDecision::ToOpenChat(id) | LinkDecision::ToChatTicket { chat_id: id, .. } => Some(*id),
         _ => chat.as_ref().map(|c| c.id),
     };
-    let user_id = chat.as_ref().and_then(|c| c.user_id).or(settings.default_user_id);
+    // The chat's user, else the ticket's, else the configured default user.
+    let ticket_user = match decision.ticket_id() {
+        Some(t) => store.ticket_head(t).await?.0.user_id,
+        None => None,
+    };
+    let user_id = chat
+        .as_ref()
+        .and_then(|c| c.user_id)
+        .or(ticket_user)
+        .or(settings.default_user_id);
     let session = RemoteSession {
         id: store.next_id("remote-session").await?,
         lsid: lsid.clone(),
