@@ -110,3 +110,65 @@ async fn the_recorded_sqs_batch_imports_and_reports_failures_per_message() {
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
     assert_eq!(v["items"][0]["lsid"], fixtures::LSID_T1042);
 }
+
+/// A store whose writes of end-event records fail as if the backend went away.
+struct EventWritesFail(Arc<dyn deskbridge::ports::RecordStore>);
+
+#[async_trait::async_trait]
+impl deskbridge::ports::RecordStore for EventWritesFail {
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<deskbridge::ports::Record>, deskbridge::ports::StoreError> {
+        self.0.get(pk, sk).await
+    }
+    async fn query(
+        &self,
+        q: &deskbridge::ports::Query,
+    ) -> Result<deskbridge::ports::Page, deskbridge::ports::StoreError> {
+        self.0.query(q).await
+    }
+    async fn write(&self, ops: Vec<deskbridge::ports::WriteOp>) -> Result<(), deskbridge::ports::StoreError> {
+        if ops.iter().any(|o| o.key().0 == "bt-event") {
+            return Err(deskbridge::ports::StoreError::Unavailable("connection reset".into()));
+        }
+        self.0.write(ops).await
+    }
+    async fn increment(&self, pk: &str, sk: &str, by: u64) -> Result<u64, deskbridge::ports::StoreError> {
+        self.0.increment(pk, sk, by).await
+    }
+}
+
+/// No 200 without a durable record: a store failure answers 503 (BeyondTrust retries) and
+/// enqueues nothing; the retry then goes through.
+#[tokio::test]
+async fn a_store_failure_answers_503_and_enqueues_nothing() {
+    let clock = Arc::new(ManualClock::new(fixture_time()));
+    let (records, _dir) = deskbridge_tests::stores::sqlite(clock.clone());
+    let healthy = desk_on(records.clone(), clock.clone());
+    let mut failing_state = healthy.state.clone();
+    failing_state.store = deskbridge::store::Store::new(Arc::new(EventWritesFail(records)), clock.clone());
+    healthy
+        .state
+        .secrets
+        .put(EVENT_TOKEN, &SecretString::new(RECORDED_TOKEN))
+        .await
+        .unwrap();
+    let recorded = events_file("beyondtrust-event-session-end.json");
+    let req = lambda_http::request::from_str(&recorded).unwrap();
+    let resp = deskbridge::http::beyondtrust_router(failing_state)
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert!(healthy
+        .state
+        .queue
+        .receive(QueueName::SessionImport, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let (s, v) = invoke(&healthy, &recorded).await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("enqueued")));
+}
