@@ -744,6 +744,51 @@ async fn importing_teams_twice_makes_no_duplicates_and_keeps_edits(d: Desk) {
     assert_eq!(items.iter().filter(|t| t["is_default"] == true).count(), 1);
 }
 
+async fn bad_invite_and_link_requests_name_the_problem(d: Desk) {
+    let bt = setup(&d, json!({"allow_invites_for_others": true})).await;
+    let t = ticket(&d, &bt).await;
+    let path = format!("/api/tickets/{t}/remote-invites");
+    for (body, field) in [
+        (json!({"target": "robot:1"}), "target"),
+        (json!({"target": "agent:999"}), "target"),
+        (json!({"target": "team:x"}), "target"),
+        (json!({"via": "carrier-pigeon"}), "via"),
+        (json!({"email": "not an address"}), "email"),
+    ] {
+        let (s, v) = d.post(&path, body.clone()).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(v["message"].as_str().unwrap().starts_with(field), "{body}: {v}");
+    }
+    let (s, _) = d.post("/api/tickets/999/remote-invites", json!({})).await;
+    assert_eq!(s, 404);
+    let (s, _) = d
+        .post(&format!("/api/tickets/{t}/remote-sessions"), json!({"session_id": 42}))
+        .await;
+    assert_eq!(s, 404);
+    let (s, v) = d.post(&format!("/api/tickets/{t}/remote-sessions"), json!({})).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(bt.fake.issued_keys().is_empty());
+    // A ticket without a user and no address given: the invite is kept and noted, no mail.
+    let bare = id(&create(
+        &d,
+        "/api/tickets",
+        json!({"summary": "No user", "customer_id": bt.customer}),
+    )
+    .await);
+    create(
+        &d,
+        "/api/teams",
+        json!({"name": "Service Desk", "bt_team_id": "3", "is_default": true}),
+    )
+    .await;
+    let (s, v) = d.post(&format!("/api/tickets/{bare}/remote-invites"), json!({})).await;
+    assert_eq!(s, 201, "{v}");
+    assert!(d.outbox.list().is_empty());
+    let (_, tk) = d.get(&format!("/api/tickets/{bare}")).await;
+    let note = tk["actions"][0]["note"].as_str().unwrap();
+    assert!(note.contains("not e-mailed"), "{note}");
+}
+
 /// The invitation e-mail through SES (in moto): the code and the link arrive.
 #[tokio::test]
 async fn the_invite_email_goes_out_through_ses_with_the_code_and_the_link() {
@@ -803,4 +848,5 @@ on_both_stores!(
     a_ticket_type_sends_an_invite_on_creation_and_a_failure_never_fails_the_ticket,
     settings_keep_the_secret_write_only_and_validate,
     importing_teams_twice_makes_no_duplicates_and_keeps_edits,
+    bad_invite_and_link_requests_name_the_problem,
 );
