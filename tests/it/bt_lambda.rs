@@ -67,9 +67,13 @@ async fn the_recorded_end_event_is_accepted_and_enqueued_and_a_wrong_token_is_no
     assert_eq!(msgs.len(), 1);
     let body: Value = serde_json::from_str(&msgs[0].body).unwrap();
     assert_eq!(body["lsid"], fixtures::LSID_T1042);
+    // Both requests are logged at the same (manual) time, so find them by outcome.
     let log = d.request_log("&source=beyondtrust-event").await;
-    assert_eq!(log[0]["lsid"], fixtures::LSID_T1042);
-    assert_eq!(log[0]["outcome"], "enqueued");
+    assert_eq!(log.len(), 2);
+    let enqueued: Vec<&Value> = log.iter().filter(|e| e["outcome"] == "enqueued").collect();
+    assert_eq!(enqueued.len(), 1);
+    assert_eq!(enqueued[0]["lsid"], fixtures::LSID_T1042);
+    assert!(log.iter().any(|e| e["outcome"] == "unauthorized" && e["status"] == 401));
 }
 
 #[tokio::test]
