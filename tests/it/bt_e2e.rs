@@ -530,6 +530,22 @@ async fn an_agent_who_is_not_logged_in_is_unavailable_unless_the_default_team_st
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["queue"], "team:3");
     assert_eq!(bt.fake.issued_keys()[0].queue_id, "team:3");
+    // Listed as logged in, but the appliance refuses the agent's queue: the same rule.
+    let alice = json!({"target": format!("agent:{}", bt.alice), "via": "action"});
+    bt.fake.push_fault(
+        "generate_session_key",
+        Fault::ErrorRoot("Representative is not available".into()),
+    );
+    let (s, v) = call_as(&d, "POST", &path, Some(bt.alice), Some(alice.clone())).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["queue"], "team:3");
+    configure(&d, &bt.fake, json!({"allow_invites_for_others": true})).await;
+    bt.fake.push_fault(
+        "generate_session_key",
+        Fault::ErrorRoot("Representative is not available".into()),
+    );
+    let (s, v) = call_as(&d, "POST", &path, Some(bt.alice), Some(alice)).await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("TECHUNAVAILABLE")), "{v}");
 }
 
 async fn quick_invites_and_invites_for_others_can_be_refused(d: Desk) {

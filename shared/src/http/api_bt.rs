@@ -348,27 +348,40 @@ pub(crate) async fn invite(s: &AppState, subject: Subject, ask: InviteAsk) -> Ap
     };
     let default_team = s.store.default_team().await?.filter(|t| t.enabled);
     let default_bt = default_team.as_ref().and_then(|t| t.bt_team_id.clone());
-    let queue = plan_invite(request, settings.fallback_to_default_team, default_bt.as_deref())?;
+    let mut queue = plan_invite(request, settings.fallback_to_default_team, default_bt.as_deref())?;
     let external_key = match &subject {
         Subject::Ticket(t) => ExternalKey::Ticket(t.id),
         Subject::Chat(c) => ExternalKey::Chat(c.id),
     };
     let mut key: Option<InviteKey> = None;
     let mut expires_at = None;
-    if let Some(q) = &queue {
+    if let Some(q) = queue.clone() {
         let c = match connected.take() {
             Some(c) => c,
             None => client(s).await?,
         };
-        let req = SessionKeyRequest::new(QueueId::from(q.clone())).external_key(external_key);
-        let generated = c.generate_session_key(&req).await.map_err(|e| match (e, q) {
-            (BtError::Api(m), InviteQueue::Rep(_)) => ApiError::new(
-                StatusCode::CONFLICT,
-                "TECHUNAVAILABLE",
-                format!("BeyondTrust refused a key for the agent: {m}"),
-            ),
-            (e, _) => vendor_error(e),
-        })?;
+        let key_for = |q: InviteQueue| SessionKeyRequest::new(QueueId::from(q)).external_key(external_key);
+        let generated = match c.generate_session_key(&key_for(q.clone())).await {
+            Ok(k) => k,
+            // The appliance refused the agent's queue (e.g. logged out since the list was
+            // fetched): the same rule as for an agent who is not logged in.
+            Err(BtError::Api(m)) if matches!(q, InviteQueue::Rep(_)) => {
+                let fallback = default_bt
+                    .clone()
+                    .filter(|_| settings.fallback_to_default_team)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::CONFLICT,
+                            "TECHUNAVAILABLE",
+                            format!("BeyondTrust refused a key for the agent: {m}"),
+                        )
+                    })?;
+                let team = InviteQueue::Team(fallback);
+                queue = Some(team.clone());
+                c.generate_session_key(&key_for(team)).await.map_err(vendor_error)?
+            }
+            Err(e) => return Err(vendor_error(e)),
+        };
         expires_at = generated.expires;
         key = Some(generated.invite_key(c.base_url()));
     }
