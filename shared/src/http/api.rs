@@ -268,7 +268,7 @@ struct TicketQuery {
 }
 
 /// Check that the acting agent named by `X-Agent-Id` exists.
-async fn acting_agent(s: &AppState, agent: ActingAgent) -> ApiResult<Option<u64>> {
+pub(crate) async fn acting_agent(s: &AppState, agent: ActingAgent) -> ApiResult<Option<u64>> {
     match agent.0 {
         None => Ok(None),
         Some(id) => match s.store.agent(id).await {

@@ -460,27 +460,13 @@ pub(crate) async fn invite(s: &AppState, subject: Subject, ask: InviteAsk) -> Ap
     Ok(invite)
 }
 
-async fn acting(s: &AppState, agent: ActingAgent) -> ApiResult<Option<u64>> {
-    match agent.0 {
-        None => Ok(None),
-        Some(id) => match s.store.agent(id).await {
-            Ok(_) => Ok(Some(id)),
-            Err(crate::Error::Domain(DomainError::NotFound { .. })) => Err(ApiError::bad_request(
-                "X-Agent-Id",
-                format!("agent {id} does not exist"),
-            )),
-            Err(e) => Err(e.into()),
-        },
-    }
-}
-
 async fn ticket_invite(
     State(s): State<AppState>,
     IdPath(id): IdPath,
     agent: ActingAgent,
     OptionalJson(body): OptionalJson<InviteBody>,
 ) -> ApiResult<(StatusCode, Json<RemoteInvite>)> {
-    let acting = acting(&s, agent).await?;
+    let acting = super::api::acting_agent(&s, agent).await?;
     let via = match body.via.as_deref().map(str::trim) {
         None | Some("") | Some("action") => "action",
         Some("quick") => "quick",
@@ -510,7 +496,7 @@ async fn chat_invite(
     agent: ActingAgent,
     OptionalJson(body): OptionalJson<InviteBody>,
 ) -> ApiResult<(StatusCode, Json<RemoteInvite>)> {
-    let acting = acting(&s, agent).await?;
+    let acting = super::api::acting_agent(&s, agent).await?;
     let chat = s.store.chat(id).await?;
     if !chat.is_open() {
         return Err(DomainError::conflict("CHAT_ENDED", format!("chat {id} has ended")).into());
@@ -597,7 +583,7 @@ async fn link_session(
     agent: ActingAgent,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> ApiResult<(StatusCode, Json<RemoteSession>)> {
-    let acting = acting(&s, agent).await?;
+    let acting = super::api::acting_agent(&s, agent).await?;
     let session = s.store.remote_session(body.session_id).await?;
     if let Some(t) = session.linked_ticket_id {
         return Err(DomainError::conflict(
