@@ -206,7 +206,49 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
     assert!(used <= 12, "retries are bounded, {used} requests");
 }
 
+async fn a_webhook_ticket_is_enriched_from_the_fake_and_a_failure_only_delays_it(mut d: Desk) {
+    let w = wire(&mut d, 500).await;
+    let (_, r) = d.webhook(&fixture_json("webhook-raised.json")).await;
+    assert_eq!(r["result"], "created");
+    let drain = |d: &Desk| {
+        let state = d.state.clone();
+        async move {
+            let msgs = state.queue.receive(QueueName::AlertEnrich, 10).await.unwrap();
+            let failed =
+                consumers::alert_enrich(&state, msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect()).await;
+            for m in &msgs {
+                if failed.contains(&m.id) {
+                    state
+                        .queue
+                        .release(QueueName::AlertEnrich, &m.receipt, Duration::ZERO)
+                        .await
+                        .unwrap();
+                } else {
+                    state.queue.ack(QueueName::AlertEnrich, &m.receipt).await.unwrap();
+                }
+            }
+            (msgs.len(), failed.len())
+        }
+    };
+    // More 503s than the client's own retries: the message fails and stays queued.
+    w.fake.fail_next(4, Failure::ServerError(503));
+    assert_eq!(drain(&d).await, (1, 1));
+    let ticket = format!("/api/tickets/{}", r["ticket_id"]);
+    assert_eq!(
+        d.get(&ticket).await.1["actions"].as_array().unwrap().len(),
+        1,
+        "the ticket is unaffected"
+    );
+    assert_eq!(drain(&d).await, (1, 0));
+    let (_, t) = d.get(&ticket).await;
+    let note = t["actions"][1]["note"].as_str().unwrap().to_string();
+    assert!(note.starts_with("Details from Datto RMM"), "{note}");
+    assert!(note.contains("CPU usage 93.4% for 15 minutes"), "{note}");
+    assert!(note.contains("Hostname: ACME-DC01"), "{note}");
+}
+
 on_both_stores!(
+    a_webhook_ticket_is_enriched_from_the_fake_and_a_failure_only_delays_it,
     the_sync_against_the_fake_imports_sites_fills_gaps_and_closes_confirmed,
     an_agent_close_makes_exactly_one_resolve_call,
     a_429_storm_backs_off_succeeds_and_never_exceeds_the_budget,

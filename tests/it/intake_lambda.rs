@@ -187,11 +187,10 @@ impl RecordStore for OutageDuringIntake {
     }
 }
 
-#[tokio::test]
-async fn a_store_failure_during_intake_answers_503_and_leaves_no_partial_state() {
-    let clock = Arc::new(ManualClock::new(fixture_time()));
-    let (records, _dir) = deskbridge_tests::stores::sqlite(clock.clone());
-    let healthy = desk_on(records.clone(), clock.clone());
+/// Runs on both stores: the outage wraps whichever store the desk uses.
+async fn a_store_failure_during_intake_answers_503_and_leaves_no_partial_state(healthy: Desk) {
+    let records = healthy.state.store.records().clone();
+    let clock = healthy.clock.clone();
     healthy.configure_datto().await;
     let mut broken = desk_on(Arc::new(OutageDuringIntake(records)), clock);
     broken.state.secrets = healthy.state.secrets.clone();
@@ -210,3 +209,5 @@ async fn a_store_failure_during_intake_answers_503_and_leaves_no_partial_state()
     );
     let _ = json!(null);
 }
+
+crate::desk::on_both_stores!(a_store_failure_during_intake_answers_503_and_leaves_no_partial_state);
