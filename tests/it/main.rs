@@ -1,9 +1,8 @@
 //! The one integration-test binary: contract suites per port, HTTP scenarios, Lambda event
-//! paths and the `deskbridge` binary as a child process.
+//! paths. (The binary as a child process is tested in `infra/local/tests/binary.rs`.)
 
 mod api_core;
 mod bad_input;
-mod binary;
 mod bt_e2e;
 mod bt_lambda;
 mod bt_local;

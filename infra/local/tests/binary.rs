@@ -2,30 +2,15 @@
 //! restarts, nothing lost to a SIGKILL right after a 2xx, the API token generated once.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-static BINARY: OnceLock<PathBuf> = OnceLock::new();
-
-/// The built `deskbridge` binary (built here when the test run did not build it).
+/// The `deskbridge` binary cargo built for this test.
 fn binary() -> &'static Path {
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test exe");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-        let bin = profile_dir.join("deskbridge");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "deskbridge-local", "--bin", "deskbridge"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the deskbridge binary failed");
-        assert!(bin.exists(), "{} missing after build", bin.display());
-        bin
-    })
+    Path::new(env!("CARGO_BIN_EXE_deskbridge"))
 }
 
 struct Server {
