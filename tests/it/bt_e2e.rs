@@ -5,7 +5,6 @@
 use axum::body::Body;
 use deskbridge::beyondtrust::fake::{FakeBeyondTrust, Fault, CLIENT_ID, CLIENT_SECRET};
 use deskbridge::beyondtrust::fixtures;
-use deskbridge::jobs::consumers;
 use deskbridge::ports::QueueName;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -166,24 +165,6 @@ async fn post_event(d: &Desk, token: &str, body: Vec<u8>) -> (u16, Value) {
     .await
 }
 
-/// Run everything visible on `session-import` once; `(received, failed)`.
-async fn drain(d: &Desk) -> (usize, usize) {
-    let q = &d.state.queue;
-    let msgs = q.receive(QueueName::SessionImport, 10).await.unwrap();
-    let batch = msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect();
-    let failed = consumers::session_import(&d.state, batch).await;
-    for m in &msgs {
-        if failed.contains(&m.id) {
-            q.release(QueueName::SessionImport, &m.receipt, std::time::Duration::ZERO)
-                .await
-                .unwrap();
-        } else {
-            q.ack(QueueName::SessionImport, &m.receipt).await.unwrap();
-        }
-    }
-    (msgs.len(), failed.len())
-}
-
 async fn end_session(d: &Desk, lsid: &str) {
     let token = event_token(d).await;
     let (s, v) = post_event(d, &token, end_event(lsid)).await;
@@ -218,17 +199,17 @@ async fn a_ticket_session_becomes_one_action_by_the_technician_even_when_the_end
     end_session(&d, L1).await;
     end_session(&d, L1).await; // BeyondTrust repeats events
                                // Both imports run at once; a store-level write conflict may send one back for a retry.
-    let (received, _) = drain(&d).await;
+    let (received, _) = d.drain(QueueName::SessionImport).await;
     assert_eq!(received, 2);
     for _ in 0..3 {
-        if drain(&d).await == (0, 0) {
+        if d.drain(QueueName::SessionImport).await == (0, 0) {
             break;
         }
     }
     let token = event_token(&d).await;
     let (s, v) = post_event(&d, &token, end_event(L1)).await;
     assert_eq!((s, v["result"].as_str()), (200, Some("duplicate")), "{v}");
-    assert_eq!(drain(&d).await, (0, 0));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (0, 0));
     let actions = remote_actions(&d, t).await;
     assert_eq!(actions.len(), 1, "{actions:?}");
     assert_eq!(actions[0]["agent_id"], bt.alice, "owner Alice matched by public name");
@@ -256,7 +237,7 @@ async fn a_session_from_a_chat_linked_to_a_ticket_lands_on_the_ticket(d: Desk) {
     .await);
     bt.fake.set_report(L1, report(L1, &format!("C{chat}")));
     end_session(&d, L1).await;
-    assert_eq!(drain(&d).await, (1, 0));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0));
     assert_eq!(remote_actions(&d, t).await.len(), 1);
     let stored = sessions(&d, "").await;
     assert_eq!(stored[0]["chat_id"], chat);
@@ -270,7 +251,7 @@ async fn a_session_from_an_open_chat_posts_to_the_chat_and_waits_for_manual_link
     let chat = id(&create(&d, "/api/chats", json!({"user_name": "Walk-in"})).await);
     bt.fake.set_report(L1, report(L1, &format!("C{chat}")));
     end_session(&d, L1).await;
-    assert_eq!(drain(&d).await, (1, 0));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0));
     let (_, c) = d.get(&format!("/api/chats/{chat}")).await;
     let last = c["messages"].as_array().unwrap().last().unwrap().clone();
     assert!(last["text"].as_str().unwrap().contains("has ended"), "{last}");
@@ -317,7 +298,7 @@ async fn a_session_with_no_key_is_parked_and_found_by_search(d: Desk) {
     .await);
     bt.fake.set_report(L1, report_sam(L1, "Sam"));
     end_session(&d, L1).await;
-    assert_eq!(drain(&d).await, (1, 0));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0));
     let parked = sessions(&d, "&linked=false&q=remote%20sess").await;
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0]["name"], "Remote Session");
@@ -336,7 +317,7 @@ async fn technicians_match_on_the_display_name_too(d: Desk) {
     .await);
     bt.fake.set_report(L1, report_sam(L1, "Sammy O"));
     end_session(&d, L1).await;
-    assert_eq!(drain(&d).await, (1, 0));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0));
     assert_eq!(sessions(&d, "").await[0]["technician_agent_id"], sammy);
 }
 
@@ -347,10 +328,10 @@ async fn an_incomplete_report_is_retried_until_it_completes(d: Desk) {
     bt.fake
         .set_report_sequence(L1, report_incomplete(L1, &key), report(L1, &key), 2);
     end_session(&d, L1).await;
-    assert_eq!(drain(&d).await, (1, 1));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 1));
     assert!(remote_actions(&d, t).await.is_empty());
-    assert_eq!(drain(&d).await, (1, 1));
-    assert_eq!(drain(&d).await, (1, 0));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 1));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0));
     assert_eq!(remote_actions(&d, t).await.len(), 1);
     assert_eq!(bt.fake.report_fetches(L1), 3);
 }
@@ -369,7 +350,7 @@ async fn an_unknown_technician_links_nothing_and_is_logged(d: Desk) {
     let t = id(&create(&d, "/api/tickets", json!({"summary": "s", "customer_id": customer})).await);
     fake.set_report(L1, report(L1, &format!("T{t}")));
     end_session(&d, L1).await;
-    assert_eq!(drain(&d).await, (1, 0), "done, not retried");
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0), "done, not retried");
     assert!(remote_actions(&d, t).await.is_empty());
     assert!(sessions(&d, "").await.is_empty());
     let log = d.request_log("&source=session-import").await;
@@ -396,7 +377,7 @@ async fn only_generated_here_ignores_foreign_sessions_and_keeps_ours(d: Desk) {
     bt.fake.set_report(L2, report(L2, &format!("T{ours}")));
     end_session(&d, L1).await;
     end_session(&d, L2).await;
-    assert_eq!(drain(&d).await, (2, 0));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (2, 0));
     assert!(remote_actions(&d, foreign).await.is_empty());
     assert_eq!(remote_actions(&d, ours).await.len(), 1);
     let log = d.request_log("&source=session-import&outcome=not_generated_here").await;
@@ -408,7 +389,7 @@ async fn with_only_generated_here_off_a_foreign_session_is_parked(d: Desk) {
     let bt = setup(&d, json!({"only_generated_here": false})).await;
     bt.fake.set_report(L1, report(L1, "INC0012345"));
     end_session(&d, L1).await;
-    assert_eq!(drain(&d).await, (1, 0));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0));
     let parked = sessions(&d, "&linked=false").await;
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0]["name"], "Remote Session");
@@ -432,7 +413,7 @@ async fn a_wrong_token_or_a_malformed_body_records_nothing(d: Desk) {
     )
     .await;
     assert_eq!(s, 400, "{v}");
-    assert_eq!(drain(&d).await, (0, 0), "nothing enqueued");
+    assert_eq!(d.drain(QueueName::SessionImport).await, (0, 0), "nothing enqueued");
     let (s, v) = post_event(
         &d,
         &token,
@@ -440,7 +421,7 @@ async fn a_wrong_token_or_a_malformed_body_records_nothing(d: Desk) {
     )
     .await;
     assert_eq!((s, v["result"].as_str()), (200, Some("ignored")));
-    assert_eq!(drain(&d).await, (0, 0));
+    assert_eq!(d.drain(QueueName::SessionImport).await, (0, 0));
     let log = d.request_log("&source=beyondtrust-event").await;
     let outcomes: Vec<&str> = log.iter().map(|e| e["outcome"].as_str().unwrap()).collect();
     assert!(outcomes.contains(&"unauthorized") && outcomes.contains(&"rejected") && outcomes.contains(&"ignored"));

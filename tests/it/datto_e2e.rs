@@ -8,7 +8,6 @@ use std::time::Duration;
 use deskbridge::datto::connect::SettingsConnect;
 use deskbridge::datto::fake::{Failure, FakeDatto, RecordingSleeper};
 use deskbridge::datto::{BudgetConfig, RequestBudget};
-use deskbridge::jobs::consumers;
 use deskbridge::ports::{Clock, QueueName};
 use serde_json::json;
 
@@ -45,24 +44,6 @@ async fn wire(d: &mut Desk, per_minute: u32) -> Wired {
             .with_budget(budget),
     );
     Wired { fake, sleeper }
-}
-
-async fn drain_closed(d: &Desk) -> usize {
-    let msgs = d.state.queue.receive(QueueName::TicketClosed, 10).await.unwrap();
-    let failed =
-        consumers::ticket_closed(&d.state, msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect()).await;
-    for m in &msgs {
-        if failed.contains(&m.id) {
-            d.state
-                .queue
-                .release(QueueName::TicketClosed, &m.receipt, Duration::ZERO)
-                .await
-                .unwrap();
-        } else {
-            d.state.queue.ack(QueueName::TicketClosed, &m.receipt).await.unwrap();
-        }
-    }
-    failed.len()
 }
 
 async fn the_sync_against_the_fake_imports_sites_fills_gaps_and_closes_confirmed(mut d: Desk) {
@@ -122,7 +103,7 @@ async fn an_agent_close_makes_exactly_one_resolve_call(mut d: Desk) {
             .0,
         200
     );
-    assert_eq!(drain_closed(&d).await, 0);
+    assert_eq!(d.drain(QueueName::TicketClosed).await.1, 0);
     assert_eq!(w.fake.count(&format!("/api/v2/alert/{UID}/resolve")), 1);
     assert_eq!(w.fake.alert(UID).unwrap()["resolved"], true);
     // Datto's resolved webhook afterwards is a no-op; a redelivery calls nothing.
@@ -138,7 +119,7 @@ async fn an_agent_close_makes_exactly_one_resolve_call(mut d: Desk) {
         )
         .await
         .unwrap();
-    assert_eq!(drain_closed(&d).await, 0);
+    assert_eq!(d.drain(QueueName::TicketClosed).await.1, 0);
     assert_eq!(w.fake.count(&format!("/api/v2/alert/{UID}/resolve")), 1);
 }
 
@@ -210,36 +191,16 @@ async fn a_webhook_ticket_is_enriched_from_the_fake_and_a_failure_only_delays_it
     let w = wire(&mut d, 500).await;
     let (_, r) = d.webhook(&fixture_json("webhook-raised.json")).await;
     assert_eq!(r["result"], "created");
-    let drain = |d: &Desk| {
-        let state = d.state.clone();
-        async move {
-            let msgs = state.queue.receive(QueueName::AlertEnrich, 10).await.unwrap();
-            let failed =
-                consumers::alert_enrich(&state, msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect()).await;
-            for m in &msgs {
-                if failed.contains(&m.id) {
-                    state
-                        .queue
-                        .release(QueueName::AlertEnrich, &m.receipt, Duration::ZERO)
-                        .await
-                        .unwrap();
-                } else {
-                    state.queue.ack(QueueName::AlertEnrich, &m.receipt).await.unwrap();
-                }
-            }
-            (msgs.len(), failed.len())
-        }
-    };
     // More 503s than the client's own retries: the message fails and stays queued.
     w.fake.fail_next(4, Failure::ServerError(503));
-    assert_eq!(drain(&d).await, (1, 1));
+    assert_eq!(d.drain(QueueName::AlertEnrich).await, (1, 1));
     let ticket = format!("/api/tickets/{}", r["ticket_id"]);
     assert_eq!(
         d.get(&ticket).await.1["actions"].as_array().unwrap().len(),
         1,
         "the ticket is unaffected"
     );
-    assert_eq!(drain(&d).await, (1, 0));
+    assert_eq!(d.drain(QueueName::AlertEnrich).await, (1, 0));
     let (_, t) = d.get(&ticket).await;
     let note = t["actions"][1]["note"].as_str().unwrap().to_string();
     assert!(note.starts_with("Details from Datto RMM"), "{note}");

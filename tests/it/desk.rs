@@ -241,3 +241,14 @@ impl Desk {
         }
     }
 }
+
+impl Desk {
+    /// Run what is visible on `queue` once through the local worker's loop and the
+    /// queue's consumer; failures are released at once. `(received, failed)`.
+    pub async fn drain(&self, queue: deskbridge::ports::QueueName) -> (usize, usize) {
+        let d = deskbridge_local::worker::Worker::new(self.state.clone())
+            .drain_queue(queue, |_| std::time::Duration::ZERO)
+            .await;
+        (d.done + d.failed, d.failed)
+    }
+}

@@ -1,44 +1,21 @@
 //! Ticket-close propagation through the real queue: an agent's close resolves the Datto
 //! alert exactly once; Datto-origin closes never call back; failures retry, poison dies.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use deskbridge::jobs::close_propagation::{propagate_close, sweep_pending_closes};
 
-use crate::scripted_datto::ScriptedDatto;
-use deskbridge::jobs::{run_batch, JobError};
+use crate::scripted_datto::{ScriptedConnect, ScriptedDatto};
+use deskbridge::jobs::JobError;
 use deskbridge::ports::{QueueName, MAX_RECEIVES};
 use serde_json::json;
 
 use crate::desk::{fixture_json, on_both_stores, Desk, NowUtc, UID};
 
-/// Receive everything visible on `ticket-closed` and run it; ack successes, release failures.
-async fn drain(d: &Desk, datto: &ScriptedDatto) -> (usize, usize) {
-    let msgs = d.state.queue.receive(QueueName::TicketClosed, 10).await.unwrap();
-    let by_id: HashMap<String, String> = msgs.iter().map(|m| (m.id.clone(), m.receipt.clone())).collect();
-    let failed = run_batch(
-        msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect(),
-        2,
-        |body| {
-            let store = d.state.store.clone();
-            async move { propagate_close(&store, datto, &body).await }
-        },
-    )
-    .await;
-    for (id, receipt) in &by_id {
-        if failed.contains(id) {
-            d.state
-                .queue
-                .release(QueueName::TicketClosed, receipt, std::time::Duration::ZERO)
-                .await
-                .unwrap();
-        } else {
-            d.state.queue.ack(QueueName::TicketClosed, receipt).await.unwrap();
-        }
-    }
-    (by_id.len(), failed.len())
+/// Hand `datto` to the desk as its Datto API, as the connector would.
+fn use_datto(d: &mut Desk, datto: &Arc<ScriptedDatto>) {
+    d.state.datto = Arc::new(ScriptedConnect(datto.clone()));
 }
 
 async fn raise(d: &Desk) -> u64 {
@@ -47,14 +24,15 @@ async fn raise(d: &Desk) -> u64 {
     r["ticket_id"].as_u64().unwrap()
 }
 
-async fn an_agent_close_resolves_the_alert_in_datto_exactly_once(d: Desk) {
+async fn an_agent_close_resolves_the_alert_in_datto_exactly_once(mut d: Desk) {
     let tid = raise(&d).await;
     let datto = ScriptedDatto::with_open(UID);
+    use_datto(&mut d, &datto);
     let (s, _) = d
         .post(&format!("/api/tickets/{tid}/close"), json!({"note": "Fixed"}))
         .await;
     assert_eq!(s, 200);
-    assert_eq!(drain(&d, &datto).await, (1, 0));
+    assert_eq!(d.drain(QueueName::TicketClosed).await, (1, 0));
     assert_eq!(datto.resolves.load(Ordering::SeqCst), 1);
     let (_, alert) = d.get(&format!("/api/alerts/{UID}")).await;
     assert_eq!(
@@ -83,12 +61,13 @@ async fn an_agent_close_resolves_the_alert_in_datto_exactly_once(d: Desk) {
     assert_eq!(datto.resolves.load(Ordering::SeqCst), 1, "exactly one resolve call");
 }
 
-async fn a_datto_origin_close_never_calls_datto(d: Desk) {
+async fn a_datto_origin_close_never_calls_datto(mut d: Desk) {
     raise(&d).await;
     let datto = ScriptedDatto::with_open(UID);
+    use_datto(&mut d, &datto);
     d.webhook(&fixture_json("webhook-resolved.json")).await;
     assert_eq!(
-        drain(&d, &datto).await,
+        d.drain(QueueName::TicketClosed).await,
         (0, 0),
         "no ticket-closed message for a Datto close"
     );
@@ -102,11 +81,12 @@ async fn a_datto_origin_close_never_calls_datto(d: Desk) {
     assert_eq!(datto.resolves.load(Ordering::SeqCst), 0);
 }
 
-async fn an_alert_datto_does_not_know_is_done_with_a_note(d: Desk) {
+async fn an_alert_datto_does_not_know_is_done_with_a_note(mut d: Desk) {
     let tid = raise(&d).await;
     let datto = Arc::new(ScriptedDatto::default());
+    use_datto(&mut d, &datto);
     d.post(&format!("/api/tickets/{tid}/close"), json!({})).await;
-    assert_eq!(drain(&d, &datto).await, (1, 0));
+    assert_eq!(d.drain(QueueName::TicketClosed).await, (1, 0));
     let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
     assert!(t["actions"]
         .as_array()
@@ -116,14 +96,19 @@ async fn an_alert_datto_does_not_know_is_done_with_a_note(d: Desk) {
     assert!(d.state.store.pending_close(tid).await.unwrap().is_none());
 }
 
-async fn a_throttled_datto_is_retried_and_the_sweep_resends_lost_messages(d: Desk) {
+async fn a_throttled_datto_is_retried_and_the_sweep_resends_lost_messages(mut d: Desk) {
     let tid = raise(&d).await;
     let datto = ScriptedDatto::with_open(UID);
+    use_datto(&mut d, &datto);
     datto.fail_next.store(1, Ordering::SeqCst);
     d.post(&format!("/api/tickets/{tid}/close"), json!({})).await;
-    assert_eq!(drain(&d, &datto).await, (1, 1), "429 → item failure");
+    assert_eq!(d.drain(QueueName::TicketClosed).await, (1, 1), "429 → item failure");
     assert!(d.state.store.pending_close(tid).await.unwrap().is_some());
-    assert_eq!(drain(&d, &datto).await, (1, 0), "the released message succeeds");
+    assert_eq!(
+        d.drain(QueueName::TicketClosed).await,
+        (1, 0),
+        "the released message succeeds"
+    );
     assert_eq!(datto.resolves.load(Ordering::SeqCst), 1);
 
     // A close whose message never reached the queue: the sweep resends it after 2 minutes.
@@ -151,21 +136,26 @@ async fn a_throttled_datto_is_retried_and_the_sweep_resends_lost_messages(d: Des
             .unwrap(),
         1
     );
-    assert_eq!(drain(&d, &datto).await, (1, 0));
+    assert_eq!(d.drain(QueueName::TicketClosed).await, (1, 0));
     assert_eq!(datto.resolves.load(Ordering::SeqCst), 2);
 }
 
-async fn a_poison_message_reaches_the_dead_letters_and_can_be_replayed(d: Desk) {
+async fn a_poison_message_reaches_the_dead_letters_and_can_be_replayed(mut d: Desk) {
     let datto = ScriptedDatto::with_open(UID);
+    use_datto(&mut d, &datto);
     d.state
         .queue
         .send(QueueName::TicketClosed, "this is not json")
         .await
         .unwrap();
     for _ in 0..MAX_RECEIVES {
-        assert_eq!(drain(&d, &datto).await, (1, 1));
+        assert_eq!(d.drain(QueueName::TicketClosed).await, (1, 1));
     }
-    assert_eq!(drain(&d, &datto).await, (0, 0), "moved to the dead letters");
+    assert_eq!(
+        d.drain(QueueName::TicketClosed).await,
+        (0, 0),
+        "moved to the dead letters"
+    );
     let (s, dl) = d.get("/api/dead-letters").await;
     assert_eq!(s, 200);
     let items = dl["items"].as_array().unwrap();

@@ -2,6 +2,7 @@
 //! poll as backstop for lost webhooks, confirmed closes only, one run at a time.
 
 use deskbridge::jobs::alert_sync::run_once;
+use deskbridge::ports::QueueName;
 use serde_json::json;
 
 use crate::desk::{fixture_json, on_both_stores, Desk, UID};
@@ -174,32 +175,6 @@ on_both_stores!(
     overlapping_sync_runs_leave_the_work_to_one,
 );
 
-async fn drain_enrich(d: &Desk, datto: &ScriptedDatto) -> (usize, usize) {
-    use deskbridge::ports::QueueName;
-    let msgs = d.state.queue.receive(QueueName::AlertEnrich, 10).await.unwrap();
-    let failed = deskbridge::jobs::run_batch(
-        msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect(),
-        2,
-        |body| {
-            let store = d.state.store.clone();
-            async move { deskbridge::jobs::enrichment::enrich(&store, datto, &body).await }
-        },
-    )
-    .await;
-    for m in &msgs {
-        if failed.contains(&m.id) {
-            d.state
-                .queue
-                .release(QueueName::AlertEnrich, &m.receipt, std::time::Duration::ZERO)
-                .await
-                .unwrap();
-        } else {
-            d.state.queue.ack(QueueName::AlertEnrich, &m.receipt).await.unwrap();
-        }
-    }
-    (msgs.len(), failed.len())
-}
-
 async fn with_api(mut d: Desk) -> (Desk, std::sync::Arc<ScriptedDatto>) {
     d.configure_datto().await;
     let (_, mut cfg) = d.get("/api/config/datto").await;
@@ -217,14 +192,14 @@ async fn a_webhook_ticket_gets_its_enrichment_and_a_failure_only_delays_it(d: De
     let (_, r) = d.webhook(&fixture_json("webhook-raised.json")).await;
     assert_eq!(r["result"], "created", "the webhook does not wait for the API");
     datto.fail_next.store(1, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(drain_enrich(&d, &datto).await, (1, 1), "the fake failed once");
+    assert_eq!(d.drain(QueueName::AlertEnrich).await, (1, 1), "the fake failed once");
     let (_, t) = d.get(&format!("/api/tickets/{}", r["ticket_id"])).await;
     assert_eq!(
         t["actions"].as_array().unwrap().len(),
         1,
         "no enrichment yet, ticket unaffected"
     );
-    assert_eq!(drain_enrich(&d, &datto).await, (1, 0), "the retry succeeds");
+    assert_eq!(d.drain(QueueName::AlertEnrich).await, (1, 0), "the retry succeeds");
     let (_, t) = d.get(&format!("/api/tickets/{}", r["ticket_id"])).await;
     let actions = t["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 2);
@@ -238,7 +213,7 @@ async fn a_webhook_ticket_gets_its_enrichment_and_a_failure_only_delays_it(d: De
         .await
         .unwrap();
     d.webhook(&fixture_json("webhook-raised.json")).await;
-    assert_eq!(drain_enrich(&d, &datto).await, (0, 0));
+    assert_eq!(d.drain(QueueName::AlertEnrich).await, (0, 0));
     assert_eq!(
         d.get(&format!("/api/tickets/{}", r["ticket_id"])).await.1["actions"]
             .as_array()

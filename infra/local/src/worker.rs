@@ -44,40 +44,52 @@ impl Worker {
         Worker { state }
     }
 
-    /// Receive what is visible on every queue once and process it.
+    /// Receive what is visible on every queue once and process it; failures come back
+    /// after the queue's back-off.
     pub async fn drain_once(&self) -> Drained {
         let mut total = Drained::default();
         for queue in QueueName::ALL {
-            let msgs: Vec<ReceivedMessage> = match self.state.queue.receive(queue, 10).await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(%queue, error = %e, "queue receive failed");
-                    continue;
-                }
-            };
-            if msgs.is_empty() {
-                continue;
+            let d = self.drain_queue(queue, |receives| backoff_for(queue, receives)).await;
+            total.done += d.done;
+            total.failed += d.failed;
+        }
+        total
+    }
+
+    /// Receive what is visible on `queue` once, run it through the queue's consumer (the
+    /// same one the Lambda runs), ack successes and release failures after
+    /// `delay(receive count)`.
+    pub async fn drain_queue(&self, queue: QueueName, delay: impl Fn(u32) -> Duration) -> Drained {
+        let mut total = Drained::default();
+        let msgs: Vec<ReceivedMessage> = match self.state.queue.receive(queue, 10).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(%queue, error = %e, "queue receive failed");
+                return total;
             }
-            let batch = msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect();
-            let failed = match queue {
-                QueueName::TicketClosed => consumers::ticket_closed(&self.state, batch).await,
-                QueueName::AlertEnrich => consumers::alert_enrich(&self.state, batch).await,
-                QueueName::SessionImport => consumers::session_import(&self.state, batch).await,
+        };
+        if msgs.is_empty() {
+            return total;
+        }
+        let batch = msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect();
+        let failed = match queue {
+            QueueName::TicketClosed => consumers::ticket_closed(&self.state, batch).await,
+            QueueName::AlertEnrich => consumers::alert_enrich(&self.state, batch).await,
+            QueueName::SessionImport => consumers::session_import(&self.state, batch).await,
+        };
+        for m in &msgs {
+            let result = if failed.contains(&m.id) {
+                total.failed += 1;
+                self.state
+                    .queue
+                    .release(queue, &m.receipt, delay(m.receive_count))
+                    .await
+            } else {
+                total.done += 1;
+                self.state.queue.ack(queue, &m.receipt).await
             };
-            for m in &msgs {
-                let result = if failed.contains(&m.id) {
-                    total.failed += 1;
-                    self.state
-                        .queue
-                        .release(queue, &m.receipt, backoff_for(queue, m.receive_count))
-                        .await
-                } else {
-                    total.done += 1;
-                    self.state.queue.ack(queue, &m.receipt).await
-                };
-                if let Err(e) = result {
-                    tracing::warn!(%queue, message_id = %m.id, error = %e, "could not settle message");
-                }
+            if let Err(e) = result {
+                tracing::warn!(%queue, message_id = %m.id, error = %e, "could not settle message");
             }
         }
         total
