@@ -14,7 +14,7 @@ use crate::domain::tickets::TicketStatus;
 use crate::error::Result;
 use crate::intake::ingest;
 use crate::ports::Queue;
-use crate::store::{PageRequest, Store, TicketFilter};
+use crate::store::{Store, TicketFilter};
 
 /// A sync starts only when the account has at least this many requests of headroom in
 /// Datto's window (the quota is shared with every other integration of the account).
@@ -152,24 +152,13 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
             status: Some(TicketStatus::Open),
             ..Default::default()
         };
-        let mut page = PageRequest {
-            limit: 1000,
-            cursor: None,
-        };
-        let mut candidates = Vec::new();
-        loop {
-            let l = store.tickets(&filter, &page).await?;
-            candidates.extend(
-                l.items
-                    .into_iter()
-                    .filter_map(|t| t.alert_uid)
-                    .filter(|u| !open_uids.contains(u.as_str())),
-            );
-            match l.next {
-                Some(n) => page.cursor = Some(n),
-                None => break,
-            }
-        }
+        let candidates: Vec<String> = store
+            .all_tickets(&filter)
+            .await?
+            .into_iter()
+            .filter_map(|t| t.alert_uid)
+            .filter(|u| !open_uids.contains(u.as_str()))
+            .collect();
         for uid in candidates {
             let Ok(uid) = AlertUid::parse("alert_uid", &uid) else {
                 continue;

@@ -17,7 +17,7 @@ use crate::domain::remote::{
     Lsid, RemoteSession, DEFAULT_SESSION_NAME,
 };
 use crate::domain::tickets::{Action, ActionKind};
-use crate::store::{PageRequest, RequestLogEntry, SessionImport, Store};
+use crate::store::{RequestLogEntry, SessionImport, Store};
 
 /// Request-log source of import outcomes.
 pub const SOURCE: &str = "session-import";
@@ -61,22 +61,6 @@ async fn log_outcome(store: &Store, lsid: &Lsid, outcome: &str, reason: String) 
     }
 }
 
-async fn all_agents(store: &Store) -> crate::Result<Vec<crate::domain::desk::Agent>> {
-    let mut page = PageRequest {
-        limit: 1000,
-        cursor: None,
-    };
-    let mut out = Vec::new();
-    loop {
-        let l = store.agents(&page).await?;
-        out.extend(l.items);
-        match l.next {
-            Some(n) => page.cursor = Some(n),
-            None => return Ok(out),
-        }
-    }
-}
-
 /// Handle one `session-import` message.
 pub async fn import(store: &Store, client: &Client, body: &str) -> Result<ImportOutcome, JobError> {
     let req: ImportRequest =
@@ -93,7 +77,7 @@ pub async fn import(store: &Store, client: &Client, body: &str) -> Result<Import
     }
     let facts = report.to_facts().map_err(vendor)?;
     let settings = store.bt_settings().await?;
-    let agents = all_agents(store).await?;
+    let agents = store.all_agents().await?;
     let Some(tech) = find_technician(&agents, &facts) else {
         let names: Vec<String> = facts
             .reps_by_precedence()

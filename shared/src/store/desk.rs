@@ -229,6 +229,11 @@ impl Store {
         self.list(Index::Primary, AGENT, false, page, |_: &Agent| true).await
     }
 
+    /// Every agent, by id.
+    pub async fn all_agents(&self) -> Result<Vec<Agent>> {
+        self.list_all(Index::Primary, AGENT, false, |_: &Agent| true).await
+    }
+
     pub async fn update_agent(&self, id: u64, input: AgentUpdate) -> Result<Agent> {
         Ok(self
             .update(AGENT, "agent", id, |a: &mut Agent, _| Ok(input.clone().apply(a)?))
@@ -343,33 +348,24 @@ impl Store {
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
         let mut ops = Vec::new();
-        let mut page = PageRequest {
-            limit: 1000,
-            cursor: None,
-        };
-        loop {
-            let mut q = crate::ports::Query::partition(Index::Primary, kind);
-            q.limit = page.limit;
-            q.start_after = page.cursor.clone();
-            let got = self.records().query(&q).await?;
-            for r in &got.items {
-                let mut v: T = Self::decode(r)?;
-                if r.sk != sk_id(keep_id) && *flag(&mut v) {
-                    *flag(&mut v) = false;
-                    let mut rec = r.clone();
-                    rec.data = serde_json::to_value(&v).expect("serializable");
-                    rec.version = r.version + 1;
-                    ops.push(WriteOp::Put {
-                        record: rec,
-                        condition: crate::ports::Condition::VersionIs(r.version),
-                    });
-                }
-            }
-            match got.next {
-                Some(n) => page.cursor = Some(n),
-                None => return Ok(ops),
+        for r in self
+            .all_records(crate::ports::Query::partition(Index::Primary, kind))
+            .await?
+        {
+            let mut v: T = Self::decode(&r)?;
+            if r.sk != sk_id(keep_id) && *flag(&mut v) {
+                *flag(&mut v) = false;
+                let version = r.version;
+                let mut rec = r;
+                rec.data = serde_json::to_value(&v).expect("serializable");
+                rec.version = version + 1;
+                ops.push(WriteOp::Put {
+                    record: rec,
+                    condition: crate::ports::Condition::VersionIs(version),
+                });
             }
         }
+        Ok(ops)
     }
 
     async fn find_first<T: serde::de::DeserializeOwned>(

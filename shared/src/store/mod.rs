@@ -168,6 +168,43 @@ impl Store {
         Err(StoreError::Unavailable(format!("{label} {id} is changing too fast; try again").into()).into())
     }
 
+    /// Every record `q` matches, following `next` to the end (page size 1000).
+    pub(crate) async fn all_records(&self, mut q: Query) -> Result<Vec<Record>> {
+        q.limit = 1000;
+        let mut out = Vec::new();
+        loop {
+            let page = self.records().query(&q).await?;
+            out.extend(page.items);
+            match page.next {
+                Some(n) => q.start_after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Every item of `partition` that passes `keep`, in list order.
+    pub(crate) async fn list_all<T: DeserializeOwned>(
+        &self,
+        index: Index,
+        partition: &str,
+        descending: bool,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>> {
+        let mut page = PageRequest {
+            limit: 1000,
+            cursor: None,
+        };
+        let mut out = Vec::new();
+        loop {
+            let l = self.list(index, partition, descending, &page, &keep).await?;
+            out.extend(l.items);
+            match l.next {
+                Some(n) => page.cursor = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// Walk `partition` and keep items that pass `keep` until `page.limit` are found. At
     /// most ten backend pages are read per call; `next` then continues exactly after the
     /// last item looked at.

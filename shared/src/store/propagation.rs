@@ -54,25 +54,17 @@ impl Store {
 
     /// Pending closes whose message was last sent before `before` (or never), oldest first.
     pub async fn pending_closes_due(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<PendingClose>> {
-        let mut q = Query::partition(Index::Primary, PENDING_CLOSE);
-        q.limit = 1000;
-        let mut out = Vec::new();
-        loop {
-            let page = self.records().query(&q).await?;
-            for r in &page.items {
-                let p: PendingClose = Self::decode(r)?;
-                if p.enqueued_at.unwrap_or(p.closed_at) < before {
-                    out.push(p);
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
-                }
-            }
-            match page.next {
-                Some(n) => q.start_after = Some(n),
-                None => return Ok(out),
+        let mut due = Vec::new();
+        for r in self
+            .all_records(Query::partition(Index::Primary, PENDING_CLOSE))
+            .await?
+        {
+            let p: PendingClose = Self::decode(&r)?;
+            if p.enqueued_at.unwrap_or(p.closed_at) < before && due.len() < limit {
+                due.push(p);
             }
         }
+        Ok(due)
     }
 
     /// Remember that a message was sent for the pending close (if it is still pending).

@@ -182,18 +182,13 @@ impl Store {
     async fn actions(&self, ticket_id: u64) -> Result<Vec<Action>> {
         let mut q = Query::partition(Index::Primary, actions_pk(ticket_id));
         q.sk_prefix = Some(format!("{ACTION}#"));
-        q.limit = 1000;
-        let mut out = Vec::new();
-        loop {
-            let page = self.records().query(&q).await?;
-            for r in &page.items {
-                out.push(Self::decode::<Action>(r)?);
-            }
-            match page.next {
-                Some(n) => q.start_after = Some(n),
-                None => return Ok(out),
-            }
-        }
+        self.all_records(q).await?.iter().map(Self::decode::<Action>).collect()
+    }
+
+    /// Every ticket passing `filter`, newest first, without actions.
+    pub async fn all_tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+        self.list_all(Index::Primary, TICKET, true, |t: &Ticket| filter.keeps(t))
+            .await
     }
 
     /// Tickets newest first, without their actions.
