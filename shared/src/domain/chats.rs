@@ -78,6 +78,18 @@ impl Chat {
         self.status == ChatStatus::Open
     }
 
+    /// Refuse with `CHAT_ENDED` once the chat has ended.
+    pub fn ensure_open(&self) -> Result<(), DomainError> {
+        if self.is_open() {
+            Ok(())
+        } else {
+            Err(DomainError::conflict(
+                "CHAT_ENDED",
+                format!("chat {} has ended", self.id),
+            ))
+        }
+    }
+
     pub fn post(&mut self, msg: NewChatMessage, now: DateTime<Utc>) -> Result<(), DomainError> {
         let from = required_text("from", &msg.from, 200)?;
         let text = required_text("text", &msg.text, MESSAGE_MAX)?;
@@ -86,12 +98,7 @@ impl Chat {
 
     /// Post a message the desk produced itself (system notes, invitations).
     pub fn push(&mut self, from: String, text: String, html: bool, now: DateTime<Utc>) -> Result<(), DomainError> {
-        if !self.is_open() {
-            return Err(DomainError::conflict(
-                "CHAT_ENDED",
-                format!("chat {} has ended", self.id),
-            ));
-        }
+        self.ensure_open()?;
         self.messages.push(ChatMessage {
             at: now,
             from,

@@ -498,9 +498,7 @@ async fn chat_invite(
 ) -> ApiResult<(StatusCode, Json<RemoteInvite>)> {
     let acting = super::api::acting_agent(&s, agent).await?;
     let chat = s.store.chat(id).await?;
-    if !chat.is_open() {
-        return Err(DomainError::conflict("CHAT_ENDED", format!("chat {id} has ended")).into());
-    }
+    chat.ensure_open()?;
     let ask = InviteAsk {
         target: body.target,
         email: None,
