@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{ingest, IntakeResult};
+use super::{ingest_with, IntakeResult};
 use crate::datto::mail::{parse, sender_matches};
 use crate::domain::alerts::{AlertEvent, AlertEventKind, AlertSource};
 use crate::error::Result;
@@ -72,5 +72,7 @@ pub async fn ingest_mail(store: &Store, raw: &[u8], now: DateTime<Utc>) -> Resul
         at: now,
         facts: mail.facts,
     };
-    Ok(MailOutcome::Applied(ingest(store, &ev, Some(log)).await?))
+    Ok(MailOutcome::Applied(
+        ingest_with(store, &settings, &ev, Some(log)).await?,
+    ))
 }

@@ -94,8 +94,18 @@ async fn new_alert_ticket(store: &Store, ev: &AlertEvent, settings: &DattoSettin
 
 /// Apply one alert event durably. `log`, when given, is completed with the outcome and
 /// stored in the same transaction as the decision.
-pub async fn ingest(store: &Store, ev: &AlertEvent, mut log: Option<RequestLogEntry>) -> Result<IntakeResult> {
+pub async fn ingest(store: &Store, ev: &AlertEvent, log: Option<RequestLogEntry>) -> Result<IntakeResult> {
     let settings = store.datto_settings().await?;
+    ingest_with(store, &settings, ev, log).await
+}
+
+/// `ingest` with the Datto settings already read (a sync applies many events under one).
+pub async fn ingest_with(
+    store: &Store,
+    settings: &DattoSettings,
+    ev: &AlertEvent,
+    mut log: Option<RequestLogEntry>,
+) -> Result<IntakeResult> {
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             // Spread retries of concurrent duplicates a little.
@@ -106,7 +116,7 @@ pub async fn ingest(store: &Store, ev: &AlertEvent, mut log: Option<RequestLogEn
         let mut applied = apply(current.as_ref().map(|(a, _)| a), ev);
         let mut new_ticket = None;
         if applied.effect == Some(Effect::OpenTicket) {
-            let t = new_alert_ticket(store, ev, &settings).await?;
+            let t = new_alert_ticket(store, ev, settings).await?;
             applied.alert.ticket_id = Some(t.id);
             new_ticket = Some(t);
         }

@@ -12,7 +12,7 @@ use super::datto_api::{DattoApi, DattoCallError};
 use crate::domain::alerts::{AlertEvent, AlertEventKind, AlertSource, AlertUid};
 use crate::domain::tickets::TicketStatus;
 use crate::error::Result;
-use crate::intake::ingest;
+use crate::intake::ingest_with;
 use crate::ports::Queue;
 use crate::store::{Store, TicketFilter};
 
@@ -140,7 +140,7 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
                 at: store.clock().now(),
                 facts: a.facts.clone(),
             };
-            let r = ingest(store, &ev, None).await?;
+            let r = ingest_with(store, &settings, &ev, None).await?;
             if r.result == crate::domain::alerts::Outcome::Created {
                 summary.tickets_created += 1;
             }
@@ -172,7 +172,7 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
                         at: store.clock().now(),
                         facts: a.facts,
                     };
-                    ingest(store, &ev, None).await?;
+                    ingest_with(store, &settings, &ev, None).await?;
                     summary.tickets_closed += 1;
                 }
                 Ok(_) => summary.still_open_on_check += 1,
