@@ -60,6 +60,10 @@ pub struct AwsConfig {
     pub secret_prefix: String,
     /// SQS queue URLs by queue, with their dead-letter queue URLs.
     pub queues: Vec<(crate::ports::QueueName, String, String)>,
+    /// `DESKBRIDGE_ALLOW_LOOPBACK_VENDORS=true` admits `http://127.0.0.1:<port>` vendor API
+    /// URLs, for running the functions locally against fake vendors (the runtime-API tests,
+    /// `scripts/invoke`). template.yaml never sets it; a deployed function refuses such URLs.
+    pub allow_loopback_vendors: bool,
 }
 
 impl AwsConfig {
@@ -94,6 +98,7 @@ impl AwsConfig {
             mail_prefix: optional("MAIL_PREFIX").unwrap_or_else(|| "inbound/".to_string()),
             secret_prefix: optional("SECRET_PREFIX").unwrap_or_else(|| "deskbridge/".to_string()),
             queues,
+            allow_loopback_vendors: optional("DESKBRIDGE_ALLOW_LOOPBACK_VENDORS").is_some_and(|v| v == "true"),
         })
     }
 }

@@ -6,8 +6,8 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let host = deskbridge::hosting::aws_host().await?;
-    let source = host.mail_source()?;
+    let host = deskbridge::cold_start::reported(deskbridge::hosting::aws_host().await).await?;
+    let source = deskbridge::cold_start::reported(host.mail_source()).await?;
     let state = &host.state;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SimpleEmailEvent>| {
         let source = &source;
