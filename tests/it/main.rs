@@ -18,4 +18,5 @@ mod jobs_sync;
 mod lambda_events;
 mod lambda_process;
 mod scripted_datto;
+mod template;
 mod tidy;
