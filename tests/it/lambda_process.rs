@@ -243,8 +243,13 @@ async fn the_helpdesk_and_datto_functions_serve_their_recorded_events_as_lambda_
 
     // helpdesk-api: its five recorded events.
     let mut helpdesk = start(&stack, &template, "helpdesk-api").await;
-    let (s, v) = http_answer(&helpdesk.respond_to_file("helpdesk-api-healthz.json").await);
+    let healthz = helpdesk.respond_to_file("helpdesk-api-healthz.json").await;
+    let (s, v) = http_answer(&healthz);
     assert_eq!((s, v["status"].as_str()), (200, Some("ok")), "{v}");
+    assert!(
+        healthz["body"].as_str().unwrap().ends_with("}\n"),
+        "JSON answers end with a newline: {healthz}"
+    );
     let (s, v) = http_answer(&helpdesk.respond_to_file("helpdesk-api-wrong-token.json").await);
     assert_eq!((s, v["error"].as_str()), (401, Some("UNAUTHORIZED")), "{v}");
     let (s, v) = http_answer(&helpdesk.respond_to_file("helpdesk-api-malformed-json.json").await);

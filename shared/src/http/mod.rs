@@ -9,6 +9,7 @@ pub mod beyondtrust;
 pub mod datto;
 pub mod error;
 pub mod extract;
+pub mod json_newline;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// limit, request id (set, logged, echoed), tracing, timeout.
 pub fn with_common_layers(router: Router) -> Router {
     router
+        .layer(axum::middleware::map_response(json_newline::end_json_with_newline))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
