@@ -252,8 +252,26 @@ impl FunctionProcess {
     /// Start `binary` with exactly `env` (plus the variables Lambda itself sets) and wait
     /// until it polls for its first event, or reports or dies trying.
     pub async fn start(binary: &Path, name: &str, env: &[(String, String)]) -> (FunctionProcess, Outcome) {
+        Self::start_with(&[], binary, name, env).await
+    }
+
+    /// [`FunctionProcess::start`] through a runner command (e.g. `qemu-aarch64 -L <sysroot>`
+    /// for an arm64 bootstrap on an x86_64 machine); an empty runner starts the binary itself.
+    pub async fn start_with(
+        runner: &[String],
+        binary: &Path,
+        name: &str,
+        env: &[(String, String)],
+    ) -> (FunctionProcess, Outcome) {
         let runtime = FakeRuntimeApi::start(name).await;
-        let mut command = tokio::process::Command::new(binary);
+        let mut command = match runner.split_first() {
+            Some((program, args)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => tokio::process::Command::new(binary),
+        };
         command
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
