@@ -80,6 +80,19 @@ async fn api(helpdesk: &mut FunctionProcess, method: &str, path: &str, body: Opt
     http_answer(&helpdesk.respond(api_event(method, path, body)).await)
 }
 
+/// [`api`], requiring `status`; the body.
+async fn api_expect(
+    helpdesk: &mut FunctionProcess,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+) -> Value {
+    let (s, v) = api(helpdesk, method, path, body).await;
+    assert_eq!(s, status, "{method} {path}: {v}");
+    v
+}
+
 /// The message ids an SQS function's answer lists as failed.
 fn failed_ids(answer: &Value) -> Vec<String> {
     let failures = answer["batchItemFailures"]
@@ -261,15 +274,15 @@ async fn the_helpdesk_and_datto_functions_serve_their_recorded_events_as_lambda_
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v}");
 
     // Set-up through the API: a ticket type, Datto (the fake), an agent; the recorded state.
-    let (s, tt) = api(
+    let tt = api_expect(
         &mut helpdesk,
         "POST",
         "/api/ticket-types",
         Some(json!({"name": "Monitoring alert", "default_priority": "low"})),
+        201,
     )
     .await;
-    assert_eq!(s, 201, "{tt}");
-    let (s, v) = api(
+    api_expect(
         &mut helpdesk,
         "PUT",
         "/api/config/datto",
@@ -278,17 +291,17 @@ async fn the_helpdesk_and_datto_functions_serve_their_recorded_events_as_lambda_
                     "alert_method": "both", "from_address": "noreply@centrastage.net",
                     "default_ticket_type_id": tt["id"], "import_mode": "customer_per_site"}),
         ),
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{v}");
-    let (s, v) = api(
+    api_expect(
         &mut helpdesk,
         "POST",
         "/api/agents",
         Some(json!({"name": "Alice Martin", "email": "alice@msp.example"})),
+        201,
     )
     .await;
-    assert_eq!(s, 201, "{v}");
     let state = deskbridge::datto::state::WebhookState {
         current: DATTO_STATE.into(),
         previous: None,
@@ -347,8 +360,7 @@ async fn the_helpdesk_and_datto_functions_serve_their_recorded_events_as_lambda_
     let mut mail = start(&stack, &template, "ses-inbound-mail").await;
     let v = mail.respond(ses_event.clone()).await;
     assert_eq!(v["mails"][0]["result"], "duplicate", "{v}");
-    let (s, alert) = api(&mut helpdesk, "GET", &format!("/api/alerts/{UID}"), None).await;
-    assert_eq!(s, 200, "{alert}");
+    let alert = api_expect(&mut helpdesk, "GET", &format!("/api/alerts/{UID}"), None, 200).await;
     let sources = alert["sources"].as_array().unwrap();
     assert!(
         sources.contains(&json!("webhook")) && sources.contains(&json!("email")),
@@ -376,14 +388,14 @@ async fn the_helpdesk_and_datto_functions_serve_their_recorded_events_as_lambda_
     assert_eq!(details, 1, "{ticket}");
 
     // An agent closes ticket 1042: a ticket-closed message goes on the queue.
-    let (s, v) = api(
+    api_expect(
         &mut helpdesk,
         "POST",
         "/api/tickets/1042/close",
         Some(json!({"note": "fixed"})),
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{v}");
     let queued = drain(&stack, "TicketClosedQueue").await;
     assert!(queued.iter().any(|b| b.contains("1042")), "{queued:?}");
 
@@ -468,30 +480,30 @@ async fn the_beyondtrust_functions_serve_their_recorded_events_as_lambda_process
     };
     let (_, bt) = FakeBeyondTrust::start().await;
     let mut helpdesk = start(&stack, &template, "helpdesk-api").await;
-    let (s, v) = api(
+    api_expect(
         &mut helpdesk,
         "PUT",
         "/api/config/beyondtrust",
         Some(json!({"base_url": bt.base_url(), "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})),
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{v}");
-    let (s, v) = api(
+    api_expect(
         &mut helpdesk,
         "POST",
         "/api/agents",
         Some(json!({"name": "Alice", "email": "a@d.example", "bt_enabled": true, "bt_name": "Alice Martin"})),
+        201,
     )
     .await;
-    assert_eq!(s, 201, "{v}");
-    let (s, customer) = api(
+    let customer = api_expect(
         &mut helpdesk,
         "POST",
         "/api/customers",
         Some(json!({"name": "Acme Ltd"})),
+        201,
     )
     .await;
-    assert_eq!(s, 201, "{customer}");
     next_ticket_number(&stack, 1042).await;
     let (s, v) = api(
         &mut helpdesk,
