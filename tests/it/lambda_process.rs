@@ -211,9 +211,9 @@ async fn a_missing_environment_variable_is_reported_as_an_init_error() {
 }
 
 /// The panic policy: the release profile keeps unwinding (cargo-lambda's injected
-/// `panic = "abort"` is overridden in Cargo.toml, and scripts/build-lambdas checks every
-/// bootstrap for the unwinder), so a panicking handler is reported as an invocation error
-/// and the same process serves the next event.
+/// `panic = "abort"` is overridden in Cargo.toml, and scripts/build-lambdas refuses to build
+/// without that), so a panicking handler is reported as an invocation error and the same
+/// process serves the next event.
 #[tokio::test]
 async fn a_panicking_handler_is_an_invocation_error_and_the_process_serves_the_next_event() {
     let manifest = std::fs::read_to_string(deskbridge_tests::lambda_host::workspace_root().join("Cargo.toml")).unwrap();
