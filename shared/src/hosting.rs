@@ -9,8 +9,8 @@ use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::ses::SesMailer;
 use crate::adapters::sqs::SqsQueue;
 use crate::config::{AwsConfig, ConfigError, HttpConfig};
-use crate::http::AppState;
 use crate::ports::{Clock, SecretStore, SystemClock};
+use crate::services::Context;
 use crate::store::Store;
 
 /// Why a Lambda could not start.
@@ -26,7 +26,7 @@ pub enum StartupError {
 pub struct AwsHost {
     pub config: AwsConfig,
     pub sdk: aws_config::SdkConfig,
-    pub state: AppState,
+    pub ctx: Context,
 }
 
 /// Read configuration, build clients and adapters, and fetch the API token.
@@ -52,7 +52,7 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
         })?;
     let store = Store::new(Arc::new(records), clock.clone());
     let secrets: Arc<dyn SecretStore> = Arc::new(secrets);
-    let state = AppState {
+    let ctx = Context {
         store: store.clone(),
         queue: Arc::new(queue),
         mailer: Arc::new(SesMailer::new(aws_sdk_ses::Client::new(&sdk))),
@@ -70,7 +70,7 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
             false,
         )),
     };
-    Ok(AwsHost { config, sdk, state })
+    Ok(AwsHost { config, sdk, ctx })
 }
 
 impl AwsHost {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod intake;
 pub mod jobs;
 pub mod ports;
+pub mod services;
 pub mod store;
 pub mod telemetry;
 

@@ -5,5 +5,5 @@
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let host = deskbridge::hosting::aws_host().await?;
-    lambda_http::run(deskbridge::http::beyondtrust_router(host.state)).await
+    lambda_http::run(deskbridge::http::beyondtrust_router(host.ctx)).await
 }

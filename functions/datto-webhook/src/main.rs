@@ -4,5 +4,5 @@
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let host = deskbridge::hosting::aws_host().await?;
-    lambda_http::run(deskbridge::http::datto_router(host.state)).await
+    lambda_http::run(deskbridge::http::datto_router(host.ctx)).await
 }

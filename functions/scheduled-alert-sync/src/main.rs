@@ -1,4 +1,5 @@
-//! Lambda `scheduled-alert-sync`: the EventBridge schedule runs one Datto sync.
+//! Lambda `scheduled-alert-sync`: the EventBridge schedule queues a Datto sync run, and the
+//! SQS `datto-sync` queue (fed by the schedule and `POST /api/sync/datto`) runs it.
 
 use lambda_runtime::{service_fn, LambdaEvent};
 
@@ -6,10 +7,10 @@ use lambda_runtime::{service_fn, LambdaEvent};
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let host = deskbridge::hosting::aws_host().await?;
-    let state = &host.state;
+    let ctx = &host.ctx;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        let summary = deskbridge::jobs::alert_sync::scheduled(state, &event.context.request_id).await?;
-        Ok::<_, lambda_runtime::Error>(summary)
+        let answer = deskbridge::services::datto_sync::lambda_event(ctx, event.payload).await?;
+        Ok::<_, lambda_runtime::Error>(answer)
     }))
     .await
 }

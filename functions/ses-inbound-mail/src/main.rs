@@ -8,13 +8,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let host = deskbridge::hosting::aws_host().await?;
     let source = host.mail_source()?;
-    let state = &host.state;
+    let ctx = &host.ctx;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SimpleEmailEvent>| {
         let source = &source;
         async move {
-            let (store, queue, now) = (&state.store, state.queue.as_ref(), state.clock.now());
-            let outcomes = deskbridge::intake::ses::handle_ses_event(store, queue, source, event.payload, now).await?;
-            Ok::<_, lambda_runtime::Error>(deskbridge::intake::ses::summary(&outcomes))
+            let summary = deskbridge::services::alert_intake::ses_event(ctx, source, event.payload).await?;
+            Ok::<_, lambda_runtime::Error>(summary)
         }
     }))
     .await

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use deskbridge::adapters::outbox::OutboxMailer;
 use deskbridge::adapters::secrets_file::FileSecretStore;
 use deskbridge::adapters::sqlite_queue::SqliteQueue;
 use deskbridge::adapters::sqlite_store::SqliteRecordStore;
 use deskbridge::config::HttpConfig;
-use deskbridge::http::AppState;
 use deskbridge::ports::{Clock, SecretString, SystemClock};
+use deskbridge::services::Context;
 use deskbridge::store::Store;
 use tokio::net::TcpListener;
 
@@ -34,7 +34,7 @@ pub struct LocalConfig {
 
 /// A server ready to run: its state and the address it is bound to.
 pub struct LocalServer {
-    pub state: AppState,
+    pub ctx: Context,
     pub outbox: Arc<OutboxMailer>,
     pub addr: SocketAddr,
     listener: TcpListener,
@@ -116,7 +116,7 @@ impl LocalServer {
             secrets.clone(),
             config.allow_loopback_vendors,
         );
-        let state = AppState {
+        let ctx = Context {
             store,
             queue: Arc::new(queue),
             mailer: outbox.clone(),
@@ -127,7 +127,7 @@ impl LocalServer {
             beyondtrust: Arc::new(beyondtrust),
         };
         Ok(LocalServer {
-            state,
+            ctx,
             outbox,
             addr,
             listener,
@@ -137,9 +137,9 @@ impl LocalServer {
     /// Serve (and run the background worker) until `shutdown` resolves, then finish
     /// in-flight requests, stop the worker and return.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let router = routes::local_router(self.state.clone(), self.outbox.clone());
+        let router = routes::local_router(self.ctx.clone(), self.outbox.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn(worker::Worker::new(self.state.clone()).run(stop_rx));
+        let worker = tokio::spawn(worker::Worker::new(self.ctx.clone()).run(stop_rx));
         tracing::info!(addr = %self.addr, "deskbridge listening");
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
@@ -182,26 +182,25 @@ mod routes {
 
     use axum::body::Bytes;
     use axum::extract::State;
-    use axum::http::StatusCode;
-    use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
     use axum::{middleware, Json, Router};
     use deskbridge::adapters::outbox::OutboxMailer;
     use deskbridge::http::error::ApiError;
-    use deskbridge::http::{require_token, with_common_layers, AppState};
-    use deskbridge::intake::mail::{ingest_mail, MailOutcome};
+    use deskbridge::http::{require_token, with_common_layers};
+    use deskbridge::intake::IntakeResult;
+    use deskbridge::services::{alert_intake, Context};
 
-    pub fn local_router(state: AppState, outbox: Arc<OutboxMailer>) -> Router {
+    pub fn local_router(ctx: Context, outbox: Arc<OutboxMailer>) -> Router {
         let local = Router::new()
             .route("/api/outbox", get(list_outbox))
             .with_state(outbox)
             .merge(
                 Router::new()
                     .route("/local/mail", post(local_mail))
-                    .with_state(state.clone()),
+                    .with_state(ctx.clone()),
             )
-            .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-        deskbridge::http::full_router(state).merge(with_common_layers(local))
+            .route_layer(middleware::from_fn_with_state(ctx.clone(), require_token));
+        deskbridge::http::full_router(ctx).merge(with_common_layers(local))
     }
 
     async fn list_outbox(State(outbox): State<Arc<OutboxMailer>>) -> Json<serde_json::Value> {
@@ -215,23 +214,7 @@ mod routes {
 
     /// Same outcome JSON as the webhook; a refused mail answers 403 (sender) or 422
     /// (no `Alert{uid}`), and is in the request log either way.
-    async fn local_mail(State(state): State<AppState>, body: Bytes) -> Response {
-        match ingest_mail(&state.store, &body, state.clock.now()).await {
-            Ok(MailOutcome::Applied(r)) => {
-                if let Err(e) =
-                    deskbridge::jobs::enrichment::request_enrichment(&state.store, state.queue.as_ref(), &r).await
-                {
-                    tracing::warn!(error = %e, "enrichment not requested");
-                }
-                Json(r).into_response()
-            }
-            Ok(MailOutcome::Dropped(reason)) => {
-                ApiError::new(StatusCode::FORBIDDEN, "SENDER_REFUSED", reason).into_response()
-            }
-            Ok(MailOutcome::Unusable(reason)) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "NO_ALERT_UID", reason).into_response()
-            }
-            Err(e) => ApiError::from(e).into_response(),
-        }
+    async fn local_mail(State(ctx): State<Context>, body: Bytes) -> Result<Json<IntakeResult>, ApiError> {
+        Ok(Json(alert_intake::mail(&ctx, &body).await?))
     }
 }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use super::budget::{BudgetConfig, RequestBudget};
 use super::client::{Client, ClientConfig, DattoBaseUrl, Error, ResolveOutcome, TokenCache, TokioSleeper};
 use crate::domain::alerts::{AlertFacts, AlertUid};
-use crate::jobs::datto_api::{DattoAlert, DattoApi, DattoCallError, DattoConnect, DattoSite, ResolveResult};
 use crate::ports::{Clock, RecordStore, SecretStore};
+use crate::ports::{DattoAlert, DattoApi, DattoCallError, DattoConnect, DattoSite, ResolveResult};
 use crate::store::Store;
 
 /// Secret-store name of the Datto API secret.

@@ -6,6 +6,7 @@ pub mod bt;
 pub mod chats;
 pub mod datto;
 pub mod desk;
+pub mod ids;
 pub mod remote;
 pub mod tickets;
 

@@ -5,22 +5,22 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::error::ApiError;
-use super::extract::{ActingAgent, ApiJson, ApiQuery, IdPath, OptionalJson};
-use super::AppState;
+use super::extract::{parse_json, ApiJson, ApiQuery, IdPath, OptionalJson};
+use super::list::{ListBody, ListParams};
 use crate::domain::chats::{Chat, NewChat, NewChatMessage};
 use crate::domain::desk::*;
+use crate::domain::ids::{AgentId, ChatId, CustomerId, SiteId, TeamId, TicketId, TicketTypeId, UserId};
 use crate::domain::tickets::{Action, NewAction, NewTicket, Ticket, TicketStatus};
-use crate::ports::Cursor;
-use crate::store::{Listing, PageRequest, TicketFilter};
+use crate::services::{close_propagation, desk, Actor, Context, InputError};
+use crate::store::TicketFilter;
 
 type ApiResult<T> = Result<T, ApiError>;
 type Created<T> = (StatusCode, Json<T>);
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Context> {
     Router::new()
         .route("/api/customers", get(list_customers).post(create_customer))
         .route("/api/customers/{id}", get(get_customer).put(update_customer))
@@ -46,66 +46,16 @@ pub fn routes() -> Router<AppState> {
         .route("/api/chats/{id}/link", post(link_chat))
 }
 
-// ---- lists ----------------------------------------------------------------------------
-
-/// `limit` and `cursor` of every list endpoint.
-#[derive(Debug, Deserialize, Default)]
-pub struct ListParams {
-    pub limit: Option<usize>,
-    pub cursor: Option<String>,
-}
-
-impl ListParams {
-    pub fn page(&self) -> ApiResult<PageRequest> {
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::bad_request("limit", "must be between 1 and 1000"));
-        }
-        let cursor = match &self.cursor {
-            None => None,
-            Some(c) => Some(
-                decode_cursor(c).ok_or_else(|| ApiError::bad_request("cursor", "is not a cursor this API issued"))?,
-            ),
-        };
-        Ok(PageRequest { limit, cursor })
-    }
-}
-
-fn decode_cursor(c: &str) -> Option<Cursor> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-fn encode_cursor(c: &Cursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).expect("serializable"))
-}
-
-/// `{"items": [...], "next"?: cursor}`.
-#[derive(Debug, Serialize)]
-pub struct ListBody<T> {
-    pub items: Vec<T>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
-}
-
-impl<T> From<Listing<T>> for ListBody<T> {
-    fn from(l: Listing<T>) -> Self {
-        ListBody {
-            items: l.items,
-            next: l.next.as_ref().map(encode_cursor),
-        }
-    }
-}
-
+/// `customer_id`, `limit`, `cursor`.
 #[derive(Debug, Deserialize, Default)]
 struct CustomerScoped {
-    customer_id: Option<u64>,
+    customer_id: Option<CustomerId>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
 impl CustomerScoped {
-    fn page(&self) -> ApiResult<PageRequest> {
+    fn page(&self) -> Result<crate::store::PageRequest, InputError> {
         ListParams {
             limit: self.limit,
             cursor: self.cursor.clone(),
@@ -117,229 +67,262 @@ impl CustomerScoped {
 // ---- customers, sites, users ------------------------------------------------------------
 
 async fn list_customers(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ListBody<Customer>>> {
-    Ok(Json(s.store.customers(&q.page()?).await?.into()))
+    Ok(Json(desk::customers(&ctx, &actor, &q.page()?).await?.into()))
 }
 
 async fn create_customer(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiJson(input): ApiJson<NewCustomer>,
 ) -> ApiResult<Created<Customer>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_customer(input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(desk::create_customer(&ctx, &actor, input).await?),
+    ))
 }
 
-async fn get_customer(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Customer>> {
-    Ok(Json(s.store.customer(id).await?))
+async fn get_customer(
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<CustomerId>,
+) -> ApiResult<Json<Customer>> {
+    Ok(Json(desk::customer(&ctx, &actor, id).await?))
 }
 
 async fn update_customer(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<CustomerId>,
     ApiJson(input): ApiJson<CustomerUpdate>,
 ) -> ApiResult<Json<Customer>> {
-    Ok(Json(s.store.update_customer(id, input).await?))
+    Ok(Json(desk::update_customer(&ctx, &actor, id, input).await?))
 }
 
 async fn list_sites(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<CustomerScoped>,
 ) -> ApiResult<Json<ListBody<Site>>> {
-    Ok(Json(s.store.sites(q.customer_id, &q.page()?).await?.into()))
+    Ok(Json(desk::sites(&ctx, &actor, q.customer_id, &q.page()?).await?.into()))
 }
 
-async fn create_site(State(s): State<AppState>, ApiJson(input): ApiJson<NewSite>) -> ApiResult<Created<Site>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_site(input).await?)))
+async fn create_site(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewSite>,
+) -> ApiResult<Created<Site>> {
+    Ok((StatusCode::CREATED, Json(desk::create_site(&ctx, &actor, input).await?)))
 }
 
-async fn get_site(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Site>> {
-    Ok(Json(s.store.site(id).await?))
+async fn get_site(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<SiteId>) -> ApiResult<Json<Site>> {
+    Ok(Json(desk::site(&ctx, &actor, id).await?))
 }
 
 async fn update_site(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<SiteId>,
     ApiJson(input): ApiJson<SiteUpdate>,
 ) -> ApiResult<Json<Site>> {
-    Ok(Json(s.store.update_site(id, input).await?))
+    Ok(Json(desk::update_site(&ctx, &actor, id, input).await?))
 }
 
 async fn list_users(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<CustomerScoped>,
 ) -> ApiResult<Json<ListBody<User>>> {
-    Ok(Json(s.store.users(q.customer_id, &q.page()?).await?.into()))
+    Ok(Json(desk::users(&ctx, &actor, q.customer_id, &q.page()?).await?.into()))
 }
 
-async fn create_user(State(s): State<AppState>, ApiJson(input): ApiJson<NewUser>) -> ApiResult<Created<User>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_user(input).await?)))
+async fn create_user(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewUser>,
+) -> ApiResult<Created<User>> {
+    Ok((StatusCode::CREATED, Json(desk::create_user(&ctx, &actor, input).await?)))
 }
 
-async fn get_user(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<User>> {
-    Ok(Json(s.store.user(id).await?))
+async fn get_user(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<UserId>) -> ApiResult<Json<User>> {
+    Ok(Json(desk::user(&ctx, &actor, id).await?))
 }
 
 async fn update_user(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<UserId>,
     ApiJson(input): ApiJson<UserUpdate>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(s.store.update_user(id, input).await?))
+    Ok(Json(desk::update_user(&ctx, &actor, id, input).await?))
 }
 
 // ---- agents, teams, ticket types ----------------------------------------------------------
 
-async fn list_agents(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListParams>) -> ApiResult<Json<ListBody<Agent>>> {
-    Ok(Json(s.store.agents(&q.page()?).await?.into()))
+async fn list_agents(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<ListBody<Agent>>> {
+    Ok(Json(desk::agents(&ctx, &actor, &q.page()?).await?.into()))
 }
 
-async fn create_agent(State(s): State<AppState>, ApiJson(input): ApiJson<NewAgent>) -> ApiResult<Created<Agent>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_agent(input).await?)))
+async fn create_agent(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewAgent>,
+) -> ApiResult<Created<Agent>> {
+    Ok((
+        StatusCode::CREATED,
+        Json(desk::create_agent(&ctx, &actor, input).await?),
+    ))
 }
 
-async fn get_agent(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Agent>> {
-    Ok(Json(s.store.agent(id).await?))
+async fn get_agent(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<AgentId>) -> ApiResult<Json<Agent>> {
+    Ok(Json(desk::agent(&ctx, &actor, id).await?))
 }
 
 async fn update_agent(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<AgentId>,
     ApiJson(input): ApiJson<AgentUpdate>,
 ) -> ApiResult<Json<Agent>> {
-    Ok(Json(s.store.update_agent(id, input).await?))
+    Ok(Json(desk::update_agent(&ctx, &actor, id, input).await?))
 }
 
-async fn list_teams(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListParams>) -> ApiResult<Json<ListBody<Team>>> {
-    Ok(Json(s.store.teams(&q.page()?).await?.into()))
+async fn list_teams(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<ListBody<Team>>> {
+    Ok(Json(desk::teams(&ctx, &actor, &q.page()?).await?.into()))
 }
 
-async fn create_team(State(s): State<AppState>, ApiJson(input): ApiJson<NewTeam>) -> ApiResult<Created<Team>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_team(input).await?)))
+async fn create_team(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewTeam>,
+) -> ApiResult<Created<Team>> {
+    Ok((StatusCode::CREATED, Json(desk::create_team(&ctx, &actor, input).await?)))
 }
 
-async fn get_team(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Team>> {
-    Ok(Json(s.store.team(id).await?))
+async fn get_team(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<TeamId>) -> ApiResult<Json<Team>> {
+    Ok(Json(desk::team(&ctx, &actor, id).await?))
 }
 
 async fn update_team(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TeamId>,
     ApiJson(input): ApiJson<TeamUpdate>,
 ) -> ApiResult<Json<Team>> {
-    Ok(Json(s.store.update_team(id, input).await?))
+    Ok(Json(desk::update_team(&ctx, &actor, id, input).await?))
 }
 
 async fn list_ticket_types(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ListBody<TicketType>>> {
-    Ok(Json(s.store.ticket_types(&q.page()?).await?.into()))
+    Ok(Json(desk::ticket_types(&ctx, &actor, &q.page()?).await?.into()))
 }
 
 async fn create_ticket_type(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiJson(input): ApiJson<NewTicketType>,
 ) -> ApiResult<Created<TicketType>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_ticket_type(input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(desk::create_ticket_type(&ctx, &actor, input).await?),
+    ))
 }
 
-async fn get_ticket_type(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<TicketType>> {
-    Ok(Json(s.store.ticket_type(id).await?))
+async fn get_ticket_type(
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TicketTypeId>,
+) -> ApiResult<Json<TicketType>> {
+    Ok(Json(desk::ticket_type(&ctx, &actor, id).await?))
 }
 
 async fn update_ticket_type(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TicketTypeId>,
     ApiJson(input): ApiJson<TicketTypeUpdate>,
 ) -> ApiResult<Json<TicketType>> {
-    Ok(Json(s.store.update_ticket_type(id, input).await?))
+    Ok(Json(desk::update_ticket_type(&ctx, &actor, id, input).await?))
 }
 
 // ---- tickets ----------------------------------------------------------------------------
 
+/// `status`, `alert_uid`, `customer_id`, `limit`, `cursor`.
 #[derive(Debug, Deserialize, Default)]
 struct TicketQuery {
     status: Option<TicketStatus>,
     alert_uid: Option<String>,
-    customer_id: Option<u64>,
+    customer_id: Option<CustomerId>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
-/// Check that the acting agent named by `X-Agent-Id` exists.
-pub(crate) async fn acting_agent(s: &AppState, agent: ActingAgent) -> ApiResult<Option<u64>> {
-    match agent.0 {
-        None => Ok(None),
-        Some(id) => match s.store.agent(id).await {
-            Ok(_) => Ok(Some(id)),
-            Err(crate::Error::Domain(crate::domain::DomainError::NotFound { .. })) => Err(ApiError::bad_request(
-                "X-Agent-Id",
-                format!("agent {id} does not exist"),
-            )),
-            Err(e) => Err(e.into()),
-        },
-    }
-}
-
 async fn list_tickets(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<TicketQuery>,
 ) -> ApiResult<Json<ListBody<Ticket>>> {
     let page = ListParams {
         limit: q.limit,
-        cursor: q.cursor.clone(),
+        cursor: q.cursor,
     }
     .page()?;
     let filter = TicketFilter {
         status: q.status,
         alert_uid: q.alert_uid,
-        customer_id: q.customer_id,
+        customer_id: q.customer_id.map(CustomerId::get),
     };
-    Ok(Json(s.store.tickets(&filter, &page).await?.into()))
+    Ok(Json(desk::tickets(&ctx, &actor, &filter, &page).await?.into()))
 }
 
-/// `POST /api/tickets`. A remote support invitation goes out with the new ticket when its
-/// type says so, or when the body asks (`send_remote_invite: true`; `false` overrides the
-/// type). A failed invitation never fails the ticket: it is noted as a system action.
+/// `POST /api/tickets`: a `NewTicket`, and `send_remote_invite: true|false` to send (or
+/// not) a remote support invitation with it regardless of the ticket type.
 async fn create_ticket(
-    State(s): State<AppState>,
-    agent: ActingAgent,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiJson(raw): ApiJson<serde_json::Value>,
 ) -> ApiResult<Created<Ticket>> {
-    let ask_invite = match raw.get("send_remote_invite") {
+    let send_invite = match raw.get("send_remote_invite") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::Bool(b)) => Some(*b),
-        Some(_) => return Err(ApiError::bad_request("send_remote_invite", "must be true or false")),
+        Some(_) => return Err(InputError::invalid("send_remote_invite", "must be true or false").into()),
     };
-    let input: NewTicket = super::extract::parse_json(&serde_json::to_vec(&raw).expect("json"))?;
-    let acting = acting_agent(&s, agent).await?;
-    let ticket = s.store.create_ticket(input).await?;
-    let by_type = match ticket.ticket_type_id {
-        Some(t) => s.store.ticket_type(t).await?.send_remote_invite_on_create,
-        None => false,
-    };
-    if ask_invite.unwrap_or(by_type) {
-        super::api_bt::automatic_invite(&s, ticket.clone(), acting).await;
-        return Ok((StatusCode::CREATED, Json(s.store.ticket(ticket.id).await?)));
-    }
+    let input: NewTicket = parse_json(&serde_json::to_vec(&raw).expect("json"))?;
+    let ticket = desk::create_ticket(&ctx, &actor, input, send_invite).await?;
     Ok((StatusCode::CREATED, Json(ticket)))
 }
 
-async fn get_ticket(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Ticket>> {
-    Ok(Json(s.store.ticket(id).await?))
+async fn get_ticket(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<TicketId>) -> ApiResult<Json<Ticket>> {
+    Ok(Json(desk::ticket(&ctx, &actor, id).await?))
 }
 
 async fn add_action(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
-    agent: ActingAgent,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TicketId>,
     ApiJson(input): ApiJson<NewAction>,
 ) -> ApiResult<Created<Action>> {
-    let agent = acting_agent(&s, agent).await?;
-    Ok((StatusCode::CREATED, Json(s.store.add_action(id, input, agent).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(desk::add_action(&ctx, &actor, id, input).await?),
+    ))
 }
 
+/// An optional `{"note"}`.
 #[derive(Debug, Deserialize, Default)]
 struct NoteBody {
     #[serde(default)]
@@ -347,59 +330,66 @@ struct NoteBody {
 }
 
 async fn close_ticket(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
-    agent: ActingAgent,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TicketId>,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> ApiResult<Json<Ticket>> {
-    let agent = acting_agent(&s, agent).await?;
     Ok(Json(
-        crate::jobs::close_propagation::close_ticket_as_agent(&s.store, s.queue.as_ref(), id, &body.note, agent)
-            .await?,
+        close_propagation::close_ticket(&ctx, &actor, id, &body.note).await?,
     ))
 }
 
 async fn reopen_ticket(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
-    agent: ActingAgent,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TicketId>,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> ApiResult<Json<Ticket>> {
-    let agent = acting_agent(&s, agent).await?;
-    Ok(Json(s.store.reopen_ticket(id, &body.note, agent).await?))
+    Ok(Json(desk::reopen_ticket(&ctx, &actor, id, &body.note).await?))
 }
 
 // ---- chats --------------------------------------------------------------------------------
 
-async fn create_chat(State(s): State<AppState>, ApiJson(input): ApiJson<NewChat>) -> ApiResult<Created<Chat>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_chat(input).await?)))
+async fn create_chat(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewChat>,
+) -> ApiResult<Created<Chat>> {
+    Ok((StatusCode::CREATED, Json(desk::create_chat(&ctx, &actor, input).await?)))
 }
 
-async fn get_chat(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Chat>> {
-    Ok(Json(s.store.chat(id).await?))
+async fn get_chat(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<ChatId>) -> ApiResult<Json<Chat>> {
+    Ok(Json(desk::chat(&ctx, &actor, id).await?))
 }
 
 async fn post_chat_message(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<ChatId>,
     ApiJson(input): ApiJson<NewChatMessage>,
 ) -> ApiResult<Created<Chat>> {
-    Ok((StatusCode::CREATED, Json(s.store.post_chat_message(id, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(desk::post_chat_message(&ctx, &actor, id, input).await?),
+    ))
 }
 
-async fn end_chat(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Chat>> {
-    Ok(Json(s.store.end_chat(id).await?))
+async fn end_chat(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<ChatId>) -> ApiResult<Json<Chat>> {
+    Ok(Json(desk::end_chat(&ctx, &actor, id).await?))
 }
 
+/// `{"ticket_id"}`.
 #[derive(Debug, Deserialize)]
 struct LinkBody {
-    ticket_id: u64,
+    ticket_id: TicketId,
 }
 
 async fn link_chat(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<ChatId>,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> ApiResult<Json<Chat>> {
-    Ok(Json(s.store.link_chat(id, body.ticket_id).await?))
+    Ok(Json(desk::link_chat(&ctx, &actor, id, body.ticket_id).await?))
 }

@@ -1,5 +1,8 @@
 //! axum routers for every HTTP entry point (intake and helpdesk API) and the layers they
 //! share; Lambda functions and the local server mount these same routers.
+//!
+//! Handlers parse the request, call one `services` function with the `Context` and the
+//! request's `Actor`, and map the result; `error` is the one place statuses are chosen.
 
 pub mod api;
 pub mod api_bt;
@@ -9,8 +12,8 @@ pub mod beyondtrust;
 pub mod datto;
 pub mod error;
 pub mod extract;
+pub mod list;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -23,26 +26,16 @@ use subtle::ConstantTimeEq;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::HttpConfig;
-use crate::ports::{Clock, Mailer, Queue, SecretStore};
-use crate::store::Store;
-use error::ApiError;
+use crate::services::request_log::{log_refusal, Refusal};
+use crate::services::{Context, ServiceError};
+use error::{ApiError, RoutingError};
+use extract::Authenticated;
 pub use extract::BODY_LIMIT;
 
-/// Everything a handler may use: the ports and the HTTP configuration.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub queue: Arc<dyn Queue>,
-    pub mailer: Arc<dyn Mailer>,
-    pub secrets: Arc<dyn SecretStore>,
-    pub clock: Arc<dyn Clock>,
-    pub config: Arc<HttpConfig>,
-    /// The Datto RMM API as currently configured.
-    pub datto: Arc<dyn crate::jobs::datto_api::DattoConnect>,
-    /// The BeyondTrust API as currently configured.
-    pub beyondtrust: Arc<dyn crate::beyondtrust::connect::BeyondTrustConnect>,
-}
+/// How long any request may take before the router answers 504. The Lambda `Timeout` of
+/// every HTTP function in template.yaml is longer (a test checks), and API Gateway's 30 s
+/// integration limit is longer still, so the router's answer is the one the caller gets.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -53,7 +46,7 @@ pub fn with_common_layers(router: Router) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
-            Duration::from_secs(25),
+            REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
@@ -68,33 +61,28 @@ pub fn with_common_layers(router: Router) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// Refuse requests without the API's bearer token (compared in constant time).
-pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Refuse requests without the API's bearer token (compared in constant time); mark the
+/// others authenticated, so that handlers can extract their `Actor`.
+pub async fn require_token(State(ctx): State<Context>, mut req: Request, next: Next) -> Response {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let refused = |m: &str| ApiError::from(ServiceError::Unauthorized(m.to_string())).into_response();
     match given {
-        None => ApiError::unauthorized("missing bearer token (Authorization: Bearer <token>)").into_response(),
-        Some(t) if bool::from(t.trim().as_bytes().ct_eq(state.config.api_token.expose().as_bytes())) => {
+        None => refused("missing bearer token (Authorization: Bearer <token>)"),
+        Some(t) if bool::from(t.trim().as_bytes().ct_eq(ctx.config.api_token.expose().as_bytes())) => {
+            req.extensions_mut().insert(Authenticated);
             next.run(req).await
         }
-        Some(_) => ApiError::unauthorized("wrong bearer token").into_response(),
+        Some(_) => refused("wrong bearer token"),
     }
 }
 
-/// The public base URL: the configured one, or `https://<Host>` of the request when none
-/// is configured (behind API Gateway the Host is the API's own domain).
-pub fn public_base(config: &HttpConfig, headers: &axum::http::HeaderMap) -> String {
-    if !config.public_url.is_empty() {
-        return config.public_url.clone();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("https://{host}")
+/// The Host header of a request, for URLs shown when no public URL is configured.
+pub fn request_host(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(header::HOST).and_then(|h| h.to_str().ok())
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -102,17 +90,17 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+    RoutingError::NoRoute.into()
 }
 
 /// The helpdesk API (`/api/*`, bearer token) and `GET /healthz`.
-pub fn helpdesk_router(state: AppState) -> Router {
+pub fn helpdesk_router(ctx: Context) -> Router {
     let api = api::routes()
         .merge(api_datto::routes())
         .merge(api_bt::routes())
         .merge(api_ops::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .with_state(state);
+        .route_layer(middleware::from_fn_with_state(ctx.clone(), require_token))
+        .with_state(ctx);
     with_common_layers(
         Router::new()
             .route("/healthz", get(healthz))
@@ -122,18 +110,27 @@ pub fn helpdesk_router(state: AppState) -> Router {
 }
 
 /// Datto intake (`POST /datto/webhook`), authenticated by the `state` in the body.
-pub fn datto_router(state: AppState) -> Router {
-    with_common_layers(datto::routes().with_state(state))
+pub fn datto_router(ctx: Context) -> Router {
+    with_common_layers(datto::routes().with_state(ctx))
 }
 
 /// BeyondTrust intake (`POST /beyondtrust/events/{token}`), authenticated by the token.
-pub fn beyondtrust_router(state: AppState) -> Router {
-    with_common_layers(beyondtrust::routes().with_state(state))
+pub fn beyondtrust_router(ctx: Context) -> Router {
+    with_common_layers(beyondtrust::routes().with_state(ctx))
 }
 
 /// Every router of the system merged, as the local server serves it.
-pub fn full_router(state: AppState) -> Router {
-    helpdesk_router(state.clone())
-        .merge(datto_router(state.clone()))
-        .merge(beyondtrust_router(state))
+pub fn full_router(ctx: Context) -> Router {
+    helpdesk_router(ctx.clone())
+        .merge(datto_router(ctx.clone()))
+        .merge(beyondtrust_router(ctx))
+}
+
+/// Answer a refused intake request: map the error to its status, complete and keep the
+/// request-log entry with that status and message, and respond.
+pub(crate) async fn refuse(ctx: &Context, refusal: Box<Refusal>) -> Response {
+    let Refusal { error, log, raw } = *refusal;
+    let err = ApiError::from(error);
+    log_refusal(ctx, log, raw.as_deref(), err.status().as_u16(), err.message()).await;
+    err.into_response()
 }

@@ -11,6 +11,7 @@ mod desk;
 mod lease;
 mod propagation;
 mod remote;
+mod sync_runs;
 mod tickets;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use alerts::{AlertWrite, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS
 pub use lease::Lease;
 pub use propagation::PendingClose;
 pub use remote::{RemoteSessionFilter, SessionImport};
+pub use sync_runs::{SyncRun, SyncRunState, SyncSummary, SyncTrigger, SYNC_RUN_DAYS};
 pub use tickets::TicketFilter;
 
 /// How many times an optimistic read-modify-write is retried after losing a race.
