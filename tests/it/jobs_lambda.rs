@@ -142,3 +142,51 @@ async fn schedule_then_run(d: &Desk, schedule: &serde_json::Value) -> serde_json
     assert_eq!(s, 200, "{run}");
     run
 }
+
+/// On the SQS path a message that can never succeed goes to the dead-letter queue at once:
+/// it is not reported as a batch failure (Lambda deletes it), and the DLQ holds it after
+/// its first receive, against real SQS semantics (moto).
+#[tokio::test]
+async fn a_permanent_failure_on_the_sqs_path_is_dead_lettered_at_once() {
+    let Some(endpoint) = deskbridge_tests::emulators::moto() else {
+        return;
+    };
+    let client = aws_sdk_sqs::Client::new(&deskbridge_tests::emulators::aws_config(&endpoint).await);
+    let prefix = format!("{}-", deskbridge_tests::emulators::unique("deskbridge"));
+    let queues = deskbridge::adapters::sqs::create_queues(&client, &prefix, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let sqs: Arc<dyn deskbridge::ports::Queue> = Arc::new(deskbridge::adapters::sqs::SqsQueue::new(client, queues));
+    let (mut d, _dir, datto) = desk_with_ticket_1042().await;
+    d.ctx.queue = sqs.clone();
+    sqs.send(QueueName::TicketClosed, "this is not json").await.unwrap();
+    sqs.send(
+        QueueName::TicketClosed,
+        &json!({"ticket_id": 1042, "alert_uid": UID}).to_string(),
+    )
+    .await
+    .unwrap();
+    let mut msgs = Vec::new();
+    for _ in 0..5 {
+        msgs.extend(sqs.receive(QueueName::TicketClosed, 10).await.unwrap());
+        if msgs.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(msgs.len(), 2);
+    let records: Vec<serde_json::Value> = msgs
+        .iter()
+        .map(|m| json!({"messageId": m.id, "receiptHandle": m.receipt, "body": m.body, "eventSource": "aws:sqs"}))
+        .collect();
+    let ev: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let response = sqs_batch(&d.ctx, QueueName::TicketClosed, ev).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(datto.resolves.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let dead = sqs.dead_letters(QueueName::TicketClosed).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].body, "this is not json");
+    assert!(
+        sqs.receive(QueueName::TicketClosed, 10).await.unwrap().is_empty(),
+        "the poison message left the source queue"
+    );
+}

@@ -152,6 +152,7 @@ macro_rules! queue_suite {
                 receive_hands_out_at_most_max_and_each_message_once,
                 release_now_redelivers_with_a_higher_receive_count,
                 a_message_received_max_times_moves_to_the_dead_letters,
+                a_dead_lettered_message_is_dead_at_once_and_can_be_replayed,
                 a_replayed_dead_letter_can_be_received_and_acked,
                 replaying_an_unknown_dead_letter_is_not_found,
                 queues_are_independent,
