@@ -362,3 +362,111 @@ fn the_layer_check_catches_an_upward_import_and_a_cycle() {
     assert!(!problems.iter().any(|p| p.contains("error")), "{problems:?}");
     assert_eq!(problems.len(), 3, "{problems:?}");
 }
+
+// ---- timeouts -------------------------------------------------------------------------------
+
+/// The resources of template.yaml as `(logical id, its lines)`, and the Globals' lines.
+fn template_resources() -> (Vec<String>, Vec<(String, Vec<String>)>) {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let mut globals = Vec::new();
+    let mut resources: Vec<(String, Vec<String>)> = Vec::new();
+    let mut section = "";
+    for line in text.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            section = if line == "Globals:" {
+                "globals"
+            } else if line == "Resources:" {
+                "resources"
+            } else {
+                ""
+            };
+            continue;
+        }
+        match section {
+            "globals" => globals.push(line.to_string()),
+            "resources" => {
+                let is_resource = line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':');
+                if is_resource && !line.trim_start().starts_with('#') {
+                    resources.push((line.trim().trim_end_matches(':').to_string(), Vec::new()));
+                } else if let Some((_, lines)) = resources.last_mut() {
+                    lines.push(line.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    (globals, resources)
+}
+
+/// The number after `key:` on a line of `lines` with exactly `indent` leading spaces.
+fn number_at(lines: &[String], indent: usize, key: &str) -> Option<u64> {
+    lines.iter().find_map(|l| {
+        let spaces = l.len() - l.trim_start().len();
+        let rest = l.trim_start().strip_prefix(key)?.strip_prefix(':')?;
+        let value = rest.split('#').next()?.trim();
+        (spaces == indent).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// The time limit in code that each function's work runs under.
+fn served_limit(function: &str) -> Option<std::time::Duration> {
+    use deskbridge::ports::QueueName;
+    use deskbridge::services::consumers::batch_timeout;
+    Some(match function {
+        "HelpdeskApiFunction" | "DattoWebhookFunction" | "BeyondTrustEventFunction" => {
+            deskbridge::http::REQUEST_TIMEOUT
+        }
+        "SesInboundMailFunction" => deskbridge::services::alert_intake::SES_EVENT_TIMEOUT,
+        "TicketClosePropagatorFunction" => batch_timeout(QueueName::TicketClosed),
+        "AlertEnricherFunction" => batch_timeout(QueueName::AlertEnrich),
+        "SessionImportFunction" => batch_timeout(QueueName::SessionImport),
+        "ScheduledAlertSyncFunction" => batch_timeout(QueueName::DattoSync),
+        _ => return None,
+    })
+}
+
+#[test]
+fn every_lambda_timeout_exceeds_the_time_limit_its_code_runs_under() {
+    let (globals, resources) = template_resources();
+    let default = number_at(&globals, 4, "Timeout").expect("Globals.Function.Timeout");
+    let functions: Vec<&(String, Vec<String>)> = resources
+        .iter()
+        .filter(|(_, lines)| lines.iter().any(|l| l.trim() == "Type: AWS::Serverless::Function"))
+        .collect();
+    assert_eq!(
+        functions.len(),
+        8,
+        "{:?}",
+        functions.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for (name, lines) in functions {
+        let timeout = number_at(lines, 6, "Timeout").unwrap_or(default);
+        let limit =
+            served_limit(name).unwrap_or_else(|| panic!("{name}: say in served_limit which time limit it runs under"));
+        assert!(
+            timeout > limit.as_secs(),
+            "{name}: Lambda Timeout {timeout} s must exceed the code's limit of {} s",
+            limit.as_secs()
+        );
+        if lines.iter().any(|l| l.trim() == "Type: HttpApi") {
+            assert!(
+                timeout < 30,
+                "{name}: API Gateway gives up at 30 s; Timeout is {timeout}"
+            );
+        }
+        // A queue's visibility timeout must cover its consumer's Timeout (else Lambda
+        // refuses the event source mapping, or a message is redelivered mid-batch).
+        for queue in lines.iter().filter_map(|l| {
+            l.trim()
+                .strip_prefix("Queue: !GetAtt ")
+                .and_then(|q| q.strip_suffix(".Arn"))
+        }) {
+            let (_, qlines) = resources.iter().find(|(n, _)| n == queue).expect("queue resource");
+            let visibility = number_at(qlines, 6, "VisibilityTimeout").expect("VisibilityTimeout");
+            assert!(
+                visibility >= 6 * timeout,
+                "{queue}: VisibilityTimeout {visibility} s should be at least 6 x {name}'s {timeout} s"
+            );
+        }
+    }
+}

@@ -189,6 +189,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::MailDropped(m) => ApiError::new(StatusCode::FORBIDDEN, "SENDER_REFUSED", m),
             ServiceError::MailUnusable(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "NO_ALERT_UID", m),
             ServiceError::NotConfigured(vendor) => not_configured(vendor),
+            ref t @ ServiceError::TimedOut(_) => ApiError::internal(
+                StatusCode::GATEWAY_TIMEOUT,
+                "TIMED_OUT",
+                "the request took too long and was stopped; what was saved stays saved, try again",
+                t,
+            ),
             ServiceError::Misconfigured {
                 vendor: Vendor::Datto,
                 message,

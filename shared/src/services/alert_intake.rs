@@ -123,6 +123,11 @@ pub async fn mail(ctx: &Context, raw: &[u8]) -> ServiceResult<IntakeResult> {
     }
 }
 
+/// How long one SES event may take; shorter than the ses-inbound-mail Lambda's `Timeout`
+/// (a test checks), so a slow store fails the invocation (and Lambda retries it) rather
+/// than having Lambda kill it.
+pub const SES_EVENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// The ses-inbound-mail Lambda: every record of one SES receipt event; a transient
 /// failure fails the invocation so SES retries. Answers a summary for the log.
 pub async fn ses_event(
@@ -130,6 +135,12 @@ pub async fn ses_event(
     source: &dyn MailSource,
     event: SimpleEmailEvent,
 ) -> ServiceResult<serde_json::Value> {
-    let outcomes = ses::handle_ses_event(&ctx.store, ctx.queue.as_ref(), source, event, ctx.clock.now()).await?;
+    let handled = ses::handle_ses_event(&ctx.store, ctx.queue.as_ref(), source, event, ctx.clock.now());
+    let outcomes = tokio::time::timeout(SES_EVENT_TIMEOUT, handled).await.map_err(|_| {
+        ServiceError::TimedOut(format!(
+            "the SES event took longer than {} s",
+            SES_EVENT_TIMEOUT.as_secs()
+        ))
+    })??;
     Ok(ses::summary(&outcomes))
 }

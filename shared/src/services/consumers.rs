@@ -2,6 +2,7 @@
 //! `(message id, body)` in, the ids to retry and the ids to dead-letter at once out.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
@@ -11,6 +12,18 @@ use crate::ports::{DattoApi, QueueName};
 
 /// At most this many messages of a batch run at once (Datto's rate budget is shared).
 pub const CONCURRENCY: usize = 4;
+
+/// How long one SQS batch of `queue` may run before it is cut off and every message of
+/// it is reported for a retry. Each is shorter than the consuming Lambda's `Timeout` in
+/// template.yaml (a test checks), so the function always answers before Lambda kills it.
+pub fn batch_timeout(queue: QueueName) -> Duration {
+    match queue {
+        QueueName::TicketClosed | QueueName::AlertEnrich => Duration::from_secs(25),
+        QueueName::SessionImport => Duration::from_secs(20),
+        // One run, plus the writes of its state before and after.
+        QueueName::DattoSync => datto_sync::RUN_TIMEOUT + Duration::from_secs(15),
+    }
+}
 
 /// Run a batch of `queue` through its consumer.
 pub async fn consume(ctx: &Context, queue: QueueName, messages: Vec<(String, String)>) -> BatchOutcome {
@@ -100,8 +113,14 @@ pub async fn sqs_batch(ctx: &Context, queue: QueueName, event: SqsEvent) -> SqsB
             (id, r.receipt_handle.unwrap_or_default(), r.body.unwrap_or_default())
         })
         .collect();
-    let messages = records.iter().map(|(id, _, body)| (id.clone(), body.clone())).collect();
-    let outcome = consume(ctx, queue, messages).await;
+    let messages: Vec<(String, String)> = records.iter().map(|(id, _, body)| (id.clone(), body.clone())).collect();
+    let outcome = match tokio::time::timeout(batch_timeout(queue), consume(ctx, queue, messages.clone())).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::warn!(%queue, "batch cut off after its time limit; every message is retried");
+            BatchOutcome::retry_all(&messages)
+        }
+    };
     let mut response = SqsBatchResponse::default();
     for id in outcome.retry {
         response.add_failure(id);

@@ -72,6 +72,10 @@ pub enum ServiceError {
     /// An alert e-mail without `Alert{uid}` in its subject, or not a message at all.
     #[error("{0}")]
     MailUnusable(String),
+    /// The work did not finish within its time limit; what was done is durable, the rest
+    /// may be retried.
+    #[error("{0}")]
+    TimedOut(String),
     /// The vendor API is not set up yet.
     #[error("{0} is not configured")]
     NotConfigured(Vendor),
@@ -154,6 +158,7 @@ impl ServiceError {
             ServiceError::Core(e) => e.is_transient(),
             ServiceError::Datto(e) => e.retryable,
             ServiceError::BeyondTrust(e) => e.is_transient(),
+            ServiceError::TimedOut(_) => true,
             _ => false,
         }
     }
