@@ -470,3 +470,39 @@ fn every_lambda_timeout_exceeds_the_time_limit_its_code_runs_under() {
         }
     }
 }
+
+// ---- handlers --------------------------------------------------------------------------------
+
+#[test]
+fn http_handlers_stay_short_parse_call_map() {
+    let mut files = Vec::new();
+    rust_files(&root().join("shared/src/http"), &mut files);
+    files.push(root().join("infra/local/src/lib.rs"));
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            if !(t.starts_with("async fn ") || t.starts_with("pub async fn ") || t.starts_with("pub(crate) async fn "))
+            {
+                continue;
+            }
+            let signature: String = lines[i..].iter().take_while(|s| !s.ends_with('{')).copied().collect();
+            if !(signature.contains("State(") || lines[i].contains("State(")) {
+                continue; // not an axum handler
+            }
+            let indent = l.len() - t.len();
+            let end = lines[i..]
+                .iter()
+                .position(|e| e.len() - e.trim_start().len() == indent && e.trim() == "}")
+                .unwrap_or_else(|| panic!("{}:{}: no end of fn", f.display(), i + 1));
+            assert!(
+                end < 40,
+                "{}:{}: a handler of {} lines; move the work into a service",
+                f.display(),
+                i + 1,
+                end + 1
+            );
+        }
+    }
+}
