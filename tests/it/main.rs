@@ -16,5 +16,6 @@ mod jobs_close;
 mod jobs_lambda;
 mod jobs_sync;
 mod lambda_events;
+mod openapi;
 mod scripted_datto;
 mod tidy;

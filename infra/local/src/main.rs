@@ -39,6 +39,9 @@ enum Command {
         #[arg(long, env = "DESKBRIDGE_LOG_JSON")]
         log_json: bool,
     },
+    /// Print the OpenAPI 3.1 document of every route the local server serves (the one
+    /// `GET /api/openapi.json` answers).
+    Openapi,
 }
 
 #[tokio::main]
@@ -66,6 +69,10 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             println!("deskbridge listening on http://{}", server.addr);
             server.run(shutdown_signal()).await
+        }
+        Command::Openapi => {
+            println!("{}", deskbridge_local::openapi_json());
+            Ok(())
         }
     }
 }

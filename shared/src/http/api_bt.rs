@@ -4,11 +4,12 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery, IdPath, OptionalJson, TextPath};
 use super::list::{ListBody, ListParams};
 use super::request_host;
@@ -24,27 +25,29 @@ use crate::store::RemoteSessionFilter;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub fn routes() -> Router<Context> {
-    Router::new()
-        .route("/api/config/beyondtrust", get(get_config).put(put_config))
-        .route("/api/config/beyondtrust/test", post(test_config))
-        .route("/api/config/beyondtrust/event-url", get(event_url))
-        .route("/api/teams/import", post(import_teams))
-        .route("/api/tickets/{id}/remote-invites", post(ticket_invite))
-        .route("/api/chats/{id}/remote-invites", post(chat_invite))
-        .route("/api/remote-sessions", get(list_sessions))
-        .route("/api/remote-sessions/{id}", get(get_session))
-        .route("/api/tickets/{id}/remote-sessions", post(link_session))
-        .route("/api/assets/{inventory_number}/beyondtrust-jump-url", get(jump_url))
+pub fn routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::new()
+        .routes(routes!(get_beyondtrust_config, put_beyondtrust_config))
+        .routes(routes!(test_beyondtrust_config))
+        .routes(routes!(event_url))
+        .routes(routes!(import_teams))
+        .routes(routes!(ticket_invite))
+        .routes(routes!(chat_invite))
+        .routes(routes!(list_sessions))
+        .routes(routes!(get_session))
+        .routes(routes!(link_session))
+        .routes(routes!(jump_url))
 }
 
 // ---- settings ---------------------------------------------------------------------------
 
-async fn get_config(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<BeyondTrustConfigView>> {
+#[utoipa::path(get, path = "/api/config/beyondtrust", tag = "beyondtrust", responses((status = 200, description = "The settings; the client secret shows only whether it is set", body = BeyondTrustConfigView)))]
+async fn get_beyondtrust_config(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<BeyondTrustConfigView>> {
     Ok(Json(beyondtrust_setup::config(&ctx, &actor).await?))
 }
 
-async fn put_config(
+#[utoipa::path(put, path = "/api/config/beyondtrust", tag = "beyondtrust", request_body = BeyondTrustConfigInput, responses((status = 200, description = "The saved settings", body = BeyondTrustConfigView)))]
+async fn put_beyondtrust_config(
     State(ctx): State<Context>,
     actor: Actor,
     ApiJson(input): ApiJson<BeyondTrustConfigInput>,
@@ -52,15 +55,18 @@ async fn put_config(
     Ok(Json(beyondtrust_setup::save_config(&ctx, &actor, input).await?))
 }
 
-async fn test_config(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<ConfigCheck>> {
+#[utoipa::path(post, path = "/api/config/beyondtrust/test", tag = "beyondtrust", responses((status = 200, description = "The appliance's checks in plain words (also when they failed)", body = ConfigCheck)))]
+async fn test_beyondtrust_config(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<ConfigCheck>> {
     Ok(Json(beyondtrust_setup::test_config(&ctx, &actor).await?))
 }
 
+#[utoipa::path(get, path = "/api/config/beyondtrust/event-url", tag = "beyondtrust", responses((status = 200, description = "The outbound event URL to enter in BeyondTrust", body = UrlAnswer)))]
 async fn event_url(State(ctx): State<Context>, actor: Actor, headers: HeaderMap) -> ApiResult<Json<UrlAnswer>> {
     let base = ctx.public_base(request_host(&headers));
     Ok(Json(beyondtrust_setup::event_url(&ctx, &actor, &base).await?))
 }
 
+#[utoipa::path(post, path = "/api/teams/import", tag = "beyondtrust", responses((status = 200, description = "What changed, and the teams afterwards", body = TeamImport), (status = 409, description = "BEYONDTRUST_NOT_CONFIGURED", body = ErrorBody), (status = 502, description = "BEYONDTRUST_UNAVAILABLE", body = ErrorBody)))]
 async fn import_teams(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<TeamImport>> {
     Ok(Json(beyondtrust_setup::import_teams(&ctx, &actor).await?))
 }
@@ -78,6 +84,7 @@ pub struct InviteBody {
     via: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/tickets/{id}/remote-invites", tag = "beyondtrust", params(("id" = u64, Path, description = "The ticket's id")), request_body = Option<InviteBody>, responses((status = 201, description = "The invitation, e-mailed to the ticket's user (or `email`)", body = RemoteInvite), (status = 403, description = "QUICK_INVITES_DISABLED or INVITES_FOR_OTHERS_DISABLED", body = ErrorBody), (status = 409, description = "TECHUNAVAILABLE or BEYONDTRUST_NOT_CONFIGURED", body = ErrorBody), (status = 502, description = "BEYONDTRUST_UNAVAILABLE or MAIL_REJECTED", body = ErrorBody)))]
 async fn ticket_invite(
     State(ctx): State<Context>,
     actor: Actor,
@@ -90,6 +97,7 @@ async fn ticket_invite(
     Ok((StatusCode::CREATED, Json(invite)))
 }
 
+#[utoipa::path(post, path = "/api/chats/{id}/remote-invites", tag = "beyondtrust", params(("id" = u64, Path, description = "The chat's id")), request_body = Option<InviteBody>, responses((status = 201, description = "The invitation, posted into the chat", body = RemoteInvite), (status = 403, description = "INVITES_FOR_OTHERS_DISABLED", body = ErrorBody), (status = 409, description = "TECHUNAVAILABLE, CHAT_ENDED or BEYONDTRUST_NOT_CONFIGURED", body = ErrorBody), (status = 502, description = "BEYONDTRUST_UNAVAILABLE", body = ErrorBody)))]
 async fn chat_invite(
     State(ctx): State<Context>,
     actor: Actor,
@@ -104,14 +112,18 @@ async fn chat_invite(
 // ---- remote sessions --------------------------------------------------------------------
 
 /// `linked`, `q`, `limit`, `cursor`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SessionQuery {
+    /// `false`: the sessions parked for manual linking.
     linked: Option<bool>,
+    /// Text to look for in the session's name, lsid or transcript.
     q: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/remote-sessions", tag = "beyondtrust", params(SessionQuery), responses((status = 200, description = "A page of imported sessions", body = ListBody<RemoteSession>)))]
 async fn list_sessions(
     State(ctx): State<Context>,
     actor: Actor,
@@ -129,6 +141,7 @@ async fn list_sessions(
     Ok(Json(remote_sessions::list(&ctx, &actor, &filter, &page).await?.into()))
 }
 
+#[utoipa::path(get, path = "/api/remote-sessions/{id}", tag = "beyondtrust", params(("id" = u64, Path, description = "The remote session's id")), responses((status = 200, description = "The session with its transcript", body = RemoteSession)))]
 async fn get_session(
     State(ctx): State<Context>,
     actor: Actor,
@@ -144,6 +157,7 @@ pub struct LinkSessionBody {
     session_id: RemoteSessionId,
 }
 
+#[utoipa::path(post, path = "/api/tickets/{id}/remote-sessions", tag = "beyondtrust", params(("id" = u64, Path, description = "The ticket's id")), request_body = LinkSessionBody, responses((status = 201, description = "The session, now linked; the ticket got its action", body = RemoteSession), (status = 409, description = "ALREADY_LINKED", body = ErrorBody)))]
 async fn link_session(
     State(ctx): State<Context>,
     actor: Actor,
@@ -156,6 +170,7 @@ async fn link_session(
 
 // ---- jump links -------------------------------------------------------------------------
 
+#[utoipa::path(get, path = "/api/assets/{inventory_number}/beyondtrust-jump-url", tag = "beyondtrust", params(("inventory_number" = String, Path, description = "The asset's inventory number")), responses((status = 200, description = "A rep-console link to the asset's pinned Jump Client", body = UrlAnswer), (status = 409, description = "BEYONDTRUST_NOT_CONFIGURED", body = ErrorBody)))]
 async fn jump_url(
     State(ctx): State<Context>,
     actor: Actor,

@@ -3,11 +3,12 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery, IdPath, TextPath};
 use super::list::{ListBody, ListParams};
 use super::request_host;
@@ -20,25 +21,27 @@ use crate::store::{RequestLogEntry, RequestLogFilter, SyncRun, SyncTrigger};
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub fn routes() -> Router<Context> {
-    Router::new()
-        .route("/api/config/datto", get(get_config).put(put_config))
-        .route("/api/config/datto/webhook", get(webhook_helper))
-        .route("/api/config/datto/webhook/rotate-state", post(rotate_state))
-        .route("/api/config/datto/test", post(test_api))
-        .route("/api/sync/datto", post(sync_now))
-        .route("/api/sync/datto/runs", get(list_runs))
-        .route("/api/sync/datto/runs/{id}", get(get_run))
-        .route("/api/site-mappings/{datto_site_uid}", get(get_mapping).put(put_mapping))
-        .route("/api/request-log", get(request_log))
-        .route("/api/alerts/{uid}", get(get_alert))
+pub fn routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::new()
+        .routes(routes!(get_datto_config, put_datto_config))
+        .routes(routes!(webhook_helper))
+        .routes(routes!(rotate_state))
+        .routes(routes!(test_api))
+        .routes(routes!(sync_now))
+        .routes(routes!(list_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(get_mapping, put_mapping))
+        .routes(routes!(request_log))
+        .routes(routes!(get_alert))
 }
 
-async fn get_config(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<DattoConfigView>> {
+#[utoipa::path(get, path = "/api/config/datto", tag = "datto", responses((status = 200, description = "The settings; the API secret shows only whether it is set", body = DattoConfigView)))]
+async fn get_datto_config(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<DattoConfigView>> {
     Ok(Json(datto_setup::config(&ctx, &actor).await?))
 }
 
-async fn put_config(
+#[utoipa::path(put, path = "/api/config/datto", tag = "datto", request_body = DattoConfigInput, responses((status = 200, description = "The saved settings", body = DattoConfigView)))]
+async fn put_datto_config(
     State(ctx): State<Context>,
     actor: Actor,
     ApiJson(input): ApiJson<DattoConfigInput>,
@@ -46,15 +49,18 @@ async fn put_config(
     Ok(Json(datto_setup::save_config(&ctx, &actor, input).await?))
 }
 
+#[utoipa::path(get, path = "/api/config/datto/webhook", tag = "datto", responses((status = 200, description = "What to paste into Datto, with the current state", body = WebhookSetup)))]
 async fn webhook_helper(State(ctx): State<Context>, actor: Actor, headers: HeaderMap) -> ApiResult<Json<WebhookSetup>> {
     let base = ctx.public_base(request_host(&headers));
     Ok(Json(datto_setup::webhook_setup(&ctx, &actor, &base).await?))
 }
 
+#[utoipa::path(post, path = "/api/config/datto/webhook/rotate-state", tag = "datto", responses((status = 200, description = "A new state; the previous one works for 24 hours", body = Rotated)))]
 async fn rotate_state(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<Rotated>> {
     Ok(Json(datto_setup::rotate_state(&ctx, &actor).await?))
 }
 
+#[utoipa::path(post, path = "/api/config/datto/test", tag = "datto", responses((status = 200, description = "The outcome in plain words (also when it failed)", body = ConnectionTest)))]
 async fn test_api(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<ConnectionTest>> {
     Ok(Json(datto_setup::test_connection(&ctx, &actor).await?))
 }
@@ -65,11 +71,13 @@ pub struct RunQueued {
     pub run_id: u64,
 }
 
+#[utoipa::path(post, path = "/api/sync/datto", tag = "datto", responses((status = 202, description = "The run is queued; see GET /api/sync/datto/runs/{id}", body = RunQueued), (status = 409, description = "DATTO_API_NOT_CONFIGURED", body = ErrorBody), (status = 502, description = "DATTO_UNAVAILABLE: the API settings could not be used", body = ErrorBody)))]
 async fn sync_now(State(ctx): State<Context>, actor: Actor) -> ApiResult<(StatusCode, Json<RunQueued>)> {
     let run = datto_sync::request_run(&ctx, &actor, SyncTrigger::Api).await?;
     Ok((StatusCode::ACCEPTED, Json(RunQueued { run_id: run.run_id })))
 }
 
+#[utoipa::path(get, path = "/api/sync/datto/runs", tag = "datto", params(ListParams), responses((status = 200, description = "The most recent runs first", body = ListBody<SyncRun>)))]
 async fn list_runs(
     State(ctx): State<Context>,
     actor: Actor,
@@ -78,10 +86,12 @@ async fn list_runs(
     Ok(Json(datto_sync::runs(&ctx, &actor, &q.page()?).await?.into()))
 }
 
+#[utoipa::path(get, path = "/api/sync/datto/runs/{id}", tag = "datto", params(("id" = u64, Path, description = "The run_id")), responses((status = 200, description = "The run: state, counts, errors", body = SyncRun)))]
 async fn get_run(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<u64>) -> ApiResult<Json<SyncRun>> {
     Ok(Json(datto_sync::run(&ctx, &actor, id).await?))
 }
 
+#[utoipa::path(get, path = "/api/site-mappings/{datto_site_uid}", tag = "datto", params(("datto_site_uid" = String, Path, description = "The Datto site's uid")), responses((status = 200, description = "The mapping", body = SiteMapping)))]
 async fn get_mapping(
     State(ctx): State<Context>,
     actor: Actor,
@@ -99,6 +109,7 @@ pub struct MappingInput {
     site_id: SiteId,
 }
 
+#[utoipa::path(put, path = "/api/site-mappings/{datto_site_uid}", tag = "datto", params(("datto_site_uid" = String, Path, description = "The Datto site's uid")), request_body = MappingInput, responses((status = 200, description = "The saved mapping", body = SiteMapping)))]
 async fn put_mapping(
     State(ctx): State<Context>,
     actor: Actor,
@@ -111,14 +122,18 @@ async fn put_mapping(
 }
 
 /// `source`, `outcome`, `limit`, `cursor`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogQuery {
+    /// `datto-webhook`, `datto-mail`, `beyondtrust-event`, `session-import`.
     source: Option<String>,
+    /// e.g. `created`, `duplicate`, `rejected`, `unauthorized`.
     outcome: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/request-log", tag = "operations", params(LogQuery), responses((status = 200, description = "Intake requests, newest first", body = ListBody<RequestLogEntry>)))]
 async fn request_log(
     State(ctx): State<Context>,
     actor: Actor,
@@ -136,6 +151,7 @@ async fn request_log(
     Ok(Json(request_log::list(&ctx, &actor, &filter, &page).await?.into()))
 }
 
+#[utoipa::path(get, path = "/api/alerts/{uid}", tag = "datto", params(("uid" = String, Path, description = "The Datto alert uid")), responses((status = 200, description = "The alert: state, sources, ticket, propagation, timeline", body = Alert)))]
 async fn get_alert(State(ctx): State<Context>, actor: Actor, TextPath(uid): TextPath) -> ApiResult<Json<Alert>> {
     Ok(Json(datto_setup::alert(&ctx, &actor, &uid).await?))
 }

@@ -2,9 +2,10 @@
 //! replayed (SQS dead-letter queues in AWS, the SQLite queue locally).
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::TextPath;
@@ -12,10 +13,10 @@ use crate::ports::DeadLetter;
 use crate::services::operations::{self, Replayed};
 use crate::services::{Actor, Context};
 
-pub fn routes() -> Router<Context> {
-    Router::new()
-        .route("/api/dead-letters", get(list_dead_letters))
-        .route("/api/dead-letters/{id}/replay", post(replay))
+pub fn routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::new()
+        .routes(routes!(list_dead_letters))
+        .routes(routes!(replay))
 }
 
 /// `{"items": [...]}`: every queue's dead letters.
@@ -24,11 +25,13 @@ pub struct DeadLetters {
     pub items: Vec<DeadLetter>,
 }
 
+#[utoipa::path(get, path = "/api/dead-letters", tag = "operations", responses((status = 200, description = "Every queue's dead letters", body = DeadLetters)))]
 async fn list_dead_letters(State(ctx): State<Context>, actor: Actor) -> Result<Json<DeadLetters>, ApiError> {
     let items = operations::dead_letters(&ctx, &actor).await?;
     Ok(Json(DeadLetters { items }))
 }
 
+#[utoipa::path(post, path = "/api/dead-letters/{id}/replay", tag = "operations", params(("id" = String, Path, description = "The dead letter's message id")), responses((status = 200, description = "The message is back on its queue", body = Replayed)))]
 async fn replay(State(ctx): State<Context>, actor: Actor, TextPath(id): TextPath) -> Result<Json<Replayed>, ApiError> {
     Ok(Json(operations::replay(&ctx, &actor, &id).await?))
 }

@@ -4,20 +4,24 @@
 
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::ErrorBody;
 use super::extract::body_bytes;
 use super::refuse;
+use crate::services::remote_sessions::EventAnswer;
 use crate::services::{remote_sessions, Context};
 
 /// Request-log source of outbound events.
 pub const SOURCE: &str = remote_sessions::EVENT_SOURCE;
 
-pub fn routes() -> Router<Context> {
-    Router::new().route("/beyondtrust/events/{token}", post(event))
+pub fn routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::new().routes(routes!(event))
 }
 
+#[utoipa::path(post, path = "/beyondtrust/events/{token}", tag = "intake", params(("token" = String, Path, description = "The event token of GET /api/config/beyondtrust/event-url")), request_body(content = String, description = "BeyondTrust outbound event fields", content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Recorded (and a session end enqueued for import), ignored, or a duplicate", body = EventAnswer), (status = 401, description = "UNAUTHORIZED: wrong event token", body = ErrorBody)))]
 async fn event(State(ctx): State<Context>, Path(token): Path<String>, req: Request) -> Response {
     let body = body_bytes(req, &()).await;
     let body = body.as_deref().map_err(Clone::clone);

@@ -4,17 +4,21 @@
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::ErrorBody;
 use super::extract::body_bytes;
 use super::refuse;
+use crate::services::alert_intake::WebhookAnswer;
 use crate::services::{alert_intake, Context};
 
-pub fn routes() -> Router<Context> {
-    Router::new().route("/datto/webhook", post(webhook))
+pub fn routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::new().routes(routes!(webhook))
 }
 
+#[utoipa::path(post, path = "/datto/webhook", tag = "intake", request_body(content = Object, description = "The monitor payload set up from GET /api/config/datto/webhook; `state` authenticates it", content_type = "application/json"), responses((status = 200, description = "The event was applied durably (or it was Datto's Test button)", body = WebhookAnswer), (status = 401, description = "UNAUTHORIZED: state missing, wrong or expired", body = ErrorBody)))]
 async fn webhook(State(ctx): State<Context>, req: Request) -> Response {
     let content_type = req
         .headers()

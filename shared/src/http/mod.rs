@@ -13,18 +13,21 @@ pub mod datto;
 pub mod error;
 pub mod extract;
 pub mod list;
+pub mod openapi;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use subtle::ConstantTimeEq;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::services::request_log::{log_refusal, Refusal};
 use crate::services::{Context, ServiceError};
@@ -85,6 +88,9 @@ pub fn request_host(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers.get(header::HOST).and_then(|h| h.to_str().ok())
 }
 
+/// The service is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
@@ -93,37 +99,82 @@ async fn not_found() -> ApiError {
     RoutingError::NoRoute.into()
 }
 
-/// The helpdesk API (`/api/*`, bearer token) and `GET /healthz`.
-pub fn helpdesk_router(ctx: Context) -> Router {
-    let api = api::routes()
+/// The helpdesk API routes (`/api/*`), before the token check is layered on.
+fn api_routes() -> OpenApiRouter<Context> {
+    api::routes()
         .merge(api_datto::routes())
         .merge(api_bt::routes())
         .merge(api_ops::routes())
+}
+
+/// The OpenAPI document of every route: the helpdesk API, both intake routers, and
+/// `extra` (routes a host adds, e.g. the local server's).
+pub fn document_with(extra: OpenApiRouter<Context>) -> utoipa::openapi::OpenApi {
+    let (_, routes) = api_routes()
+        .merge(extra)
+        .merge(datto::routes())
+        .merge(beyondtrust::routes())
+        .split_for_parts();
+    let (_, own) = unauthenticated_routes().split_for_parts();
+    openapi::document(routes.merge_from(own))
+}
+
+/// The document of the routes every host serves.
+pub fn document() -> utoipa::openapi::OpenApi {
+    document_with(OpenApiRouter::new())
+}
+
+/// `GET /healthz` and `GET /api/openapi.json`: no token needed.
+fn unauthenticated_routes() -> OpenApiRouter<openapi::Served> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(openapi::openapi_json))
+}
+
+/// The helpdesk API (`/api/*`, bearer token) plus `extra` routes behind the same token,
+/// `GET /healthz` and the API document (which covers the intake routers too).
+fn helpdesk_router_with(ctx: Context, extra: OpenApiRouter<Context>) -> Router {
+    static PLAIN: std::sync::OnceLock<Arc<serde_json::Value>> = std::sync::OnceLock::new();
+    let to_json = |doc| Arc::new(serde_json::to_value(doc).expect("serializable"));
+    let served = openapi::Served(if extra.get_openapi().paths.paths.is_empty() {
+        PLAIN.get_or_init(|| to_json(document())).clone()
+    } else {
+        to_json(document_with(extra.clone()))
+    });
+    let (api, _) = api_routes().merge(extra).split_for_parts();
+    let api = api
         .route_layer(middleware::from_fn_with_state(ctx.clone(), require_token))
         .with_state(ctx);
-    with_common_layers(
-        Router::new()
-            .route("/healthz", get(healthz))
-            .merge(api)
-            .fallback(not_found),
-    )
+    let (open, _) = unauthenticated_routes().split_for_parts();
+    with_common_layers(open.with_state(served).merge(api).fallback(not_found))
+}
+
+/// The helpdesk API (`/api/*`, bearer token), `GET /healthz`, `GET /api/openapi.json`.
+pub fn helpdesk_router(ctx: Context) -> Router {
+    helpdesk_router_with(ctx, OpenApiRouter::new())
 }
 
 /// Datto intake (`POST /datto/webhook`), authenticated by the `state` in the body.
 pub fn datto_router(ctx: Context) -> Router {
-    with_common_layers(datto::routes().with_state(ctx))
+    with_common_layers(datto::routes().split_for_parts().0.with_state(ctx))
 }
 
 /// BeyondTrust intake (`POST /beyondtrust/events/{token}`), authenticated by the token.
 pub fn beyondtrust_router(ctx: Context) -> Router {
-    with_common_layers(beyondtrust::routes().with_state(ctx))
+    with_common_layers(beyondtrust::routes().split_for_parts().0.with_state(ctx))
 }
 
-/// Every router of the system merged, as the local server serves it.
-pub fn full_router(ctx: Context) -> Router {
-    helpdesk_router(ctx.clone())
+/// Every router of the system merged, as the local server serves it, with `extra` routes
+/// of the host behind the API token (and in the API document).
+pub fn full_router_with(ctx: Context, extra: OpenApiRouter<Context>) -> Router {
+    helpdesk_router_with(ctx.clone(), extra)
         .merge(datto_router(ctx.clone()))
         .merge(beyondtrust_router(ctx))
+}
+
+/// Every router of the system merged.
+pub fn full_router(ctx: Context) -> Router {
+    full_router_with(ctx, OpenApiRouter::new())
 }
 
 /// Answer a refused intake request: map the error to its status, complete and keep the

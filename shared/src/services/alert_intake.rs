@@ -18,12 +18,19 @@ use crate::store::RequestLogEntry;
 /// Request-log source of webhook calls.
 pub const WEBHOOK_SOURCE: &str = "datto-webhook";
 
+/// The `result` of Datto's Test button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TestResult {
+    TestAccepted,
+}
+
 /// What a webhook call led to.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum WebhookAnswer {
     /// Datto's Test button (placeholders not substituted): `{"result": "test_accepted"}`.
-    Test { result: String },
+    Test { result: TestResult },
     /// A real event, applied durably.
     Applied(IntakeResult),
 }
@@ -109,7 +116,7 @@ async fn test_accepted(ctx: &Context, mut log: RequestLogEntry) -> Result<Webhoo
     tracing::info!("datto webhook test accepted");
     ctx.store.log_request(&log).await.map_err(Refusal::unlogged)?;
     Ok(WebhookAnswer::Test {
-        result: "test_accepted".into(),
+        result: TestResult::TestAccepted,
     })
 }
 
