@@ -1,5 +1,5 @@
 //! The job Lambdas' event paths: recorded SQS and EventBridge events from tests/events/
-//! through the same `sqs_batch` + consumer (or `scheduled`) their `main.rs` runs.
+//! through the same `sqs_batch` + consumer (or `datto_sync::lambda_event`) their `main.rs` runs.
 
 use std::sync::Arc;
 
