@@ -321,7 +321,7 @@ impl Alert {
             site_name: src.site_name,
             diagnostics: self.diagnostics.clone(),
             context: self.alert_context.clone().filter(|c| !c.is_null()),
-            additional_values: Default::default(),
+            ..Default::default()
         }
     }
 }
