@@ -419,7 +419,11 @@ mod tests {
     fn older_key_spellings_and_capitalised_booleans_work() {
         let e = event(&variant("legacy"));
         assert_eq!(e.kind, AlertEventKind::Resolved, "\"True\" is true");
-        assert_eq!(e.facts.site_name.as_deref(), Some("Acme Ltd - Head Office"), "`sitename`");
+        assert_eq!(
+            e.facts.site_name.as_deref(),
+            Some("Acme Ltd - Head Office"),
+            "`sitename`"
+        );
         assert_eq!(e.facts.other_fields["lastuser"], "ACME\\j.okafor");
         assert_eq!(e.facts.other_fields["alert_type"], "online_offline_status");
         assert_eq!(e.facts.unknown.get(&FactField::SiteUid), Some(&Unknown::Missing));
@@ -439,11 +443,20 @@ mod tests {
     #[test]
     fn wrong_shapes_of_defined_fields_are_still_refused_by_name() {
         for (body, field) in [
-            (serde_json::json!({"alertUid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alertResolved": "yes"}), "alert_resolved"),
-            (serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alert_resolved": false,
-                "additionalValues": "not json"}), "additional_values"),
-            (serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alert_resolved": false,
-                "siteUid": {"x": 1}}), "site_uid"),
+            (
+                serde_json::json!({"alertUid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alertResolved": "yes"}),
+                "alert_resolved",
+            ),
+            (
+                serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alert_resolved": false,
+                "additionalValues": "not json"}),
+                "additional_values",
+            ),
+            (
+                serde_json::json!({"alert_uid": "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94", "alert_resolved": false,
+                "siteUid": {"x": 1}}),
+                "site_uid",
+            ),
         ] {
             match interpret(&body, Utc::now()) {
                 Err(DomainError::Validation { field: f, .. }) => assert_eq!(f, field, "{body}"),

@@ -128,7 +128,11 @@ pub fn sentence(ctx: &AlertContext<'_>, device: &str, diagnostics: Option<&str>)
             let kind = resource(ctx.text("type").as_deref().unwrap_or("Resource"));
             match ctx.number("sample") {
                 Some(s) if kind == "CPU" => on(format!("Process {process}: CPU usage {s:.1}%")),
-                Some(s) => on(format!("Process {process}: {} usage {}", kind.to_lowercase(), number(s))),
+                Some(s) => on(format!(
+                    "Process {process}: {} usage {}",
+                    kind.to_lowercase(),
+                    number(s)
+                )),
                 None => on(format!("Process {process}: {} usage alert", kind.to_lowercase())),
             }
         }
@@ -137,7 +141,11 @@ pub fn sentence(ctx: &AlertContext<'_>, device: &str, diagnostics: Option<&str>)
             let kind = resource(ctx.text("type").as_deref().unwrap_or("Resource"));
             match ctx.number("sample") {
                 Some(s) if kind == "CPU" => on(format!("Service {service}: CPU usage {s:.1}%")),
-                Some(s) => on(format!("Service {service}: {} usage {}", kind.to_lowercase(), number(s))),
+                Some(s) => on(format!(
+                    "Service {service}: {} usage {}",
+                    kind.to_lowercase(),
+                    number(s)
+                )),
                 None => on(format!("Service {service}: {} usage alert", kind.to_lowercase())),
             }
         }
@@ -279,7 +287,10 @@ pub fn sentence(ctx: &AlertContext<'_>, device: &str, diagnostics: Option<&str>)
             }
         }
         "endpoint_security_threat_ctx" => {
-            format!("Threat detected on {device}: {}", first_line(ctx.text("description").as_deref())?)
+            format!(
+                "Threat detected on {device}: {}",
+                first_line(ctx.text("description").as_deref())?
+            )
         }
         "endpoint_security_windows_defender_ctx" => format!(
             "Windows Defender alert on {device}: {}",
@@ -344,7 +355,11 @@ pub fn sentence(ctx: &AlertContext<'_>, device: &str, diagnostics: Option<&str>)
                             Value::Bool(b) => b.to_string(),
                             _ => return None,
                         };
-                        Some(if k.trim().is_empty() { v } else { format!("{}: {v}", k.trim()) })
+                        Some(if k.trim().is_empty() {
+                            v
+                        } else {
+                            format!("{}: {v}", k.trim())
+                        })
                     })
                     .collect();
                 if shown.is_empty() {
@@ -436,75 +451,149 @@ mod tests {
     #[test]
     fn every_documented_class_gets_its_own_sentence() {
         let cases = [
-            (json!({"@class": "perf_resource_usage_ctx", "type": "MEMORY", "percentage": 91.27}),
-                "Memory usage 91.3% on ACME-DC01"),
-            (json!({"@class": "resource_usage_ctx", "processName": "sqlservr.exe", "type": "CPU", "sample": 87.5}),
-                "Process sqlservr.exe: CPU usage 87.5% on ACME-DC01"),
-            (json!({"@class": "process_resource_usage_ctx", "processName": "w3wp.exe", "type": "MEMORY", "sample": 2048.0}),
-                "Process w3wp.exe: memory usage 2048 on ACME-DC01"),
-            (json!({"@class": "srvc_resource_usage_ctx", "serviceName": "MSSQLSERVER", "type": "CPU", "sample": 75.0}),
-                "Service MSSQLSERVER: CPU usage 75.0% on ACME-DC01"),
-            (json!({"@class": "disk_usage_ctx", "diskNameDesignation": "ALL_VOLUMES", "unitOfMeasure": "PERCENT"}),
-                "Disk usage alert for all volumes on ACME-DC01"),
-            (json!({"@class": "online_offline_status_ctx", "status": "OFFLINE"}), "ACME-DC01 is offline"),
-            (json!({"@class": "eventlog_ctx", "logName": "System", "code": "7031", "type": "Error",
+            (
+                json!({"@class": "perf_resource_usage_ctx", "type": "MEMORY", "percentage": 91.27}),
+                "Memory usage 91.3% on ACME-DC01",
+            ),
+            (
+                json!({"@class": "resource_usage_ctx", "processName": "sqlservr.exe", "type": "CPU", "sample": 87.5}),
+                "Process sqlservr.exe: CPU usage 87.5% on ACME-DC01",
+            ),
+            (
+                json!({"@class": "process_resource_usage_ctx", "processName": "w3wp.exe", "type": "MEMORY", "sample": 2048.0}),
+                "Process w3wp.exe: memory usage 2048 on ACME-DC01",
+            ),
+            (
+                json!({"@class": "srvc_resource_usage_ctx", "serviceName": "MSSQLSERVER", "type": "CPU", "sample": 75.0}),
+                "Service MSSQLSERVER: CPU usage 75.0% on ACME-DC01",
+            ),
+            (
+                json!({"@class": "disk_usage_ctx", "diskNameDesignation": "ALL_VOLUMES", "unitOfMeasure": "PERCENT"}),
+                "Disk usage alert for all volumes on ACME-DC01",
+            ),
+            (
+                json!({"@class": "online_offline_status_ctx", "status": "OFFLINE"}),
+                "ACME-DC01 is offline",
+            ),
+            (
+                json!({"@class": "eventlog_ctx", "logName": "System", "code": "7031", "type": "Error",
                     "source": "Service Control Manager", "description": "The Print Spooler service terminated unexpectedly.\nIt has done this 3 time(s).",
                     "triggerCount": 3, "lastTriggered": "2026-11-23T08:10:00Z", "causedSuspension": false}),
-                "Service Control Manager event 7031 on ACME-DC01: The Print Spooler service terminated unexpectedly."),
-            (json!({"@class": "patch_ctx", "patchUid": "p1", "policyUid": "q1", "result": "FAILED", "info": "2 of 14 patches failed to install"}),
-                "Patch failed on ACME-DC01: 2 of 14 patches failed to install"),
-            (json!({"@class": "srvc_status_ctx", "serviceName": "Spooler", "status": "STOPPED"}),
-                "Service Spooler stopped on ACME-DC01"),
-            (json!({"@class": "process_status_ctx", "processName": "AdobeARMservice", "status": "STOPPENDING"}),
-                "Process AdobeARMservice stop pending on ACME-DC01"),
-            (json!({"@class": "status_ctx", "processName": "nginx", "status": "RUNNING"}),
-                "Process nginx running on ACME-DC01"),
-            (json!({"@class": "antivirus_ctx", "productName": "Webroot SecureAnywhere", "status": "RUNNINGNOTUPTODATE"}),
-                "Webroot SecureAnywhere running but not up to date on ACME-DC01"),
-            (json!({"@class": "seccenter_ctx", "productName": "Windows Firewall", "alertType": "DISABLED"}),
-                "Windows Firewall disabled on ACME-DC01"),
-            (json!({"@class": "security_management_ctx", "status": 2, "productName": "Datto AV", "virusName": "Trojan:Win32/Wacatac",
+                "Service Control Manager event 7031 on ACME-DC01: The Print Spooler service terminated unexpectedly.",
+            ),
+            (
+                json!({"@class": "patch_ctx", "patchUid": "p1", "policyUid": "q1", "result": "FAILED", "info": "2 of 14 patches failed to install"}),
+                "Patch failed on ACME-DC01: 2 of 14 patches failed to install",
+            ),
+            (
+                json!({"@class": "srvc_status_ctx", "serviceName": "Spooler", "status": "STOPPED"}),
+                "Service Spooler stopped on ACME-DC01",
+            ),
+            (
+                json!({"@class": "process_status_ctx", "processName": "AdobeARMservice", "status": "STOPPENDING"}),
+                "Process AdobeARMservice stop pending on ACME-DC01",
+            ),
+            (
+                json!({"@class": "status_ctx", "processName": "nginx", "status": "RUNNING"}),
+                "Process nginx running on ACME-DC01",
+            ),
+            (
+                json!({"@class": "antivirus_ctx", "productName": "Webroot SecureAnywhere", "status": "RUNNINGNOTUPTODATE"}),
+                "Webroot SecureAnywhere running but not up to date on ACME-DC01",
+            ),
+            (
+                json!({"@class": "seccenter_ctx", "productName": "Windows Firewall", "alertType": "DISABLED"}),
+                "Windows Firewall disabled on ACME-DC01",
+            ),
+            (
+                json!({"@class": "security_management_ctx", "status": 2, "productName": "Datto AV", "virusName": "Trojan:Win32/Wacatac",
                     "infectedFiles": ["C:\\Users\\x\\a.exe"]}),
-                "Datto AV found Trojan:Win32/Wacatac on ACME-DC01"),
-            (json!({"@class": "custom_snmp_ctx", "displayName": "UPS battery", "currentValue": "38%", "monitorInstance": "ups1"}),
-                "SNMP UPS battery is 38% on ACME-DC01"),
-            (json!({"@class": "snmp_probe_ctx", "ipAddress": "10.0.0.9", "OID": "1.3.6.1.2.1.1.3.0", "ruleName": "Uptime",
+                "Datto AV found Trojan:Win32/Wacatac on ACME-DC01",
+            ),
+            (
+                json!({"@class": "custom_snmp_ctx", "displayName": "UPS battery", "currentValue": "38%", "monitorInstance": "ups1"}),
+                "SNMP UPS battery is 38% on ACME-DC01",
+            ),
+            (
+                json!({"@class": "snmp_probe_ctx", "ipAddress": "10.0.0.9", "OID": "1.3.6.1.2.1.1.3.0", "ruleName": "Uptime",
                     "responseValue": "0", "deviceName": "CORE-SW1", "monitorName": "Switch uptime"}),
-                "SNMP Switch uptime on CORE-SW1: 0"),
-            (json!({"@class": "perf_mon_ctx", "value": 312.5}), "Performance counter at 312.5 on ACME-DC01"),
-            (json!({"@class": "windows_performance_ctx", "value": 97.0}), "Performance counter at 97 on ACME-DC01"),
-            (json!({"@class": "wmi_ctx", "value": "Degraded"}), "WMI check returned Degraded on ACME-DC01"),
-            (json!({"@class": "action_ctx", "packageName": "7-Zip", "actionType": "VERSION_CHANGED", "prevVersion": "23.01", "version": "24.08"}),
-                "Software 7-Zip changed from 23.01 to 24.08 on ACME-DC01"),
-            (json!({"@class": "backup_management_ctx", "errorMessage": "Backup job 'Nightly' failed: target unreachable", "timeout": 0}),
-                "Backup failed on ACME-DC01: Backup job 'Nightly' failed: target unreachable"),
-            (json!({"@class": "disk_health_ctx", "reason": "SMART: reallocated sector count above threshold", "type": "DISKHEALTH"}),
-                "Disk health alert on ACME-DC01: SMART: reallocated sector count above threshold"),
-            (json!({"@class": "fan_ctx", "reason": "Fan 2 stopped", "type": "FAN"}), "Fan alert on ACME-DC01: Fan 2 stopped"),
-            (json!({"@class": "psu_ctx", "reason": "PSU 1 redundancy lost", "type": "PSU"}),
-                "Power supply alert on ACME-DC01: PSU 1 redundancy lost"),
-            (json!({"@class": "temperature_ctx", "degree": 81.0, "type": "CPU"}), "CPU temperature 81 degrees on ACME-DC01"),
-            (json!({"@class": "endpoint_security_threat_ctx", "esAlertId": "e1", "description": "Ransom.Win32 blocked"}),
-                "Threat detected on ACME-DC01: Ransom.Win32 blocked"),
-            (json!({"@class": "endpoint_security_windows_defender_ctx", "esAlertId": "e2", "description": "Real-time protection off"}),
-                "Windows Defender alert on ACME-DC01: Real-time protection off"),
-            (json!({"@class": "filesystem_ctx", "path": "D:\\Shares", "objectType": "DIRECTORY", "condition": "ABOVE_THRESHOLD",
+                "SNMP Switch uptime on CORE-SW1: 0",
+            ),
+            (
+                json!({"@class": "perf_mon_ctx", "value": 312.5}),
+                "Performance counter at 312.5 on ACME-DC01",
+            ),
+            (
+                json!({"@class": "windows_performance_ctx", "value": 97.0}),
+                "Performance counter at 97 on ACME-DC01",
+            ),
+            (
+                json!({"@class": "wmi_ctx", "value": "Degraded"}),
+                "WMI check returned Degraded on ACME-DC01",
+            ),
+            (
+                json!({"@class": "action_ctx", "packageName": "7-Zip", "actionType": "VERSION_CHANGED", "prevVersion": "23.01", "version": "24.08"}),
+                "Software 7-Zip changed from 23.01 to 24.08 on ACME-DC01",
+            ),
+            (
+                json!({"@class": "backup_management_ctx", "errorMessage": "Backup job 'Nightly' failed: target unreachable", "timeout": 0}),
+                "Backup failed on ACME-DC01: Backup job 'Nightly' failed: target unreachable",
+            ),
+            (
+                json!({"@class": "disk_health_ctx", "reason": "SMART: reallocated sector count above threshold", "type": "DISKHEALTH"}),
+                "Disk health alert on ACME-DC01: SMART: reallocated sector count above threshold",
+            ),
+            (
+                json!({"@class": "fan_ctx", "reason": "Fan 2 stopped", "type": "FAN"}),
+                "Fan alert on ACME-DC01: Fan 2 stopped",
+            ),
+            (
+                json!({"@class": "psu_ctx", "reason": "PSU 1 redundancy lost", "type": "PSU"}),
+                "Power supply alert on ACME-DC01: PSU 1 redundancy lost",
+            ),
+            (
+                json!({"@class": "temperature_ctx", "degree": 81.0, "type": "CPU"}),
+                "CPU temperature 81 degrees on ACME-DC01",
+            ),
+            (
+                json!({"@class": "endpoint_security_threat_ctx", "esAlertId": "e1", "description": "Ransom.Win32 blocked"}),
+                "Threat detected on ACME-DC01: Ransom.Win32 blocked",
+            ),
+            (
+                json!({"@class": "endpoint_security_windows_defender_ctx", "esAlertId": "e2", "description": "Real-time protection off"}),
+                "Windows Defender alert on ACME-DC01: Real-time protection off",
+            ),
+            (
+                json!({"@class": "filesystem_ctx", "path": "D:\\Shares", "objectType": "DIRECTORY", "condition": "ABOVE_THRESHOLD",
                     "sample": 523.0, "threshold": 500.0}),
-                "Folder D:\\Shares at 523 (above 500) on ACME-DC01"),
-            (json!({"@class": "fs_object_ctx", "path": "C:\\boot.ini", "objectType": "FILE", "condition": "REMOVED"}),
-                "File C:\\boot.ini removed on ACME-DC01"),
-            (json!({"@class": "network_monitor_ctx", "description": "Port 443 on 203.0.113.10 closed"}),
-                "Network alert on ACME-DC01: Port 443 on 203.0.113.10 closed"),
-            (json!({"@class": "ping_ctx", "instanceName": "gateway", "roundtripTime": 0, "reasons": ["Request timed out"]}),
-                "Ping to gateway failed: Request timed out"),
-            (json!({"@class": "printer_ctx", "ipAddress": "10.0.0.50", "macAddress": "00:11:22:33:44:55",
+                "Folder D:\\Shares at 523 (above 500) on ACME-DC01",
+            ),
+            (
+                json!({"@class": "fs_object_ctx", "path": "C:\\boot.ini", "objectType": "FILE", "condition": "REMOVED"}),
+                "File C:\\boot.ini removed on ACME-DC01",
+            ),
+            (
+                json!({"@class": "network_monitor_ctx", "description": "Port 443 on 203.0.113.10 closed"}),
+                "Network alert on ACME-DC01: Port 443 on 203.0.113.10 closed",
+            ),
+            (
+                json!({"@class": "ping_ctx", "instanceName": "gateway", "roundtripTime": 0, "reasons": ["Request timed out"]}),
+                "Ping to gateway failed: Request timed out",
+            ),
+            (
+                json!({"@class": "printer_ctx", "ipAddress": "10.0.0.50", "macAddress": "00:11:22:33:44:55",
                     "markerSupplyIndex": 1, "currentLevel": 5}),
-                "Printer 10.0.0.50: supply 1 at level 5"),
-            (json!({"@class": "ransomware_ctx", "state": 1, "confidenceFactor": 90,
+                "Printer 10.0.0.50: supply 1 at level 5",
+            ),
+            (
+                json!({"@class": "ransomware_ctx", "state": 1, "confidenceFactor": 90,
                     "affectedDirectories": ["C:\\Users\\j.okafor\\Documents"], "watchPaths": ["C:\\Users"], "rwextension": ".locky"}),
-                "Possible ransomware on ACME-DC01 in C:\\Users\\j.okafor\\Documents"),
-            (json!({"@class": "comp_script_ctx", "samples": {"Result": "3 services stopped"}}),
-                "Component monitor on ACME-DC01: Result: 3 services stopped"),
+                "Possible ransomware on ACME-DC01 in C:\\Users\\j.okafor\\Documents",
+            ),
+            (
+                json!({"@class": "comp_script_ctx", "samples": {"Result": "3 services stopped"}}),
+                "Component monitor on ACME-DC01: Result: 3 services stopped",
+            ),
         ];
         for (ctx, want) in cases {
             assert_eq!(s(ctx.clone()), want, "{ctx}");
@@ -525,8 +614,14 @@ mod tests {
         let bare = json!({"@class": "srvc_status_ctx"});
         assert_eq!(summary(Some(&bare), None, None), "Service status alert on a device");
         assert_eq!(summary(None, Some("PC7"), None), "Datto RMM alert on PC7");
-        assert_eq!(summary(Some(&json!("not an object")), None, None), "Datto RMM alert on a device");
-        assert_eq!(summary(Some(&json!({})), Some(" "), None), "Datto RMM alert on a device");
+        assert_eq!(
+            summary(Some(&json!("not an object")), None, None),
+            "Datto RMM alert on a device"
+        );
+        assert_eq!(
+            summary(Some(&json!({})), Some(" "), None),
+            "Datto RMM alert on a device"
+        );
     }
 
     #[test]

@@ -898,7 +898,9 @@ mod tests {
     #[test]
     fn a_new_ticket_records_every_field_it_was_made_without() {
         let mut e = ev(AlertEventKind::Raised, AlertSource::Email);
-        e.facts.unknown.insert(FactField::SiteUid, Unknown::Placeholder("[site_uid]".into()));
+        e.facts
+            .unknown
+            .insert(FactField::SiteUid, Unknown::Placeholder("[site_uid]".into()));
         let a = apply(None, &e);
         let unknown: Vec<_> = a.alert.facts.unknown.keys().copied().collect();
         assert_eq!(
@@ -936,9 +938,16 @@ mod tests {
         api.device_hostname = Some("SOMETHING-ELSE".into());
         let c = correct_unknown(&received, &api, None);
         assert_eq!(c.facts.priority.as_deref(), Some("Low"));
-        assert_eq!(c.facts.site_uid.as_deref(), Some("7a3c5e91-2b4d-4f68-9a1c-3e5d7f9b2c40"));
+        assert_eq!(
+            c.facts.site_uid.as_deref(),
+            Some("7a3c5e91-2b4d-4f68-9a1c-3e5d7f9b2c40")
+        );
         assert_eq!(c.facts.site_name.as_deref(), Some("Birch & Co Accountants"));
-        assert_eq!(c.facts.device_hostname.as_deref(), Some("BIRCH-PC07"), "real value kept");
+        assert_eq!(
+            c.facts.device_hostname.as_deref(),
+            Some("BIRCH-PC07"),
+            "real value kept"
+        );
         assert_eq!(c.facts.message, received.message, "real message kept");
         assert!(c.facts.unknown.is_empty());
         assert_eq!(c.summary, None, "the message was known");
@@ -978,7 +987,11 @@ mod tests {
         assert_eq!(c.facts.priority, None, "Datto's own `Unknown` corrects nothing");
         assert!(c.facts.is_unknown(FactField::Priority));
         assert_eq!(c.facts.device_hostname.as_deref(), Some("BIRCH-PC07"));
-        assert_eq!(c.facts.site_name.as_deref(), Some("Birch & Co Accountants"), "the alert's site name first");
+        assert_eq!(
+            c.facts.site_name.as_deref(),
+            Some("Birch & Co Accountants"),
+            "the alert's site name first"
+        );
         assert_eq!(
             c.summary.as_deref(),
             Some("Backup job 'Nightly-Docs' last result: Failed (BIRCH-PC07)")
@@ -993,7 +1006,10 @@ mod tests {
                 (FactField::Message, CorrectionSource::DattoAlertContext),
             ]
         );
-        assert!(c.facts.is_unknown(FactField::Message), "the message itself is still unknown");
+        assert!(
+            c.facts.is_unknown(FactField::Message),
+            "the message itself is still unknown"
+        );
     }
 
     #[test]
@@ -1036,8 +1052,16 @@ mod tests {
         };
         facts.other_fields.insert("siteId".into(), serde_json::json!(418207));
         let d = ticket_draft(&uid, &facts, &PriorityMap::default()).unwrap();
-        assert!(d.details.contains("Other fields sent:\n  siteId: 418207\n"), "{}", d.details);
-        assert!(d.details.contains("Message body:\nDatto RMM alert\n\nPriority: High\n"), "{}", d.details);
+        assert!(
+            d.details.contains("Other fields sent:\n  siteId: 418207\n"),
+            "{}",
+            d.details
+        );
+        assert!(
+            d.details.contains("Message body:\nDatto RMM alert\n\nPriority: High\n"),
+            "{}",
+            d.details
+        );
         assert!(d.custom_fields.is_empty(), "other fields are not custom fields");
     }
 
