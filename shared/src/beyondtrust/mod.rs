@@ -21,7 +21,7 @@ pub use command::{
     find_logged_in_rep, ApiInfo, LoggedInRep, QueueId, SessionKey, SessionKeyRequest, SupportTeam, TeamIssue,
     TeamMember, EXTERNAL_KEY_MAX,
 };
-pub use events::OutboundEvent;
+pub use events::{OutboundEvent, Received, Unusable};
 pub use report::{Actor, Customer, CustomerInfo, ReportEvent, Representative, SupportSessionReport};
 
 /// Why a BeyondTrust call failed.
