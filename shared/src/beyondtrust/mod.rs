@@ -22,7 +22,10 @@ pub use command::{
     TeamMember, EXTERNAL_KEY_MAX,
 };
 pub use events::{OutboundEvent, Received, Unusable};
-pub use report::{Actor, Customer, CustomerInfo, ReportEvent, Representative, SupportSessionReport};
+pub use report::{
+    session_listing_from_xml, Actor, Completeness, Customer, CustomerInfo, ListingWindow, ReportEvent, Representative,
+    SessionSummary, SupportSessionReport,
+};
 
 /// Why a BeyondTrust call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
