@@ -600,9 +600,17 @@ async fn reporting(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
     xml_response(StatusCode::OK, body)
 }
 
-/// The window a listing asks for: `(ended?, from, until)` (`None`: up to now); `Err`
-/// names what is wrong.
-fn listing_window(form: &[(String, String)]) -> Result<(bool, DateTime<Utc>, Option<DateTime<Utc>>), String> {
+/// The window a listing asks for.
+struct Window {
+    /// Closed sessions by end time, else all sessions by start time.
+    ended: bool,
+    from: DateTime<Utc>,
+    /// `None`: up to now.
+    until: Option<DateTime<Utc>>,
+}
+
+/// Read the window parameters; `Err` names what is wrong.
+fn listing_window(form: &[(String, String)]) -> Result<Window, String> {
     let duration: i64 = match form_value(form, "duration") {
         None => 0,
         Some(d) => d.trim().parse().map_err(|_| format!("Invalid duration: {d}"))?,
@@ -633,13 +641,13 @@ fn listing_window(form: &[(String, String)]) -> Result<(bool, DateTime<Utc>, Opt
         return Err("Missing required parameter: start_date, start_time, end_date or end_time".into());
     };
     let until = (duration != 0).then(|| from + unit * duration as i32);
-    Ok((ended, from, until))
+    Ok(Window { ended, from, until })
 }
 
 /// `SupportSessionListing` over the sessions whose reports the fake holds, as they
 /// finally read: started in the window (running ones included), or closed and ended in it.
 fn session_listing(s: &FakeState, form: &[(String, String)]) -> String {
-    let (ended, from, until) = match listing_window(form) {
+    let Window { ended, from, until } = match listing_window(form) {
         Ok(w) => w,
         Err(message) => return error_root(&message),
     };

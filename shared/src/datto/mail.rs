@@ -173,9 +173,9 @@ pub fn parse(raw: &[u8]) -> Result<AlertMail, MailParseError> {
     let body = body.trim();
     let facts = AlertFacts {
         message,
-        priority: labelled(&body, "Priority").or(words.priority),
-        device_hostname: labelled(&body, "Device"),
-        site_name: labelled(&body, "Site"),
+        priority: labelled(body, "Priority").or(words.priority),
+        device_hostname: labelled(body, "Device"),
+        site_name: labelled(body, "Site"),
         body: (!body.is_empty()).then(|| body.to_string()),
         ..Default::default()
     };
