@@ -124,31 +124,9 @@ pub fn sentence(ctx: &AlertContext<'_>, device: &str, diagnostics: Option<&str>)
             }
         }
         "resource_usage_ctx" | "process_resource_usage_ctx" => {
-            let process = ctx.text("processName")?;
-            let kind = resource(ctx.text("type").as_deref().unwrap_or("Resource"));
-            match ctx.number("sample") {
-                Some(s) if kind == "CPU" => on(format!("Process {process}: CPU usage {s:.1}%")),
-                Some(s) => on(format!(
-                    "Process {process}: {} usage {}",
-                    kind.to_lowercase(),
-                    number(s)
-                )),
-                None => on(format!("Process {process}: {} usage alert", kind.to_lowercase())),
-            }
+            on(usage(format!("Process {}", ctx.text("processName")?), ctx))
         }
-        "srvc_resource_usage_ctx" => {
-            let service = ctx.text("serviceName")?;
-            let kind = resource(ctx.text("type").as_deref().unwrap_or("Resource"));
-            match ctx.number("sample") {
-                Some(s) if kind == "CPU" => on(format!("Service {service}: CPU usage {s:.1}%")),
-                Some(s) => on(format!(
-                    "Service {service}: {} usage {}",
-                    kind.to_lowercase(),
-                    number(s)
-                )),
-                None => on(format!("Service {service}: {} usage alert", kind.to_lowercase())),
-            }
-        }
+        "srvc_resource_usage_ctx" => on(usage(format!("Service {}", ctx.text("serviceName")?), ctx)),
         "perf_disk_usage_ctx" | "disk_usage_ctx" => {
             let disk = match (ctx.text("diskName"), ctx.text("diskNameDesignation").as_deref()) {
                 (Some(d), _) => d,
@@ -387,6 +365,17 @@ pub fn summary(context: Option<&Value>, device: Option<&str>, diagnostics: Optio
     match ctx.map(|c| monitor_kind(c.class)).filter(|k| !k.is_empty()) {
         Some(kind) => format!("{kind} alert on {device}"),
         None => format!("Datto RMM alert on {device}"),
+    }
+}
+
+/// `Process x: CPU usage 87.5%` from a context's `type` and `sample` (only CPU samples are
+/// known to be percentages).
+fn usage(subject: String, ctx: &AlertContext<'_>) -> String {
+    let kind = resource(ctx.text("type").as_deref().unwrap_or("Resource"));
+    match ctx.number("sample") {
+        Some(s) if kind == "CPU" => format!("{subject}: CPU usage {s:.1}%"),
+        Some(s) => format!("{subject}: {} usage {}", kind.to_lowercase(), number(s)),
+        None => format!("{subject}: {} usage alert", kind.to_lowercase()),
     }
 }
 
