@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use mail_parser::MessageParser;
 use regex::Regex;
 
-use crate::domain::alerts::{AlertFacts, AlertUid};
+use crate::domain::alerts::{truncate_chars, AlertFacts, AlertUid, BODY_MAX};
 use crate::domain::datto::is_placeholder;
 
 /// What an alert e-mail carries.
@@ -176,7 +176,8 @@ pub fn parse(raw: &[u8]) -> Result<AlertMail, MailParseError> {
         priority: labelled(body, "Priority").or(words.priority),
         device_hostname: labelled(body, "Device"),
         site_name: labelled(body, "Site"),
-        body: (!body.is_empty()).then(|| body.to_string()),
+        // Cut here too: the alert record keeps the facts, and a store item has a size limit.
+        body: (!body.is_empty()).then(|| truncate_chars(body, BODY_MAX)),
         ..Default::default()
     };
     Ok(AlertMail {
@@ -385,5 +386,16 @@ mod tests {
             );
             assert_eq!(m.facts.message.as_deref(), Some("CPU"), "{subject}");
         }
+    }
+
+    #[test]
+    fn a_huge_body_is_cut_to_what_the_ticket_details_carry() {
+        let raw = format!(
+            "From: noreply@centrastage.net\r\nSubject: Alert{{5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94}} x\r\n\r\n{}\r\n",
+            "y".repeat(BODY_MAX * 3)
+        );
+        let body = parse(raw.as_bytes()).unwrap().facts.body.unwrap();
+        assert_eq!(body.chars().count(), BODY_MAX);
+        assert!(body.ends_with('…'));
     }
 }
