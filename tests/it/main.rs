@@ -18,3 +18,4 @@ mod jobs_sync;
 mod lambda_events;
 mod scripted_datto;
 mod tidy;
+mod vendor_fidelity;

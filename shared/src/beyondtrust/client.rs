@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::command::{ApiInfo, LoggedInRep, SessionKey, SessionKeyRequest, SupportTeam};
-use super::report::SupportSessionReport;
+use super::report::{session_listing_from_xml, ListingWindow, SessionSummary, SupportSessionReport};
 use super::{xml, Error};
 use crate::domain::remote::Lsid;
 use crate::ports::{Clock, SecretString};
@@ -317,6 +317,15 @@ impl Client {
             )
             .await?;
         SupportSessionReport::from_xml(&body, Some(lsid.as_str()))
+    }
+
+    /// `generate_report=SupportSessionListing` over `window`: the sessions the sweep for
+    /// lost end events checks. No session is an empty list.
+    pub async fn support_session_listing(&self, window: &ListingWindow) -> Result<Vec<SessionSummary>, Error> {
+        let mut form = vec![("generate_report", "SupportSessionListing".to_string())];
+        form.extend(window.form());
+        let body = self.call(Api::Reporting, "SupportSessionListing", form).await?;
+        session_listing_from_xml(&body)
     }
 
     /// "Test configuration": a token, `get_api_info`, and the two permissions deskbridge

@@ -21,8 +21,11 @@ pub use command::{
     find_logged_in_rep, ApiInfo, LoggedInRep, QueueId, SessionKey, SessionKeyRequest, SupportTeam, TeamIssue,
     TeamMember, EXTERNAL_KEY_MAX,
 };
-pub use events::OutboundEvent;
-pub use report::{Actor, Customer, CustomerInfo, ReportEvent, Representative, SupportSessionReport};
+pub use events::{OutboundEvent, Received, Unusable};
+pub use report::{
+    session_listing_from_xml, Actor, Completeness, Customer, CustomerInfo, ListingWindow, ReportEvent, Representative,
+    SessionSummary, SupportSessionReport,
+};
 
 /// Why a BeyondTrust call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
