@@ -13,6 +13,7 @@ pub mod intake;
 pub mod jobs;
 pub mod ports;
 pub mod store;
+#[cfg(feature = "local")]
 pub mod telemetry;
 
 pub use error::{Error, Result};

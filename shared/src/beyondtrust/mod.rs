@@ -9,7 +9,9 @@ mod client;
 mod command;
 pub mod connect;
 pub mod events;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fake;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fixtures;
 mod report;
 #[cfg(test)]

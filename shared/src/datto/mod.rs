@@ -10,6 +10,7 @@ pub mod api;
 pub mod budget;
 pub mod client;
 pub mod connect;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 pub use budget::{BudgetConfig, RequestBudget};
 pub use client::{
