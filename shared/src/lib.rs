@@ -12,6 +12,7 @@ pub mod http;
 pub mod intake;
 pub mod jobs;
 pub mod ports;
+pub mod retry;
 pub mod store;
 #[cfg(feature = "local")]
 pub mod telemetry;
