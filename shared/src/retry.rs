@@ -4,7 +4,9 @@
 //!
 //! Each caller says what a failure is ([`RetryClass`]: 429/throttling, 5xx/timeouts/
 //! connection failures, or anything else, which is never retried) and this module decides
-//! whether and how long to wait; the loop itself is the `backon` crate's. The waits are
+//! whether and how long to wait. (The loop is ours, not `backon`'s: its combinator
+//! closures over `&E`, held in a generic future, trip rustc's higher-ranked `Send` check
+//! inside the `async_trait` methods that call the vendor clients.) The waits are
 //! randomised so that instances failing together do not retry in step:
 //! - a transient failure waits the schedule's next delay, scaled by a factor in [0.5, 1.5);
 //! - a throttled answer with `Retry-After` waits at least that long, plus up to a quarter
@@ -19,7 +21,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use backon::Retryable;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
@@ -128,9 +129,7 @@ impl RetryPolicy {
         match class {
             RetryClass::Permanent => None,
             RetryClass::Transient => Some(self.spread(scheduled, 0.5..1.5)),
-            RetryClass::Throttled {
-                retry_after: Some(ra),
-            } => {
+            RetryClass::Throttled { retry_after: Some(ra) } => {
                 if ra > self.max_retry_after {
                     return None;
                 }
@@ -159,36 +158,31 @@ impl RetryPolicy {
     /// is used up; the last failure is returned. `sleep` does every wait (tests pass one
     /// that records instead of sleeping); `before_retry` sees each failure that will be
     /// retried and the wait ahead (for logs, and for budgets that must know the pause).
-    pub async fn run<T, E, Fut, S, SFut>(
+    pub async fn run<T, E, Fut, SFut>(
         &self,
-        attempt: impl FnMut() -> Fut,
-        sleep: S,
+        mut attempt: impl FnMut() -> Fut,
+        sleep: impl Fn(Duration) -> SFut,
         mut before_retry: impl FnMut(&E, Duration),
     ) -> Result<T, E>
     where
         E: ClassifyRetry,
         Fut: Future<Output = Result<T, E>>,
-        S: Fn(Duration) -> SFut + 'static,
         SFut: Future<Output = ()>,
     {
-        let schedule = ScheduleBackoff(self.schedule.clone().into_iter());
-        attempt
-            .retry(schedule)
-            .sleep(sleep)
-            .when(|e: &E| e.retry_class() != RetryClass::Permanent)
-            .adjust(|e: &E, scheduled| scheduled.and_then(|d| self.wait_for(e.retry_class(), d)))
-            .notify(|e: &E, wait| before_retry(e, wait))
-            .await
-    }
-}
-
-/// The schedule as `backon` walks it: the unjittered delays, in order, then the end.
-struct ScheduleBackoff(std::vec::IntoIter<Duration>);
-
-impl Iterator for ScheduleBackoff {
-    type Item = Duration;
-    fn next(&mut self) -> Option<Duration> {
-        self.0.next()
+        let mut retry = 0;
+        loop {
+            let failure = match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let Some(wait) = self.wait_before(retry, failure.retry_class()) else {
+                return Err(failure);
+            };
+            before_retry(&failure, wait);
+            drop(failure);
+            retry += 1;
+            sleep(wait).await;
+        }
     }
 }
 
@@ -363,7 +357,10 @@ mod tests {
         }
         assert!(seen.len() > 10, "the waits are randomised");
         assert_eq!(p.wait_before(2, RetryClass::Transient), None, "capped at two");
-        assert_eq!(RetryPolicy::immediate(2).wait_before(1, RetryClass::Transient), Some(Duration::ZERO));
+        assert_eq!(
+            RetryPolicy::immediate(2).wait_before(1, RetryClass::Transient),
+            Some(Duration::ZERO)
+        );
         assert_eq!(RetryPolicy::none().retries(), 0);
     }
 
@@ -373,10 +370,7 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(parse_retry_after("7", now), Some(secs(7)));
-        assert_eq!(
-            parse_retry_after("Mon, 23 Nov 2026 09:00:30 GMT", now),
-            Some(secs(30))
-        );
+        assert_eq!(parse_retry_after("Mon, 23 Nov 2026 09:00:30 GMT", now), Some(secs(30)));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
     }

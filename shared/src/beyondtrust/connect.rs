@@ -1,7 +1,7 @@
 //! The BeyondTrust API as the desk uses it: a client built from the settings and the client
-//! secret in force at each call, sharing one process-wide OAuth token cache (the vendor
-//! caps live tokens per API account, so tokens are never minted per request). Also the
-//! generated event token of the outbound-event URL.
+//! secret in force at each call, sharing one OAuth token with every instance through the
+//! store (the vendor caps live tokens at 30 per API account, so tokens are never minted
+//! per request or per cold start). Also the generated event token of the outbound-event URL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 
-use super::{Client, ClientConfig, Error, LoggedInRep, RetryPolicy, TokenCache};
+use super::{default_retry, Client, ClientConfig, Error, LoggedInRep, RetryPolicy, TokenCache};
 use crate::ports::{SecretError, SecretStore, SecretString};
 use crate::store::Store;
 
@@ -53,13 +53,13 @@ pub struct SettingsConnect {
 
 impl SettingsConnect {
     pub fn new(store: Store, secrets: Arc<dyn SecretStore>, allow_loopback: bool) -> Self {
-        let tokens = TokenCache::new(store.clock().clone());
+        let tokens = TokenCache::shared(store.clone());
         SettingsConnect {
             store,
             secrets,
             tokens,
             allow_loopback,
-            retry: RetryPolicy::default(),
+            retry: default_retry(),
             timeout: Duration::from_secs(10),
             reps: tokio::sync::Mutex::new(None),
         }

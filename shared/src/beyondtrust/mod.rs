@@ -18,7 +18,7 @@ mod report;
 mod tests;
 mod xml;
 
-pub use client::{Client, ClientConfig, ConfigCheck, RetryPolicy, TokenCache};
+pub use client::{default_retry, Client, ClientConfig, ConfigCheck, RetryPolicy, TokenCache, TOKEN_VENDOR};
 pub use command::{
     find_logged_in_rep, ApiInfo, LoggedInRep, QueueId, SessionKey, SessionKeyRequest, SupportTeam, TeamIssue,
     TeamMember, EXTERNAL_KEY_MAX,

@@ -12,6 +12,7 @@ mod lease;
 mod propagation;
 mod remote;
 mod tickets;
+pub mod vendor_tokens;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub use lease::Lease;
 pub use propagation::PendingClose;
 pub use remote::{RemoteSessionFilter, SessionImport};
 pub use tickets::TicketFilter;
+pub use vendor_tokens::{MintedToken, TokenCache, TokenOwner, TokenWaitTimeout};
 
 /// How many times an optimistic read-modify-write is retried after losing a race.
 pub(crate) const UPDATE_ATTEMPTS: usize = 8;
