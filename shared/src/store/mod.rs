@@ -3,7 +3,8 @@
 //!
 //! Key layout (one table): an aggregate `kind` lives at `pk = kind`, `sk = id` zero-padded
 //! to 20 digits, so a partition walk lists it in id order; ticket actions live at
-//! `pk = ticket#<id>`, `sk = action#<action id>`; counters at `pk = counter`, `sk = kind`.
+//! `pk = ticket#<id>`, `sk = action#<action id>`; counters at `pk = counter`, `sk = kind`;
+//! the vendors' shared access tokens at `pk = vendor-token`, `sk = <vendor>` (sealed).
 
 mod alerts;
 mod chats;
