@@ -25,7 +25,7 @@ pub trait BeyondTrustConnect: Send + Sync {
     async fn connect(&self) -> Result<Option<Client>, Error>;
     /// Whether `http://` loopback base URLs are accepted (local fakes and tests only).
     fn allows_loopback(&self) -> bool;
-    /// Drop the cached token (after the client secret changed).
+    /// Drop the cached token, here and in the store (after the client secret changed).
     async fn forget_token(&self);
     /// `get_logged_in_reps` of `client`; implementations may cache the list briefly, as
     /// the vendor asks integrators not to fetch it for every request.
@@ -138,7 +138,7 @@ impl BeyondTrustConnect for SettingsConnect {
     }
 
     async fn forget_token(&self) {
-        self.tokens.clear().await;
+        self.tokens.forget(super::TOKEN_VENDOR).await;
         *self.reps.lock().await = None;
     }
 

@@ -173,6 +173,24 @@ impl TokenCache {
         *self.slot.lock().await = None;
     }
 
+    /// Forget `vendor`'s token here and in the store, so the next call mints a new one
+    /// (after the secret was saved, and before "Test configuration" checks it). Other
+    /// processes keep theirs until the vendor refuses it, then adopt the new one.
+    pub async fn forget(&self, vendor: &str) {
+        let mut slot = self.slot.lock().await;
+        *slot = None;
+        if let Some(store) = &self.shared {
+            let delete = WriteOp::Delete {
+                pk: TOKEN_PK.to_string(),
+                sk: vendor.to_string(),
+                condition: Condition::Always,
+            };
+            if let Err(e) = store.records().write(vec![delete]).await {
+                tracing::warn!(vendor, error = %e, "could not delete the shared token; it stays until it expires");
+            }
+        }
+    }
+
     /// This process's token and its expiry.
     pub async fn snapshot(&self) -> Option<(SecretString, DateTime<Utc>)> {
         self.slot.lock().await.as_ref().map(|c| (c.token.clone(), c.expires_at))
@@ -658,6 +676,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(got.expose(), "t1", "the next client could claim at once");
+    }
+
+    #[tokio::test]
+    async fn forgetting_drops_the_shared_copy_too() {
+        let (store, _clock, _dir) = store();
+        let secret = SecretString::new("s");
+        let cache = TokenCache::shared(store.clone());
+        cache.get(&owner(&secret), None, || minted("t1")).await.unwrap();
+        assert!(!format!("{cache:?}").contains("t1"), "the token never prints");
+        cache.forget("beyondtrust").await;
+        assert!(store.records().get(TOKEN_PK, "beyondtrust").await.unwrap().is_none());
+        let got = TokenCache::shared(store.clone())
+            .get(&owner(&secret), None, || minted("t2"))
+            .await
+            .unwrap();
+        assert_eq!(got.expose(), "t2");
     }
 
     #[test]
