@@ -12,7 +12,9 @@ pub mod http;
 pub mod intake;
 pub mod jobs;
 pub mod ports;
+pub mod retry;
 pub mod store;
+#[cfg(feature = "local")]
 pub mod telemetry;
 
 pub use error::{Error, Result};

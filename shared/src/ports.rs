@@ -316,6 +316,26 @@ pub struct OutgoingMail {
     pub text: String,
 }
 
+impl OutgoingMail {
+    /// What every mailer refuses before handing a mail on: no recipient, an empty or
+    /// malformed address, a line break in a header field (header injection).
+    pub fn check(&self) -> Result<(), MailError> {
+        if self.to.is_empty() {
+            return Err(MailError::Rejected("no recipients".to_string()));
+        }
+        for address in std::iter::once(&self.from).chain(&self.to) {
+            let trimmed = address.trim();
+            if trimmed.is_empty() || !trimmed.contains('@') || trimmed.contains(['\r', '\n']) {
+                return Err(MailError::Rejected(format!("invalid address {address:?}")));
+            }
+        }
+        if self.subject.contains(['\r', '\n']) {
+            return Err(MailError::Rejected("line break in subject".to_string()));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error("mail refused: {0}")]
@@ -426,4 +446,37 @@ impl Clock for ManualClock {
 pub trait MailSource: Send + Sync {
     /// The raw RFC 5322 bytes of the received message `message_id`.
     async fn fetch(&self, message_id: &str) -> Result<Vec<u8>, MailError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail() -> OutgoingMail {
+        OutgoingMail {
+            from: "desk@example.com".into(),
+            to: vec!["tech@example.com".into()],
+            subject: "Ticket 1".into(),
+            text: "Hello\nthere".into(),
+        }
+    }
+
+    type Spoil = fn(&mut OutgoingMail);
+
+    #[test]
+    fn header_fields_with_line_breaks_or_bad_addresses_are_refused() {
+        let cases: [(&str, Spoil); 5] = [
+            ("no recipient", |m| m.to.clear()),
+            ("empty sender", |m| m.from.clear()),
+            ("recipient without @", |m| m.to = vec!["tech".into()]),
+            ("line break in subject", |m| m.subject = "a\r\nBcc: x@y".into()),
+            ("line break in recipient", |m| m.to = vec!["a@b\nBcc: x@y".into()]),
+        ];
+        for (reason, spoil) in cases {
+            let mut m = mail();
+            spoil(&mut m);
+            assert!(matches!(m.check(), Err(MailError::Rejected(_))), "{reason}");
+        }
+        assert!(mail().check().is_ok(), "line breaks in the text are fine");
+    }
 }

@@ -9,14 +9,16 @@ mod client;
 mod command;
 pub mod connect;
 pub mod events;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fake;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fixtures;
 mod report;
 #[cfg(test)]
 mod tests;
 mod xml;
 
-pub use client::{Client, ClientConfig, ConfigCheck, RetryPolicy, TokenCache};
+pub use client::{default_retry, Client, ClientConfig, ConfigCheck, RetryPolicy, TokenCache, TOKEN_VENDOR};
 pub use command::{
     find_logged_in_rep, ApiInfo, LoggedInRep, QueueId, SessionKey, SessionKeyRequest, SupportTeam, TeamIssue,
     TeamMember, EXTERNAL_KEY_MAX,
