@@ -1,6 +1,5 @@
 //! The `deskbridge` binary as a child process: a clean stop on SIGTERM, records kept across
-//! restarts, nothing lost to a SIGKILL right after a 2xx or amid concurrent group commits,
-//! the API token generated once.
+//! restarts, nothing lost to SIGKILL after a 2xx or amid group commits, one API token.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
