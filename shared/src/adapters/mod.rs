@@ -1,6 +1,7 @@
 //! Implementations of the ports: AWS services for Lambda, embedded ones for the local
 //! server. Nothing outside this module knows which adapter sits behind a port.
 pub mod dynamo;
+pub mod dynamo_capacity;
 pub mod outbox;
 pub mod secrets_file;
 pub mod secrets_manager;
