@@ -29,6 +29,8 @@ enum Bench {
         bins: Bins,
         #[command(flatten)]
         dynamodb: DynamoDb,
+        #[command(flatten)]
+        size: SyncSize,
     },
     /// `deskbridge serve` against the floor server: bounded loads, a fixed rate, RSS.
     Ingest {
@@ -41,6 +43,8 @@ enum Bench {
     SyncDynamodb {
         #[command(flatten)]
         dynamodb: DynamoDb,
+        #[command(flatten)]
+        size: SyncSize,
     },
     /// DynamoDB capacity per new alert, duplicate, agent close and imported session.
     Capacity {
@@ -64,6 +68,16 @@ struct DynamoDb {
     /// DynamoDB Local's endpoint (scripts/bench starts it through scripts/test).
     #[arg(long, env = "DESKBRIDGE_TEST_DYNAMODB_URL")]
     dynamodb_url: String,
+}
+
+/// The DynamoDB sync's size, when it must be smaller than the SQLite one (DynamoDB Local
+/// is slow on a loaded machine); both default to the full 2,000 / 20,000.
+#[derive(clap::Args)]
+struct SyncSize {
+    #[arg(long)]
+    dynamodb_sites: Option<usize>,
+    #[arg(long)]
+    dynamodb_alerts: Option<usize>,
 }
 
 /// Sites and alerts of the sync benchmark.
@@ -110,8 +124,12 @@ async fn run_sync_sqlite(smoke: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_sync_dynamodb(endpoint: &str, smoke: bool) -> anyhow::Result<()> {
+async fn run_sync_dynamodb(endpoint: &str, smoke: bool, size: &SyncSize) -> anyhow::Result<()> {
     let (sites, alerts) = sync_size(smoke);
+    let (sites, alerts) = (
+        size.dynamodb_sites.unwrap_or(sites),
+        size.dynamodb_alerts.unwrap_or(alerts),
+    );
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("eu-west-1"))
@@ -139,15 +157,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let count = if cli.smoke { 2 } else { 20 };
     match &cli.command {
-        Bench::All { bins, dynamodb } => {
+        Bench::All { bins, dynamodb, size } => {
             run_ingest(bins, cli.smoke).await?;
             run_sync_sqlite(cli.smoke).await?;
-            run_sync_dynamodb(&dynamodb.dynamodb_url, cli.smoke).await?;
+            run_sync_dynamodb(&dynamodb.dynamodb_url, cli.smoke, size).await?;
             capacity::run(&dynamodb.dynamodb_url, count).await?;
         }
         Bench::Ingest { bins } => run_ingest(bins, cli.smoke).await?,
         Bench::SyncSqlite => run_sync_sqlite(cli.smoke).await?,
-        Bench::SyncDynamodb { dynamodb } => run_sync_dynamodb(&dynamodb.dynamodb_url, cli.smoke).await?,
+        Bench::SyncDynamodb { dynamodb, size } => run_sync_dynamodb(&dynamodb.dynamodb_url, cli.smoke, size).await?,
         Bench::Capacity { dynamodb } => {
             capacity::run(&dynamodb.dynamodb_url, count).await?;
         }
