@@ -9,6 +9,7 @@ mod bt_local;
 mod contract;
 mod datto_e2e;
 mod desk;
+mod dynamo_capacity;
 mod dynamo_retry;
 mod helpers;
 mod intake_datto;

@@ -82,7 +82,7 @@ fn lambda_mains_are_wiring_only() {
 #[test]
 fn every_module_opens_with_a_doc_comment() {
     let mut files = Vec::new();
-    for dir in ["shared/src", "infra/local/src", "functions"] {
+    for dir in ["shared/src", "infra/local/src", "functions", "bench/src"] {
         rust_files(&root().join(dir), &mut files);
     }
     for f in files {

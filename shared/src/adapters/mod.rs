@@ -4,6 +4,7 @@
 //! The local ones (SQLite, outbox folder, secrets file) exist only with the `local` feature
 //! (and in this crate's unit tests), so no Lambda carries them.
 pub mod dynamo;
+pub mod dynamo_capacity;
 pub mod s3_mail;
 pub mod secrets_manager;
 pub mod ses;

@@ -107,6 +107,9 @@ macro_rules! records_suite {
                 increment_starts_at_one_and_adds_by,
                 concurrent_increments_return_distinct_consecutive_values,
                 concurrent_creates_of_one_key_let_exactly_one_win,
+                concurrent_updates_of_one_version_let_exactly_one_win,
+                concurrent_claims_apply_exactly_one_transaction_whole,
+                a_failed_condition_fails_only_its_own_concurrent_writer,
                 malformed_writes_are_invalid_and_write_nothing,
             );
             $crate::contract::records_suite!(@store_at_now $fixture;
