@@ -999,9 +999,10 @@ pub fn agent_closed(
     at: DateTime<Utc>,
     settings: &NoiseSettings,
 ) -> Result<Recorded, DomainError> {
-    let (mut next, pre) = pass_time(state, at, settings);
-    let mut effects = pre.effects.clone();
-    let t = next.ticket_mut(ticket_id)?;
+    // The agent's close comes first: time passing must not close this ticket under the
+    // agent (a flapping hold that ended unnoticed), which would make the close a conflict.
+    let mut closing = state.clone();
+    let t = closing.ticket_mut(ticket_id)?;
     if !t.open {
         return Err(DomainError::conflict(
             "ticket_closed",
@@ -1010,14 +1011,17 @@ pub fn agent_closed(
     }
     t.open = false;
     t.closed_at = Some(at);
-    let mut asked = 0;
+    let mut asked_for = Vec::new();
     for a in t.alerts.iter_mut().filter(|a| a.progress == AlertProgress::Open) {
         a.progress = AlertProgress::ResolveRequested;
-        effects.push(TicketEffect::ResolveInDatto {
+        asked_for.push(TicketEffect::ResolveInDatto {
             alert_uid: a.uid.clone(),
         });
-        asked += 1;
     }
+    let asked = asked_for.len();
+    let (mut next, pre) = pass_time(&closing, at, settings);
+    let mut effects = pre.effects.clone();
+    effects.extend(asked_for);
     next.prune(at, settings);
     let line = DecisionLine::new(
         format!("closed by agent: {asked} to resolve in Datto"),
@@ -1035,7 +1039,8 @@ pub fn agent_closed(
 }
 
 /// An agent reopened an alert ticket: it counts as opened now for relating. Its alerts
-/// keep their progress; Datto is not told anything.
+/// keep their progress; Datto is not told anything. Time passes first, so a flapping hold
+/// that ended does not close the ticket the agent just reopened.
 pub fn agent_reopened(
     state: &DeviceNoise,
     ticket_id: u64,
@@ -1482,6 +1487,27 @@ mod tests {
         ));
         // Closing again asks only for the new alert.
         assert_eq!(resolves_asked(&desk.agent_close(1, 13).effects), [uid(6)]);
+    }
+
+    #[test]
+    fn an_agent_closing_a_held_ticket_after_the_quiet_period_is_not_refused() {
+        // Found by the property test: the hold ended unnoticed (no sync ran), then an agent
+        // closes the ticket. The agent's close wins; time does not close it first.
+        let mut desk = Desk::new();
+        for i in 0..5u32 {
+            desk.raise(i + 1, "cpu", i64::from(i));
+            desk.resolve(i + 1, i64::from(i));
+        }
+        assert!(desk.state.ticket(1).unwrap().flapping);
+        let closed = desk.agent_close(1, 4 + 90);
+        assert_eq!(
+            closed.effects,
+            [TicketEffect::SetFlapping {
+                ticket_id: 1,
+                flapping: false
+            }],
+            "nothing to resolve in Datto, and no second close"
+        );
     }
 
     #[test]
