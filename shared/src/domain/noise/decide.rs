@@ -79,6 +79,17 @@ pub struct NoiseTicket {
 }
 
 impl NoiseTicket {
+    fn reopen(&mut self, at: DateTime<Utc>) {
+        self.open = true;
+        self.opened_at = at;
+        self.closed_at = None;
+    }
+
+    fn close(&mut self, at: DateTime<Utc>) {
+        self.open = false;
+        self.closed_at = Some(at);
+    }
+
     fn open_alerts(&self) -> usize {
         self.alerts.iter().filter(|a| a.progress == AlertProgress::Open).count()
     }
@@ -394,8 +405,7 @@ fn pass_time(state: &DeviceNoise, now: DateTime<Utc>, settings: &NoiseSettings) 
         let closes = t.open && t.open_alerts() == 0;
         let quiet_text = minutes_text(quiet.num_minutes());
         if closes {
-            t.open = false;
-            t.closed_at = Some(now);
+            t.close(now);
             passed.effects.push(TicketEffect::Close {
                 ticket_id,
                 note: format!("Flapping over: quiet for {quiet_text} and every alert resolved in Datto."),
@@ -644,9 +654,6 @@ impl RaisePlan {
                 if !self.device_known {
                     sentence.push_str(" The alert names no device, so nothing relates to it or recurs.");
                 }
-                if self.starts_flapping {
-                    sentence.push_str(&flapping_note(ticket_id));
-                }
                 (Some(ticket_id), DecisionLine::new(outcome, sentence))
             }
             RaiseDecision::Related { ticket_id, opened_at } => {
@@ -658,12 +665,9 @@ impl RaisePlan {
                     alert_uid: uid.clone(),
                     note: format!("Related alert ({uid}): {summary}"),
                 });
-                let mut sentence = format!(
+                let sentence = format!(
                     "Related to ticket {ticket_id}, opened {ago} apart on the same device: added to it as an action; the alert is still tracked on its own."
                 );
-                if self.starts_flapping {
-                    sentence.push_str(&flapping_note(*ticket_id));
-                }
                 (
                     Some(*ticket_id),
                     DecisionLine::new(format!("related to ticket {ticket_id}"), sentence),
@@ -683,12 +687,9 @@ impl RaisePlan {
                     ticket_id: *ticket_id,
                     count: *count,
                 });
-                let mut sentence = format!(
+                let sentence = format!(
                     "The same monitor raised again while ticket {ticket_id} is open: added to it ({nth} recurrence)."
                 );
-                if self.starts_flapping {
-                    sentence.push_str(&flapping_note(*ticket_id));
-                }
                 (
                     Some(*ticket_id),
                     DecisionLine::new(
@@ -703,9 +704,7 @@ impl RaisePlan {
                 count,
             } => {
                 let t = next.ticket_mut(*ticket_id)?;
-                t.open = true;
-                t.opened_at = at;
-                t.closed_at = None;
+                t.reopen(at);
                 t.recurrences = *count;
                 t.alerts.push(entry);
                 let nth = ordinal(*count);
@@ -723,12 +722,9 @@ impl RaisePlan {
                     ticket_id: *ticket_id,
                     count: *count,
                 });
-                let mut sentence = format!(
+                let sentence = format!(
                     "The same monitor on this device raised again {after} after ticket {ticket_id} closed: reopened it ({nth} recurrence)."
                 );
-                if self.starts_flapping {
-                    sentence.push_str(&flapping_note(*ticket_id));
-                }
                 (
                     Some(*ticket_id),
                     DecisionLine::new(format!("recurred: reopened ticket {ticket_id} ({nth} time)"), sentence),
@@ -768,9 +764,6 @@ impl RaisePlan {
                     sentence.push(' ');
                     sentence.push_str(&rule.line().sentence);
                 }
-                if self.starts_flapping {
-                    sentence.push_str(&flapping_note(ticket_id));
-                }
                 (
                     Some(ticket_id),
                     DecisionLine::new(
@@ -782,9 +775,7 @@ impl RaisePlan {
             RaiseDecision::Flapping { ticket_id, reopen } => {
                 let t = next.ticket_mut(*ticket_id)?;
                 if *reopen {
-                    t.open = true;
-                    t.opened_at = at;
-                    t.closed_at = None;
+                    t.reopen(at);
                     effects.push(TicketEffect::Reopen {
                         ticket_id: *ticket_id,
                         note: "Reopened: its monitor is flapping and raised again.".into(),
@@ -834,10 +825,16 @@ impl RaisePlan {
             }
         }
         next.prune(at, settings);
-        let line = if self.starts_flapping && ticket_id.is_some() {
-            DecisionLine::new("flapping: held", line.sentence)
-        } else {
-            line
+        // A raise that starts flapping says so, whatever else it decided.
+        let line = match ticket_id {
+            Some(ticket_id) if self.starts_flapping => {
+                let mut sentence = line.sentence;
+                if !matches!(self.decision, RaiseDecision::Flapping { .. }) {
+                    sentence.push_str(&flapping_note(ticket_id));
+                }
+                DecisionLine::new("flapping: held", sentence)
+            }
+            _ => line,
         };
         Ok(Recorded {
             state: next,
@@ -965,8 +962,7 @@ pub fn decide_resolve(state: &DeviceNoise, uid: &AlertUid, at: DateTime<Utc>, se
             ),
         )
     } else {
-        ticket.open = false;
-        ticket.closed_at = Some(at);
+        ticket.close(at);
         let all = if total == 1 {
             "its alert".to_string()
         } else {
@@ -1009,8 +1005,7 @@ pub fn agent_closed(
             format!("ticket {ticket_id} is already closed"),
         ));
     }
-    t.open = false;
-    t.closed_at = Some(at);
+    t.close(at);
     let mut asked_for = Vec::new();
     for a in t.alerts.iter_mut().filter(|a| a.progress == AlertProgress::Open) {
         a.progress = AlertProgress::ResolveRequested;
@@ -1055,9 +1050,7 @@ pub fn agent_reopened(
             format!("ticket {ticket_id} is already open"),
         ));
     }
-    t.open = true;
-    t.opened_at = at;
-    t.closed_at = None;
+    t.reopen(at);
     next.prune(at, settings);
     Ok(Recorded {
         state: next,
@@ -1590,6 +1583,31 @@ mod tests {
             desk.state.monitors[&MonitorId::of(&facts("cpu"))].raises.len(),
             1,
             "a released alert is not counted twice"
+        );
+    }
+
+    #[test]
+    fn a_raise_that_starts_flapping_without_a_ticket_opens_one_marked_flapping() {
+        // Four raises held by a window still count; the fifth, after it, flaps.
+        let mut desk = Desk::new();
+        desk.windows = vec![patch_night(10)];
+        for i in 0..4u32 {
+            desk.raise(i + 1, "cpu", i64::from(i) * 2);
+        }
+        let fifth = desk.raise(5, "cpu", 12);
+        assert!(matches!(
+            &fifth.effects[..],
+            [TicketEffect::Open {
+                ticket_id: 1,
+                flapping: true,
+                ..
+            }]
+        ));
+        assert_eq!(fifth.line.outcome, "flapping: held");
+        assert_eq!(
+            fifth.line.sentence,
+            "Opened ticket 1; no routing rule matched. Flapping (raised 5 times within 30 minutes): ticket 1 is held \
+             (no reopen or close) until the monitor is quiet for 1 hour."
         );
     }
 

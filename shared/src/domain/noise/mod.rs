@@ -27,9 +27,14 @@ pub use decide::{
     MonitorHistory, NoisePolicy, NoiseTicket, RaiseDecision, RaisePlan, RaisedAlert, Recorded, ResolveDecision,
     Resolved, Settled, Suppression, TicketAlert, TicketEffect,
 };
-pub use maintenance::{active_window, ActiveMaintenance, MaintenanceSubject, MaintenanceWindow, TimeZoneName};
+pub use maintenance::{
+    active_window, ActiveMaintenance, MaintenanceSubject, MaintenanceWindow, TimeZoneName, WindowSchedule, WindowScope,
+};
 pub use monitor::{DeviceKey, MonitorId, MonitorKey};
-pub use rules::{evaluate, preview, Route, RoutingRule, RuleDecision, RuleInput, RulePreview, RuleRef};
+pub use rules::{
+    evaluate, preview, routed_ticket, validate_rules, Route, RoutedTicket, RoutingRule, RuleAction, RuleDecision,
+    RuleInput, RuleMatch, RulePreview, RuleRef, TicketDefaults,
+};
 pub use settings::{FlappingSettings, MaintenanceEnd, NoiseSettings, RecurringMode};
 
 use serde::{Deserialize, Serialize};

@@ -400,14 +400,11 @@ impl World {
                     }
                     let held: Vec<AlertUid> = self.states[device].held.iter().map(|h| h.uid.clone()).collect();
                     for a in self.alerts.iter_mut().filter(|a| a.device == device) {
-                        let released = s.release.contains(&a.uid);
-                        if a.ticket.is_none() && !a.suppressed_by_rule && !a.no_ticket_needed && !held.contains(&a.uid)
-                        {
-                            if !released {
-                                // Its window ended under `maintenance_end: nothing`.
-                                prop_assert_eq!(self.settings.maintenance_end, MaintenanceEnd::Nothing);
-                                a.no_ticket_needed = true;
-                            }
+                        let waiting = a.ticket.is_none() && !a.suppressed_by_rule && !a.no_ticket_needed;
+                        if waiting && !held.contains(&a.uid) && !s.release.contains(&a.uid) {
+                            // Its window ended under `maintenance_end: nothing`.
+                            prop_assert_eq!(self.settings.maintenance_end, MaintenanceEnd::Nothing);
+                            a.no_ticket_needed = true;
                         }
                     }
                     for uid in s.release {
