@@ -7,6 +7,7 @@ pub mod bt;
 pub mod chats;
 pub mod datto;
 pub mod desk;
+pub mod noise;
 pub mod remote;
 pub mod tickets;
 
