@@ -17,4 +17,7 @@ mod jobs_lambda;
 mod jobs_sync;
 mod lambda_events;
 mod scripted_datto;
+mod security;
+mod store_faults;
+mod template;
 mod tidy;
