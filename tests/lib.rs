@@ -12,6 +12,13 @@ pub mod emulators {
         endpoint("DESKBRIDGE_TEST_MOTO_URL", "moto")
     }
 
+    /// The DynamoDB Local build (the folder with `DynamoDBLocal.jar`), from
+    /// `DESKBRIDGE_TEST_DYNAMODB_LOCAL_DIR` (set by scripts/test), for tests that start and
+    /// stop a DynamoDB Local of their own.
+    pub fn dynamodb_local_dir() -> Option<String> {
+        endpoint("DESKBRIDGE_TEST_DYNAMODB_LOCAL_DIR", "the DynamoDB Local jar")
+    }
+
     fn endpoint(var: &str, what: &str) -> Option<String> {
         match std::env::var(var) {
             Ok(v) if !v.is_empty() => Some(v),

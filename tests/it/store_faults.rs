@@ -366,3 +366,139 @@ async fn a_fault_at_any_read_of_the_webhook_answers_503_or_leaves_the_write_comp
     }
     println!("fault at each of {m} read positions of the raised webhook: {refused} x 503 (nothing stored), {acked} x 200 (after the durable write, complete), 0 partial writes");
 }
+
+/// A DynamoDB Local of this test's own, file-backed, on a free loopback port.
+struct OwnDynamo {
+    dir: String,
+    db_path: tempfile::TempDir,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnDynamo {
+    fn start(dir: String) -> OwnDynamo {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut d = OwnDynamo {
+            dir,
+            db_path: tempfile::tempdir().unwrap(),
+            port,
+            child: None,
+        };
+        d.restart();
+        d
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)start on the same port and data files; returns once it accepts connections.
+    fn restart(&mut self) {
+        let child = std::process::Command::new("java")
+            .arg(format!("-Djava.library.path={}/DynamoDBLocal_lib", self.dir))
+            .arg("-jar")
+            .arg(format!("{}/DynamoDBLocal.jar", self.dir))
+            .args([
+                "-sharedDb",
+                "-disableTelemetry",
+                "-port",
+                &self.port.to_string(),
+                "-dbPath",
+            ])
+            .arg(self.db_path.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("java runs DynamoDB Local");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "DynamoDB Local did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("SIGKILL");
+            c.wait().expect("reaped");
+        }
+    }
+}
+
+impl Drop for OwnDynamo {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// DynamoDB Local killed mid-run: intake and API answer 503 (never 2xx) while it is down,
+/// and the same process serves again, with nothing lost, once it is back on its port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_stopped_mid_run_answers_503_and_the_service_recovers_by_itself() {
+    use aws_sdk_dynamodb::config::{retry::RetryConfig, timeout::TimeoutConfig};
+    let Some(dir) = deskbridge_tests::emulators::dynamodb_local_dir() else {
+        return;
+    };
+    let mut ddb = OwnDynamo::start(dir);
+    let sdk = deskbridge_tests::emulators::aws_config(&ddb.endpoint()).await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_millis(500))
+                .operation_timeout(std::time::Duration::from_secs(5))
+                .build(),
+        )
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    deskbridge::adapters::dynamo::create_table(&client, "stopped-mid-run")
+        .await
+        .expect("create table");
+    let records = Arc::new(deskbridge::adapters::dynamo::DynamoRecordStore::new(
+        client,
+        "stopped-mid-run",
+    ));
+    let d = desk_on(records, Arc::new(ManualClock::new(fixture_time())));
+    d.configure_datto().await;
+    let first = fixture_json("webhook-raised.json");
+    let mut second = first.clone();
+    second["alert_uid"] = json!("3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28");
+    assert_eq!(d.webhook(&first).await.0, 200);
+
+    ddb.kill();
+    let started = std::time::Instant::now();
+    let mut down = Vec::new();
+    for _ in 0..3 {
+        down.push(d.webhook(&second).await.0);
+        down.push(d.get("/api/tickets").await.0);
+        down.push(d.post("/api/customers", json!({"name": "Contoso"})).await.0);
+    }
+    let outage = started.elapsed();
+    assert!(
+        down.iter().all(|s| *s == 503),
+        "answers while DynamoDB was down: {down:?}"
+    );
+
+    ddb.restart();
+    let (s, v) = d.webhook(&second).await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("created")), "{v}");
+    assert_eq!(
+        d.webhook(&first).await.1["result"],
+        "duplicate",
+        "the first alert survived"
+    );
+    let tickets = d.tickets().await;
+    assert_eq!(tickets.len(), 2, "{tickets:?}");
+    println!(
+        "DynamoDB Local killed mid-run: {} requests while down, {} x 503, 0 x 2xx ({} ms in all); \
+         after its restart the same process served again: 2 tickets, nothing lost",
+        down.len(),
+        down.iter().filter(|s| **s == 503).count(),
+        outage.as_millis()
+    );
+}
