@@ -9,6 +9,7 @@ pub mod beyondtrust;
 pub mod datto;
 pub mod error;
 pub mod extract;
+pub mod security;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +67,7 @@ pub fn with_common_layers(router: Router) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(security::headers))
 }
 
 /// Refuse requests without the API's bearer token (compared in constant time).

@@ -156,6 +156,7 @@ macro_rules! queue_suite {
                 release_now_redelivers_with_a_higher_receive_count,
                 a_message_received_max_times_moves_to_the_dead_letters,
                 a_replayed_dead_letter_can_be_received_and_acked,
+                a_replayed_poison_message_dies_again_after_exactly_max_receives,
                 replaying_an_unknown_dead_letter_is_not_found,
                 queues_are_independent,
                 one_failing_message_does_not_block_the_others,
