@@ -327,6 +327,26 @@ pub struct OutgoingMail {
     pub text: String,
 }
 
+impl OutgoingMail {
+    /// What every mailer refuses before handing a mail on: no recipient, an empty or
+    /// malformed address, a line break in a header field (header injection).
+    pub fn check(&self) -> Result<(), MailError> {
+        if self.to.is_empty() {
+            return Err(MailError::Rejected("no recipients".to_string()));
+        }
+        for address in std::iter::once(&self.from).chain(&self.to) {
+            let trimmed = address.trim();
+            if trimmed.is_empty() || !trimmed.contains('@') || trimmed.contains(['\r', '\n']) {
+                return Err(MailError::Rejected(format!("invalid address {address:?}")));
+            }
+        }
+        if self.subject.contains(['\r', '\n']) {
+            return Err(MailError::Rejected("line break in subject".to_string()));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error("mail refused: {0}")]
@@ -511,5 +531,38 @@ pub struct NoDattoApi;
 impl DattoConnect for NoDattoApi {
     async fn connect(&self) -> Result<Option<std::sync::Arc<dyn DattoApi>>, DattoCallError> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail() -> OutgoingMail {
+        OutgoingMail {
+            from: "desk@example.com".into(),
+            to: vec!["tech@example.com".into()],
+            subject: "Ticket 1".into(),
+            text: "Hello\nthere".into(),
+        }
+    }
+
+    type Spoil = fn(&mut OutgoingMail);
+
+    #[test]
+    fn header_fields_with_line_breaks_or_bad_addresses_are_refused() {
+        let cases: [(&str, Spoil); 5] = [
+            ("no recipient", |m| m.to.clear()),
+            ("empty sender", |m| m.from.clear()),
+            ("recipient without @", |m| m.to = vec!["tech".into()]),
+            ("line break in subject", |m| m.subject = "a\r\nBcc: x@y".into()),
+            ("line break in recipient", |m| m.to = vec!["a@b\nBcc: x@y".into()]),
+        ];
+        for (reason, spoil) in cases {
+            let mut m = mail();
+            spoil(&mut m);
+            assert!(matches!(m.check(), Err(MailError::Rejected(_))), "{reason}");
+        }
+        assert!(mail().check().is_ok(), "line breaks in the text are fine");
     }
 }

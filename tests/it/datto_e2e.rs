@@ -13,13 +13,13 @@ use serde_json::json;
 
 use crate::desk::{fixture_json, on_both_stores, Desk, UID};
 
-struct Wired {
-    fake: FakeDatto,
+pub(crate) struct Wired {
+    pub(crate) fake: FakeDatto,
     sleeper: Arc<RecordingSleeper>,
 }
 
 /// Point the desk's Datto settings at a fake seeded with the fixtures.
-async fn wire(d: &mut Desk, per_minute: u32) -> Wired {
+pub(crate) async fn wire(d: &mut Desk, per_minute: u32) -> Wired {
     d.configure_datto().await;
     let clock: Arc<dyn Clock> = d.clock.clone();
     let fake = FakeDatto::start_with_clock(clock.clone()).await;

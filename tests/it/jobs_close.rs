@@ -185,3 +185,22 @@ on_both_stores!(
     a_throttled_datto_is_retried_and_the_sweep_resends_lost_messages,
     a_poison_message_reaches_the_dead_letters_and_can_be_replayed,
 );
+
+/// The same poison scenario with the desk's queue on SQS in moto: there SQS's own redrive
+/// policy (maxReceiveCount 5, as `create_queues` and template.yaml set it) moves the message.
+#[tokio::test]
+async fn a_poison_message_reaches_the_dead_letters_and_can_be_replayed_on_sqs() {
+    use deskbridge::adapters::sqs::{create_queues, SqsQueue};
+    use deskbridge_tests::emulators;
+    let Some(endpoint) = emulators::moto() else { return };
+    let client = aws_sdk_sqs::Client::new(&emulators::aws_config(&endpoint).await);
+    let prefix = format!("{}-", emulators::unique("deskbridge"));
+    let queues = create_queues(&client, &prefix, std::time::Duration::from_secs(30))
+        .await
+        .expect("create queues");
+    let clock = Arc::new(deskbridge::ports::ManualClock::new(crate::desk::fixture_time()));
+    let (records, _dir) = deskbridge_tests::stores::sqlite(clock.clone());
+    let mut d = crate::desk::desk_on(records, clock);
+    d.ctx.queue = Arc::new(SqsQueue::new(client, queues));
+    a_poison_message_reaches_the_dead_letters_and_can_be_replayed(d).await;
+}

@@ -91,7 +91,7 @@ pub fn facts_of(a: &Value) -> AlertFacts {
         site_name: s(&a["alertSourceInfo"]["siteName"]),
         diagnostics: s(&a["diagnostics"]),
         context: Some(a["alertContext"].clone()),
-        additional_values: Default::default(),
+        ..Default::default()
     }
 }
 

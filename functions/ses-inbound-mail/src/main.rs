@@ -6,7 +6,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let host = deskbridge::hosting::aws_host().await?;
+    let host = deskbridge::hosting::aws_host().await?.with_queue();
     let source = host.mail_source()?;
     let ctx = &host.ctx;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SimpleEmailEvent>| {

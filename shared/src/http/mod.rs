@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod list;
 pub mod openapi;
+pub mod security;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The layers every router gets, identical under lambda_http and `axum::serve`: body
-/// limit, request id (set, logged, echoed), tracing, timeout.
+/// limit, request id (set, logged, echoed), tracing, timeout, security headers.
 pub fn with_common_layers(router: Router) -> Router {
     router
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -62,6 +63,7 @@ pub fn with_common_layers(router: Router) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(security::headers))
 }
 
 /// Refuse requests without the API's bearer token (compared in constant time); mark the

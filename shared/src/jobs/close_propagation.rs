@@ -27,7 +27,13 @@ pub async fn close_ticket_as_agent(
     let (ticket, pending) = store.close_ticket_by_agent(ticket_id, note, agent_id).await?;
     if let Some(p) = pending {
         match queue.send(QueueName::TicketClosed, &p.message()).await {
-            Ok(_) => store.mark_close_enqueued(ticket_id, store.clock().now()).await?,
+            // The close is committed and its message sent: failing the request now would
+            // answer 503 for a done close. Unmarked, the sweep may send once more (harmless).
+            Ok(_) => {
+                if let Err(e) = store.mark_close_enqueued(ticket_id, store.clock().now()).await {
+                    tracing::warn!(ticket_id, error = %e, "ticket-closed message sent but not marked as sent");
+                }
+            }
             Err(e) => tracing::warn!(ticket_id, error = %e, "ticket-closed message not sent; the sweep will resend it"),
         }
     }

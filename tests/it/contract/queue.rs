@@ -199,6 +199,46 @@ pub async fn a_replayed_dead_letter_can_be_received_and_acked(queue: &dyn Queue)
     assert!(queue.dead_letters(A).await.expect("dead letters").is_empty());
 }
 
+/// Replay is not a one-off: a replayed poison message that keeps failing is handed out
+/// exactly `MAX_RECEIVES` times again (counting from 1 afresh) and is then a dead letter
+/// again, with the same id and body, replayable once more.
+pub async fn a_replayed_poison_message_dies_again_after_exactly_max_receives(queue: &dyn Queue) {
+    let body = format!("poison twice {}", unique("body"));
+    // SQS gives a replayed message a new id; within one round the id stays.
+    let mut id = Some(queue.send(A, &body).await.expect("send"));
+    let mut handed_out = 0;
+    for round in 1..=2 {
+        for expected in 1..=MAX_RECEIVES {
+            let m = receive_one(queue, A).await;
+            let id = id.get_or_insert_with(|| m.id.clone());
+            assert_eq!(
+                (m.id.as_str(), m.body.as_str(), m.receive_count),
+                (id.as_str(), body.as_str(), expected),
+                "round {round}"
+            );
+            handed_out += 1;
+            queue.release(A, &m.receipt, Duration::ZERO).await.expect("release");
+        }
+        assert_nothing_to_receive(queue, A).await;
+        let dead = queue.dead_letters(A).await.expect("dead letters");
+        assert_eq!(
+            dead.iter()
+                .map(|d| (d.id.as_str(), d.body.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(id.as_deref().unwrap(), body.as_str())],
+            "round {round}"
+        );
+        queue.replay(A, &dead[0].id).await.expect("replay");
+        id = None;
+    }
+    assert_eq!(handed_out, 2 * MAX_RECEIVES);
+    let m = receive_one(queue, A).await;
+    assert_eq!((m.body.as_str(), m.receive_count), (body.as_str(), 1));
+    queue.ack(A, &m.receipt).await.expect("ack");
+    assert_nothing_to_receive(queue, A).await;
+    assert!(queue.dead_letters(A).await.expect("dead letters").is_empty());
+}
+
 /// Replaying an id that is no dead letter of that queue is `NotFound`.
 pub async fn replaying_an_unknown_dead_letter_is_not_found(queue: &dyn Queue) {
     let result = queue.replay(A, &unique("no-such-message")).await;
