@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
-use serde_norway::Value as Yaml;
+use serde_yaml_ng::Value as Yaml;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, Mutex as AsyncMutex};
 
@@ -437,7 +437,7 @@ impl Template {
         let path = workspace_root().join("template.yaml");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Template {
-            doc: serde_norway::from_str(&text).unwrap_or_else(|e| panic!("template.yaml: {e}")),
+            doc: serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("template.yaml: {e}")),
         }
     }
 

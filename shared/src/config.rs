@@ -85,6 +85,11 @@ impl AwsConfig {
                 "SESSION_IMPORT_QUEUE_URL",
                 "SESSION_IMPORT_DLQ_URL",
             ),
+            (
+                crate::ports::QueueName::DattoSync,
+                "DATTO_SYNC_QUEUE_URL",
+                "DATTO_SYNC_DLQ_URL",
+            ),
         ] {
             if let (Some(u), Some(d)) = (optional(url), optional(dlq)) {
                 queues.push((q, u, d));

@@ -1,5 +1,10 @@
 //! Assembly of the ports for a Lambda host: SDK clients built once from the environment,
 //! adapters around them, the API token fetched from Secrets Manager. Lambda mains call this.
+//!
+//! Every function gets DynamoDB and Secrets Manager; SQS, SES and S3 clients are built only
+//! when its `main.rs` asks (`with_queue`, `with_mailer`, `mail_source`), so a function
+//! neither builds nor links a client it does not use. Until asked, the queue and mailer
+//! ports are `adapters::unwired` stand-ins that fail loudly.
 
 use std::sync::Arc;
 
@@ -8,9 +13,10 @@ use crate::adapters::s3_mail::S3MailSource;
 use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::ses::SesMailer;
 use crate::adapters::sqs::SqsQueue;
+use crate::adapters::unwired::{UnwiredMailer, UnwiredQueue};
 use crate::config::{AwsConfig, ConfigError, HttpConfig};
-use crate::http::AppState;
 use crate::ports::{Clock, SecretStore, SystemClock};
+use crate::services::Context;
 use crate::store::Store;
 
 /// Why a Lambda could not start.
@@ -26,16 +32,17 @@ pub enum StartupError {
 pub struct AwsHost {
     pub config: AwsConfig,
     pub sdk: aws_config::SdkConfig,
-    pub state: AppState,
+    pub ctx: Context,
 }
 
-/// Read configuration, build clients and adapters, and fetch the API token.
+/// Read configuration, build the DynamoDB and Secrets Manager clients and their adapters,
+/// and fetch the API token. Add the other clients with [`AwsHost::with_queue`],
+/// [`AwsHost::with_mailer`] and [`AwsHost::mail_source`].
 pub async fn aws_host() -> Result<AwsHost, StartupError> {
     let config = AwsConfig::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let records = DynamoRecordStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.queues.clone());
     let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk), config.secret_prefix.clone());
     // The API token secret is named in full (it is not under the prefix).
     let token_store = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk), "");
@@ -52,10 +59,10 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
         })?;
     let store = Store::new(Arc::new(records), clock.clone());
     let secrets: Arc<dyn SecretStore> = Arc::new(secrets);
-    let state = AppState {
+    let ctx = Context {
         store: store.clone(),
-        queue: Arc::new(queue),
-        mailer: Arc::new(SesMailer::new(aws_sdk_ses::Client::new(&sdk))),
+        queue: Arc::new(UnwiredQueue),
+        mailer: Arc::new(UnwiredMailer),
         secrets: secrets.clone(),
         clock,
         config: Arc::new(HttpConfig::new(token, &config.public_url)),
@@ -70,10 +77,24 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
             config.allow_loopback_vendors,
         )),
     };
-    Ok(AwsHost { config, sdk, state })
+    Ok(AwsHost { config, sdk, ctx })
 }
 
 impl AwsHost {
+    /// Send to and read the SQS queues (functions that enqueue work, dead-letter what they
+    /// consume, or list dead letters).
+    pub fn with_queue(mut self) -> Self {
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&self.sdk), self.config.queues.clone());
+        self.ctx.queue = Arc::new(queue);
+        self
+    }
+
+    /// Send mail through SES (functions that e-mail invitations).
+    pub fn with_mailer(mut self) -> Self {
+        self.ctx.mailer = Arc::new(SesMailer::new(aws_sdk_ses::Client::new(&self.sdk)));
+        self
+    }
+
     /// The S3 source of inbound mail (needs `MAIL_BUCKET`).
     pub fn mail_source(&self) -> Result<S3MailSource, StartupError> {
         let bucket = self

@@ -13,7 +13,10 @@ pub mod http;
 pub mod intake;
 pub mod jobs;
 pub mod ports;
+pub mod retry;
+pub mod services;
 pub mod store;
+#[cfg(feature = "local")]
 pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -1,5 +1,5 @@
 //! The narrow async traits that everything outside `domain` talks through: storage,
-//! queues, outgoing mail, secrets and time. Adapters in `adapters/` implement them.
+//! queues, outgoing mail, secrets, time and the Datto RMM calls the jobs make. Adapters in `adapters/` implement them.
 //!
 //! Each method's doc comment states the guarantee every adapter is judged by; the
 //! contract suites in `tests/it/contract/` check those guarantees against each adapter.
@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+
+use crate::domain::alerts::{AlertFacts, AlertUid};
 
 // ---------------------------------------------------------------------------------------
 // Storage
@@ -204,19 +206,21 @@ pub trait RecordStore: Send + Sync {
 // ---------------------------------------------------------------------------------------
 
 /// The asynchronous work queues of deskbridge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum QueueName {
     TicketClosed,
     AlertEnrich,
     SessionImport,
+    DattoSync,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 3] = [
+    pub const ALL: [QueueName; 4] = [
         QueueName::TicketClosed,
         QueueName::AlertEnrich,
         QueueName::SessionImport,
+        QueueName::DattoSync,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -224,6 +228,7 @@ impl QueueName {
             QueueName::TicketClosed => "ticket-closed",
             QueueName::AlertEnrich => "alert-enrich",
             QueueName::SessionImport => "session-import",
+            QueueName::DattoSync => "datto-sync",
         }
     }
 
@@ -252,8 +257,8 @@ pub struct ReceivedMessage {
     pub receive_count: u32,
 }
 
-/// A message that exhausted its receives.
-#[derive(Debug, Clone, serde::Serialize)]
+/// A message that exhausted its receives, or could never succeed.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: String,
     pub queue: QueueName,
@@ -296,6 +301,12 @@ pub trait Queue: Send + Sync {
     /// Make a received message visible again after `delay` (zero = at once).
     async fn release(&self, queue: QueueName, receipt: &str, delay: Duration) -> Result<(), QueueError>;
 
+    /// Move a received message to the dead-letter queue now, whatever its receive count:
+    /// it can never succeed. `receipt` is from its current delivery and `body` its body
+    /// (some queues re-send it). Afterwards `receive` no longer returns it and
+    /// `dead_letters` lists it, for `replay` once the cause is fixed.
+    async fn dead_letter(&self, queue: QueueName, receipt: &str, body: &str) -> Result<(), QueueError>;
+
     /// Messages waiting in the queue's dead-letter queue, oldest first (at most 100).
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError>;
 
@@ -314,6 +325,26 @@ pub struct OutgoingMail {
     pub to: Vec<String>,
     pub subject: String,
     pub text: String,
+}
+
+impl OutgoingMail {
+    /// What every mailer refuses before handing a mail on: no recipient, an empty or
+    /// malformed address, a line break in a header field (header injection).
+    pub fn check(&self) -> Result<(), MailError> {
+        if self.to.is_empty() {
+            return Err(MailError::Rejected("no recipients".to_string()));
+        }
+        for address in std::iter::once(&self.from).chain(&self.to) {
+            let trimmed = address.trim();
+            if trimmed.is_empty() || !trimmed.contains('@') || trimmed.contains(['\r', '\n']) {
+                return Err(MailError::Rejected(format!("invalid address {address:?}")));
+            }
+        }
+        if self.subject.contains(['\r', '\n']) {
+            return Err(MailError::Rejected("line break in subject".to_string()));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -426,4 +457,112 @@ impl Clock for ManualClock {
 pub trait MailSource: Send + Sync {
     /// The raw RFC 5322 bytes of the received message `message_id`.
     async fn fetch(&self, message_id: &str) -> Result<Vec<u8>, MailError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Datto RMM: the calls the jobs make, as one narrow trait. The REST client implements it
+// in production (`datto::connect`), scripted fakes in tests; wire types stay in `datto/`.
+// ---------------------------------------------------------------------------------------
+
+/// A Datto site as the sync needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DattoSite {
+    pub uid: String,
+    pub name: String,
+}
+
+/// A Datto alert as the jobs need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DattoAlert {
+    pub uid: AlertUid,
+    pub resolved: bool,
+    pub facts: AlertFacts,
+}
+
+/// What Datto says when asked to resolve an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveResult {
+    Resolved,
+    AlreadyResolved,
+    /// Datto does not know the alert (404/400 after the confirming GET).
+    Unknown,
+}
+
+/// A Datto failure as the jobs see it: `retryable` for 429, 403 blocks, 5xx and timeouts.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DattoCallError {
+    pub retryable: bool,
+    pub message: String,
+}
+
+#[async_trait]
+pub trait DattoApi: Send + Sync {
+    /// Every site of the account (all pages).
+    async fn sites(&self) -> Result<Vec<DattoSite>, DattoCallError>;
+    /// Every open alert of the account (all pages; may be incomplete — never conclude
+    /// "resolved" from absence).
+    async fn open_alerts(&self) -> Result<Vec<DattoAlert>, DattoCallError>;
+    /// One alert, `None` when Datto does not know it.
+    async fn alert(&self, uid: &AlertUid) -> Result<Option<DattoAlert>, DattoCallError>;
+    async fn resolve(&self, uid: &AlertUid) -> Result<ResolveResult, DattoCallError>;
+    /// A device's details as Datto sends them, `None` when Datto does not know it.
+    async fn device(&self, device_uid: &str) -> Result<Option<serde_json::Value>, DattoCallError>;
+    /// Requests the whole account may still make in Datto's current window before Datto
+    /// slows it down (`GET /system/request_rate`); `None` when the account does not say.
+    async fn read_headroom(&self) -> Result<Option<i64>, DattoCallError>;
+    /// One cheap authenticated call; answers the account's name.
+    async fn check(&self) -> Result<String, DattoCallError>;
+    /// Requests this client has made so far (for sync summaries).
+    fn requests_used(&self) -> u64;
+}
+
+/// Builds a Datto API client from the settings and secrets in force now.
+#[async_trait]
+pub trait DattoConnect: Send + Sync {
+    /// `Ok(None)` while the API is not configured (no URL, key or secret).
+    async fn connect(&self) -> Result<Option<std::sync::Arc<dyn DattoApi>>, DattoCallError>;
+}
+
+/// A connector for hosts and tests without Datto API access.
+pub struct NoDattoApi;
+
+#[async_trait]
+impl DattoConnect for NoDattoApi {
+    async fn connect(&self) -> Result<Option<std::sync::Arc<dyn DattoApi>>, DattoCallError> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail() -> OutgoingMail {
+        OutgoingMail {
+            from: "desk@example.com".into(),
+            to: vec!["tech@example.com".into()],
+            subject: "Ticket 1".into(),
+            text: "Hello\nthere".into(),
+        }
+    }
+
+    type Spoil = fn(&mut OutgoingMail);
+
+    #[test]
+    fn header_fields_with_line_breaks_or_bad_addresses_are_refused() {
+        let cases: [(&str, Spoil); 5] = [
+            ("no recipient", |m| m.to.clear()),
+            ("empty sender", |m| m.from.clear()),
+            ("recipient without @", |m| m.to = vec!["tech".into()]),
+            ("line break in subject", |m| m.subject = "a\r\nBcc: x@y".into()),
+            ("line break in recipient", |m| m.to = vec!["a@b\nBcc: x@y".into()]),
+        ];
+        for (reason, spoil) in cases {
+            let mut m = mail();
+            spoil(&mut m);
+            assert!(matches!(m.check(), Err(MailError::Rejected(_))), "{reason}");
+        }
+        assert!(mail().check().is_ok(), "line breaks in the text are fine");
+    }
 }

@@ -367,7 +367,7 @@ impl RecordStore for DownStore {
 async fn a_store_outage_answers_503_without_internal_detail() {
     use tower::ServiceExt;
     let app = spawn_app().await;
-    let mut state = app.state.clone();
+    let mut state = app.ctx.clone();
     state.store = deskbridge::store::Store::new(Arc::new(DownStore), state.clock.clone());
     let router = deskbridge::http::helpdesk_router(state);
     let req = http::Request::post("/api/customers")

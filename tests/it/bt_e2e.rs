@@ -697,7 +697,7 @@ async fn settings_keep_the_secret_write_only_and_validate(d: Desk) {
     assert_eq!(s, 200);
     assert_eq!(v["ok"], true, "{v}");
     bt.fake.push_fault("token", Fault::Status(401));
-    d.state.beyondtrust.forget_token().await;
+    d.ctx.beyondtrust.forget_token().await;
     let (_, v) = d.post("/api/config/beyondtrust/test", json!({})).await;
     assert_eq!(v["ok"], false, "{v}");
     assert!(v["message"].as_str().unwrap().contains("OAuth"), "{v}");
@@ -801,7 +801,7 @@ async fn the_invite_email_goes_out_through_ses_with_the_code_and_the_link() {
     let clock = std::sync::Arc::new(deskbridge::ports::ManualClock::new(crate::desk::fixture_time()));
     let (records, _dir) = deskbridge_tests::stores::sqlite(clock.clone());
     let mut d = crate::desk::desk_on(records, clock);
-    d.state.mailer = mailer;
+    d.ctx.mailer = mailer;
     let bt = setup(&d, json!({"email_from": crate::contract::mailer::SENDER})).await;
     create(
         &d,

@@ -9,8 +9,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use deskbridge::beyondtrust::connect::EVENT_TOKEN;
 use deskbridge::beyondtrust::fake::{FakeBeyondTrust, CLIENT_ID, CLIENT_SECRET};
 use deskbridge::beyondtrust::fixtures;
-use deskbridge::jobs::consumers::{session_import, sqs_batch};
 use deskbridge::ports::{ManualClock, QueueName, SecretString};
+use deskbridge::services::consumers::sqs_batch;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -32,7 +32,7 @@ fn desk() -> (Desk, tempfile::TempDir) {
 
 async fn invoke(d: &Desk, event: &str) -> (u16, Value) {
     let req = lambda_http::request::from_str(event).expect("an API Gateway event");
-    let resp = deskbridge::http::beyondtrust_router(d.state.clone())
+    let resp = deskbridge::http::beyondtrust_router(d.ctx.clone())
         .oneshot(req)
         .await
         .unwrap();
@@ -49,13 +49,13 @@ async fn the_recorded_end_event_is_accepted_and_enqueued_and_a_wrong_token_is_no
     let (s, _) = invoke(&d, &recorded).await;
     assert_eq!(s, 401);
     assert!(d
-        .state
+        .ctx
         .queue
         .receive(QueueName::SessionImport, 10)
         .await
         .unwrap()
         .is_empty());
-    d.state
+    d.ctx
         .secrets
         .put(EVENT_TOKEN, &SecretString::new(RECORDED_TOKEN))
         .await
@@ -63,7 +63,7 @@ async fn the_recorded_end_event_is_accepted_and_enqueued_and_a_wrong_token_is_no
     let (s, v) = invoke(&d, &recorded).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"], "enqueued");
-    let msgs = d.state.queue.receive(QueueName::SessionImport, 10).await.unwrap();
+    let msgs = d.ctx.queue.receive(QueueName::SessionImport, 10).await.unwrap();
     assert_eq!(msgs.len(), 1);
     let body: Value = serde_json::from_str(&msgs[0].body).unwrap();
     assert_eq!(body["lsid"], fixtures::LSID_T1042);
@@ -98,7 +98,7 @@ async fn the_recorded_sqs_batch_imports_and_reports_failures_per_message() {
     // No report yet: the message fails and stays for a retry.
     let event: SqsEvent = serde_json::from_str(&recorded).unwrap();
     let id = event.records[0].message_id.clone().unwrap();
-    let resp = sqs_batch(event, |m| session_import(&d.state, m)).await;
+    let resp = sqs_batch(&d.ctx, QueueName::SessionImport, event).await;
     let failed: Vec<String> = resp
         .batch_item_failures
         .iter()
@@ -108,7 +108,7 @@ async fn the_recorded_sqs_batch_imports_and_reports_failures_per_message() {
     // With the report (ticket 1042 does not exist here): parked for manual linking.
     fake.set_report(fixtures::LSID_T1042, fixtures::REPORT);
     let event: SqsEvent = serde_json::from_str(&recorded).unwrap();
-    let resp = sqs_batch(event, |m| session_import(&d.state, m)).await;
+    let resp = sqs_batch(&d.ctx, QueueName::SessionImport, event).await;
     assert!(resp.batch_item_failures.is_empty());
     let (_, v) = d.get("/api/remote-sessions?linked=false").await;
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
@@ -151,10 +151,10 @@ async fn a_store_failure_answers_503_and_enqueues_nothing() {
     let clock = Arc::new(ManualClock::new(fixture_time()));
     let (records, _dir) = deskbridge_tests::stores::sqlite(clock.clone());
     let healthy = desk_on(records.clone(), clock.clone());
-    let mut failing_state = healthy.state.clone();
+    let mut failing_state = healthy.ctx.clone();
     failing_state.store = deskbridge::store::Store::new(Arc::new(EventWritesFail(records)), clock.clone());
     healthy
-        .state
+        .ctx
         .secrets
         .put(EVENT_TOKEN, &SecretString::new(RECORDED_TOKEN))
         .await
@@ -167,7 +167,7 @@ async fn a_store_failure_answers_503_and_enqueues_nothing() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 503);
     assert!(healthy
-        .state
+        .ctx
         .queue
         .receive(QueueName::SessionImport, 10)
         .await

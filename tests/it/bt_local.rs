@@ -25,8 +25,8 @@ async fn the_local_worker_imports_an_ended_session_onto_its_ticket() {
     )
     .await
     .unwrap();
-    let d = Desk::over(&server.state);
-    let worker = Worker::new(server.state.clone());
+    let d = Desk::over(&server.ctx);
+    let worker = Worker::new(server.ctx.clone());
     let (_, fake) = FakeBeyondTrust::start().await;
     let (s, v) = d
         .put(
@@ -62,7 +62,14 @@ async fn the_local_worker_imports_an_ended_session_onto_its_ticket() {
         )
         .await;
     assert_eq!(s, 200);
-    assert_eq!(worker.drain_once().await, Drained { done: 0, failed: 1 });
+    assert_eq!(
+        worker.drain_once().await,
+        Drained {
+            done: 0,
+            failed: 1,
+            dead: 0
+        }
+    );
     // A second end event with the report in place: imported once.
     fake.set_report(
         lsid,
@@ -81,7 +88,14 @@ async fn the_local_worker_imports_an_ended_session_onto_its_ticket() {
         )
         .await;
     assert_eq!(s, 200);
-    assert_eq!(worker.drain_once().await, Drained { done: 1, failed: 0 });
+    assert_eq!(
+        worker.drain_once().await,
+        Drained {
+            done: 1,
+            failed: 0,
+            dead: 0
+        }
+    );
     let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
     let remote: Vec<_> = t["actions"]
         .as_array()

@@ -13,13 +13,13 @@ use serde_json::json;
 
 use crate::desk::{fixture_json, on_both_stores, Desk, UID};
 
-struct Wired {
-    fake: FakeDatto,
+pub(crate) struct Wired {
+    pub(crate) fake: FakeDatto,
     sleeper: Arc<RecordingSleeper>,
 }
 
 /// Point the desk's Datto settings at a fake seeded with the fixtures.
-async fn wire(d: &mut Desk, per_minute: u32) -> Wired {
+pub(crate) async fn wire(d: &mut Desk, per_minute: u32) -> Wired {
     d.configure_datto().await;
     let clock: Arc<dyn Clock> = d.clock.clone();
     let fake = FakeDatto::start_with_clock(clock.clone()).await;
@@ -35,11 +35,11 @@ async fn wire(d: &mut Desk, per_minute: u32) -> Wired {
             per_minute,
             ..BudgetConfig::default()
         },
-        d.state.store.records().clone(),
+        d.ctx.store.records().clone(),
         clock,
     );
-    d.state.datto = Arc::new(
-        SettingsConnect::new(d.state.store.clone(), d.state.secrets.clone(), true)
+    d.ctx.datto = Arc::new(
+        SettingsConnect::new(d.ctx.store.clone(), d.ctx.secrets.clone(), true)
             .with_sleeper(sleeper.clone())
             .with_budget(budget),
     );
@@ -51,7 +51,7 @@ async fn the_sync_against_the_fake_imports_sites_fills_gaps_and_closes_confirmed
     let (_, t) = d.post("/api/config/datto/test", json!({})).await;
     assert_eq!(t["ok"], true, "{t}");
     let before = w.fake.request_count();
-    let (s, summary) = d.post("/api/sync/datto", json!({})).await;
+    let (s, summary) = d.sync_now().await;
     assert_eq!(s, 200, "{summary}");
     assert_eq!(
         (&summary["sites_created"], &summary["tickets_created"]),
@@ -68,7 +68,7 @@ async fn the_sync_against_the_fake_imports_sites_fills_gaps_and_closes_confirmed
     assert_eq!(by_uid["items"][0]["asset"], "ACME-DC01");
     assert_eq!(by_uid["items"][0]["summary"], "CPU usage 93.4% on ACME-DC01");
     // Re-run: nothing new; the webhook for a polled alert is a duplicate.
-    let (_, again) = d.post("/api/sync/datto", json!({})).await;
+    let (_, again) = d.sync_now().await;
     assert_eq!(
         (&again["sites_created"], &again["tickets_created"]),
         (&json!(0), &json!(0))
@@ -79,7 +79,7 @@ async fn the_sync_against_the_fake_imports_sites_fills_gaps_and_closes_confirmed
     );
     // Resolved in Datto → closed after the confirming GET.
     assert!(w.fake.resolve_in_datto(UID));
-    let (_, s3) = d.post("/api/sync/datto", json!({})).await;
+    let (_, s3) = d.sync_now().await;
     assert_eq!(s3["tickets_closed"], 1, "{s3}");
     let (_, by_uid) = d.get(&format!("/api/tickets?alert_uid={UID}")).await;
     assert_eq!(
@@ -111,7 +111,7 @@ async fn an_agent_close_makes_exactly_one_resolve_call(mut d: Desk) {
         d.webhook(&fixture_json("webhook-resolved.json")).await.1["result"],
         "duplicate"
     );
-    d.state
+    d.ctx
         .queue
         .send(
             QueueName::TicketClosed,
@@ -126,7 +126,7 @@ async fn an_agent_close_makes_exactly_one_resolve_call(mut d: Desk) {
 async fn a_429_storm_backs_off_succeeds_and_never_exceeds_the_budget(mut d: Desk) {
     let w = wire(&mut d, 12).await;
     w.fake.fail_next(3, Failure::TooManyRequests { retry_after: Some(7) });
-    let (s, summary) = d.post("/api/sync/datto", json!({})).await;
+    let (s, summary) = d.sync_now().await;
     assert_eq!(s, 200, "{summary}");
     assert_eq!(summary["tickets_created"], 3, "{summary}");
     let slept = w.sleeper.slept();
@@ -151,21 +151,21 @@ async fn a_403_block_stops_every_datto_call_for_five_minutes() {
     assert_eq!(d.post("/api/config/datto/test", json!({})).await.1["ok"], true);
     w.fake.fail_next_on("/api/v2/account/sites", 1, Failure::Forbidden);
     w.fake.fail_next_on("/api/v2/account/alerts", 1, Failure::Forbidden);
-    let (_, first) = d.post("/api/sync/datto", json!({})).await;
+    let (_, first) = d.sync_now().await;
     assert!(
         !first["errors"].as_array().map(Vec::is_empty).unwrap_or(true),
         "{first}"
     );
     let before = w.fake.request_count();
     d.clock.advance(Duration::from_secs(120));
-    let (_, blocked) = d.post("/api/sync/datto", json!({})).await;
+    let (_, blocked) = d.sync_now().await;
     assert_eq!(
         w.fake.request_count(),
         before,
         "no call reaches Datto during the block: {blocked}"
     );
     d.clock.advance(Duration::from_secs(200));
-    let (_, after) = d.post("/api/sync/datto", json!({})).await;
+    let (_, after) = d.sync_now().await;
     assert_eq!(after["tickets_created"], 3, "calls resume after five minutes: {after}");
 }
 
@@ -176,11 +176,11 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
     let mut d = crate::desk::desk_on(records, clock);
     let w = wire(&mut d, 500).await;
     w.fake.fail_next(2, Failure::ServerError(503));
-    let (_, ok) = d.post("/api/sync/datto", json!({})).await;
+    let (_, ok) = d.sync_now().await;
     assert_eq!(ok["tickets_created"], 3, "two 503s are retried: {ok}");
     let before = w.fake.request_count();
     w.fake.fail_next(50, Failure::ServerError(502));
-    let (_, failed) = d.post("/api/sync/datto", json!({})).await;
+    let (_, failed) = d.sync_now().await;
     assert!(!failed["errors"].as_array().unwrap().is_empty(), "{failed}");
     let used = w.fake.request_count() - before;
     // Three calls (request rate, sites, open alerts), each tried at most 1 + 3 times.

@@ -1,4 +1,4 @@
-//! A router-level harness over any record store: the same `AppState` the hosts build, with
+//! A router-level harness over any record store: the same `Context` the hosts build, with
 //! a manual clock, driven in-process with `oneshot`. `on_both_stores!` stamps a scenario
 //! once for SQLite and once for DynamoDB Local.
 
@@ -10,8 +10,8 @@ use deskbridge::adapters::secrets_file::FileSecretStore;
 use deskbridge::adapters::sqlite_queue::SqliteQueue;
 use deskbridge::config::HttpConfig;
 use deskbridge::datto::state::{WebhookState, SECRET_NAME};
-use deskbridge::http::AppState;
 use deskbridge::ports::{Clock, ManualClock, RecordStore, SecretString};
+use deskbridge::services::Context;
 use deskbridge::store::Store;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -22,9 +22,9 @@ pub const STATE: &str = "s3cr3t-example";
 pub const UID: &str = "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94";
 
 pub struct Desk {
-    pub state: AppState,
+    pub ctx: Context,
     pub clock: Arc<ManualClock>,
-    /// The local mailer behind `state.mailer`.
+    /// The local mailer behind `ctx.mailer`.
     pub outbox: Arc<OutboxMailer>,
     _dir: tempfile::TempDir,
 }
@@ -44,7 +44,7 @@ pub fn desk_on(records: Arc<dyn RecordStore>, clock: Arc<ManualClock>) -> Desk {
         Arc::new(FileSecretStore::new(dir.path().join("secrets.json")).unwrap());
     let beyondtrust = deskbridge::beyondtrust::connect::SettingsConnect::new(store.clone(), secrets.clone(), true)
         .with_retry(deskbridge::beyondtrust::RetryPolicy::immediate(2));
-    let state = AppState {
+    let ctx = Context {
         store,
         queue: Arc::new(
             SqliteQueue::open(
@@ -58,11 +58,11 @@ pub fn desk_on(records: Arc<dyn RecordStore>, clock: Arc<ManualClock>) -> Desk {
         secrets,
         clock: clock_dyn,
         config: Arc::new(HttpConfig::new(SecretString::new(TOKEN), "https://desk.example.test")),
-        datto: Arc::new(deskbridge::jobs::datto_api::NoDattoApi),
+        datto: Arc::new(deskbridge::ports::NoDattoApi),
         beyondtrust: Arc::new(beyondtrust),
     };
     Desk {
-        state,
+        ctx,
         clock,
         outbox,
         _dir: dir,
@@ -71,7 +71,7 @@ pub fn desk_on(records: Arc<dyn RecordStore>, clock: Arc<ManualClock>) -> Desk {
 
 impl Desk {
     pub fn router(&self) -> axum::Router {
-        deskbridge::http::full_router(self.state.clone())
+        deskbridge::http::full_router(self.ctx.clone())
     }
 
     pub async fn call(
@@ -143,7 +143,7 @@ impl Desk {
             previous: None,
             rotated_at: None,
         };
-        self.state
+        self.ctx
             .secrets
             .put(SECRET_NAME, &SecretString::new(serde_json::to_string(&st).unwrap()))
             .await
@@ -228,13 +228,13 @@ impl NowUtc for ManualClock {
 
 impl Desk {
     /// A harness over an existing server's state (sharing its storage and secrets).
-    pub fn over(state: &AppState) -> Desk {
-        let mut state = state.clone();
-        state.config = Arc::new(HttpConfig::new(SecretString::new(TOKEN), &state.config.public_url));
+    pub fn over(ctx: &Context) -> Desk {
+        let mut ctx = ctx.clone();
+        ctx.config = Arc::new(HttpConfig::new(SecretString::new(TOKEN), &ctx.config.public_url));
         let dir = tempfile::tempdir().unwrap();
         let outbox = Arc::new(OutboxMailer::new(dir.path().join("outbox")).unwrap());
         Desk {
-            state,
+            ctx,
             clock: Arc::new(ManualClock::new(chrono::Utc::now())),
             outbox,
             _dir: dir,
@@ -246,9 +246,27 @@ impl Desk {
     /// Run what is visible on `queue` once through the local worker's loop and the
     /// queue's consumer; failures are released at once. `(received, failed)`.
     pub async fn drain(&self, queue: deskbridge::ports::QueueName) -> (usize, usize) {
-        let d = deskbridge_local::worker::Worker::new(self.state.clone())
+        let d = deskbridge_local::worker::Worker::new(self.ctx.clone())
             .drain_queue(queue, |_| std::time::Duration::ZERO)
             .await;
         (d.done + d.failed, d.failed)
+    }
+}
+
+impl Desk {
+    /// `POST /api/sync/datto` as a caller sees it end to end: the 202 with a `run_id`, the
+    /// `datto-sync` queue drained through the worker, then `GET /api/sync/datto/runs/{id}`.
+    /// A refused POST comes back as it was answered.
+    pub async fn sync_now(&self) -> (u16, Value) {
+        let (s, queued) = self.post("/api/sync/datto", json!({})).await;
+        if s != 202 {
+            return (s, queued);
+        }
+        let run_id = queued["run_id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no run_id in {queued}"));
+        let (_, failed) = self.drain(deskbridge::ports::QueueName::DattoSync).await;
+        assert_eq!(failed, 0, "the sync run's message failed");
+        self.get(&format!("/api/sync/datto/runs/{run_id}")).await
     }
 }

@@ -1,7 +1,7 @@
 //! Test harness: `spawn_app` starts the real local server on a random loopback port with a
 //! fresh data dir and returns a `TestApp` that speaks HTTP to it.
 
-use deskbridge::http::AppState;
+use deskbridge::services::Context;
 use deskbridge_local::{LocalConfig, LocalServer};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -11,7 +11,7 @@ pub const TOKEN: &str = "test-token-0123456789";
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub state: AppState,
+    pub ctx: Context,
     _dir: tempfile::TempDir,
     /// Dropping it stops the server: it lives as long as the `TestApp`.
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -35,7 +35,7 @@ pub async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
     .await
     .expect("server builds");
     let addr = server.addr;
-    let state = server.state.clone();
+    let ctx = server.ctx.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async move {
         let _ = rx.await;
@@ -43,7 +43,7 @@ pub async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
-        state,
+        ctx,
         _dir: dir,
         _stop: tx,
     }

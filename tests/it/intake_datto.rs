@@ -59,9 +59,14 @@ async fn raised_makes_one_well_filled_ticket(d: Desk) {
 async fn repeats_and_the_email_for_the_same_alert_are_duplicates(d: Desk) {
     d.configure_datto().await;
     // E-mail first, then the webhook twice, then the e-mail again.
-    let mail = deskbridge::intake::mail::ingest_mail(&d.state.store, &fixture("alert-email.eml"), d.clock.now_utc())
-        .await
-        .unwrap();
+    let mail = deskbridge::intake::mail::ingest_mail(
+        &d.ctx.store,
+        d.ctx.queue.as_ref(),
+        &fixture("alert-email.eml"),
+        d.clock.now_utc(),
+    )
+    .await
+    .unwrap();
     let deskbridge::intake::mail::MailOutcome::Applied(first) = mail else {
         panic!("{mail:?}")
     };
@@ -71,9 +76,14 @@ async fn repeats_and_the_email_for_the_same_alert_are_duplicates(d: Desk) {
     assert_eq!(r["ticket_id"].as_u64(), first.ticket_id);
     let (_, r) = d.webhook(&raised()).await;
     assert_eq!(r["result"], "duplicate");
-    let again = deskbridge::intake::mail::ingest_mail(&d.state.store, &fixture("alert-email.eml"), d.clock.now_utc())
-        .await
-        .unwrap();
+    let again = deskbridge::intake::mail::ingest_mail(
+        &d.ctx.store,
+        d.ctx.queue.as_ref(),
+        &fixture("alert-email.eml"),
+        d.clock.now_utc(),
+    )
+    .await
+    .unwrap();
     assert!(
         matches!(again, deskbridge::intake::mail::MailOutcome::Applied(ref r) if r.result == deskbridge::domain::alerts::Outcome::Duplicate)
     );
@@ -456,7 +466,9 @@ async fn alert_mails_are_checked_for_sender_and_uid(d: Desk) {
         "From: Datto RMM <noreply@centrastage.net.evil.example>",
     );
     assert!(matches!(
-        ingest_mail(&d.state.store, forged.as_bytes(), now).await.unwrap(),
+        ingest_mail(&d.ctx.store, d.ctx.queue.as_ref(), forged.as_bytes(), now)
+            .await
+            .unwrap(),
         MailOutcome::Dropped(_)
     ));
     let no_uid = eml.replace(
@@ -464,7 +476,9 @@ async fn alert_mails_are_checked_for_sender_and_uid(d: Desk) {
         "Subject: High",
     );
     assert!(matches!(
-        ingest_mail(&d.state.store, no_uid.as_bytes(), now).await.unwrap(),
+        ingest_mail(&d.ctx.store, d.ctx.queue.as_ref(), no_uid.as_bytes(), now)
+            .await
+            .unwrap(),
         MailOutcome::Unusable(_)
     ));
     assert!(d.tickets().await.is_empty());
@@ -478,7 +492,10 @@ async fn alert_mails_are_checked_for_sender_and_uid(d: Desk) {
         .any(|e| e["outcome"] == "unusable" && e["reason"].as_str().unwrap().contains("Alert{uid}")));
 
     let html_only = "From: \"Datto\" <NoReply@centrastage.net>\r\nTo: desk@example.test\r\nSubject: =?UTF-8?Q?Alert{_3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28_}_Backup_=E2=80=93_failed?=\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n<html><body><p>Priority: Low</p><p>Device: BIRCH-PC07</p><p>Alert: Backup job failed</p></body></html>\r\n";
-    let MailOutcome::Applied(r) = ingest_mail(&d.state.store, html_only.as_bytes(), now).await.unwrap() else {
+    let MailOutcome::Applied(r) = ingest_mail(&d.ctx.store, d.ctx.queue.as_ref(), html_only.as_bytes(), now)
+        .await
+        .unwrap()
+    else {
         panic!("html-only mail refused")
     };
     let (_, t) = d.get(&format!("/api/tickets/{}", r.ticket_id.unwrap())).await;
@@ -487,7 +504,7 @@ async fn alert_mails_are_checked_for_sender_and_uid(d: Desk) {
     assert_eq!(t["priority"], "low");
 
     let with_attachment = "From: noreply@centrastage.net\r\nTo: desk@example.test\r\nSubject: Alert{c8a2e5f1-3b7d-4a96-8e0c-f4d1b2a3c5e7} Disk\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nPriority: Moderate\r\nDevice: BIRCH-FS01\r\nAlert: Volume D: has 4.5% free\r\n\r\n--b1\r\nContent-Type: application/pdf; name=\"report.pdf\"\r\nContent-Disposition: attachment; filename=\"report.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcOkw7zDtsOfCg==\r\n--b1--\r\n";
-    let MailOutcome::Applied(r) = ingest_mail(&d.state.store, with_attachment.as_bytes(), now)
+    let MailOutcome::Applied(r) = ingest_mail(&d.ctx.store, d.ctx.queue.as_ref(), with_attachment.as_bytes(), now)
         .await
         .unwrap()
     else {

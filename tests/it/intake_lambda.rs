@@ -30,7 +30,7 @@ fn event_text(name: &str) -> String {
 async fn the_api_gateway_webhook_event_goes_through_the_datto_webhook_router() {
     let (d, _dir) = sqlite_desk();
     d.configure_datto().await;
-    let router = || deskbridge::http::datto_router(d.state.clone());
+    let router = || deskbridge::http::datto_router(d.ctx.clone());
     let req = lambda_http::request::from_str(&event_text("datto-webhook-raised.json")).unwrap();
     let resp = router().oneshot(req).await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
@@ -62,8 +62,8 @@ async fn the_ses_event_creates_the_ticket_and_a_failed_verdict_drops_the_mail() 
     d.configure_datto().await;
     let event: SimpleEmailEvent = serde_json::from_str(&event_text("ses-inbound-mail.json")).unwrap();
     let out = handle_ses_event(
-        &d.state.store,
-        d.state.queue.as_ref(),
+        &d.ctx.store,
+        d.ctx.queue.as_ref(),
         &FixtureMail,
         event.clone(),
         d.clock.now_utc(),
@@ -79,8 +79,8 @@ async fn the_ses_event_creates_the_ticket_and_a_failed_verdict_drops_the_mail() 
     let mut spam = event;
     spam.records[0].ses.receipt.spam_verdict.status = Some("FAIL".into());
     let out = handle_ses_event(
-        &d.state.store,
-        d.state.queue.as_ref(),
+        &d.ctx.store,
+        d.ctx.queue.as_ref(),
         &FixtureMail,
         spam,
         d.clock.now_utc(),
@@ -125,22 +125,16 @@ async fn the_s3_mail_source_reads_what_ses_stored_in_moto() {
     let (d, _dir) = sqlite_desk();
     d.configure_datto().await;
     let event: SimpleEmailEvent = serde_json::from_str(&event_text("ses-inbound-mail.json")).unwrap();
-    let out = handle_ses_event(
-        &d.state.store,
-        d.state.queue.as_ref(),
-        &source,
-        event,
-        d.clock.now_utc(),
-    )
-    .await
-    .unwrap();
+    let out = handle_ses_event(&d.ctx.store, d.ctx.queue.as_ref(), &source, event, d.clock.now_utc())
+        .await
+        .unwrap();
     assert!(matches!(&out[..], [MailOutcome::Applied(r)] if r.ticket_id.is_some()));
 }
 
 #[tokio::test]
 async fn local_mail_takes_a_raw_message_like_ses_would() {
     let app = crate::helpers::spawn_app().await;
-    let d = Desk::over(&app.state);
+    let d = Desk::over(&app.ctx);
     d.configure_datto().await;
     let (s, r) = app
         .post_raw("/local/mail", "message/rfc822", fixture("alert-email.eml"))
@@ -189,11 +183,11 @@ impl RecordStore for OutageDuringIntake {
 
 /// Runs on both stores: the outage wraps whichever store the desk uses.
 async fn a_store_failure_during_intake_answers_503_and_leaves_no_partial_state(healthy: Desk) {
-    let records = healthy.state.store.records().clone();
+    let records = healthy.ctx.store.records().clone();
     let clock = healthy.clock.clone();
     healthy.configure_datto().await;
     let mut broken = desk_on(Arc::new(OutageDuringIntake(records)), clock);
-    broken.state.secrets = healthy.state.secrets.clone();
+    broken.ctx.secrets = healthy.ctx.secrets.clone();
     let (s, e) = broken.webhook(&crate::desk::fixture_json("webhook-raised.json")).await;
     assert_eq!((s, e["error"].as_str()), (503, Some("STORE_UNAVAILABLE")), "{e}");
     assert!(healthy.tickets().await.is_empty(), "no ticket without its alert");

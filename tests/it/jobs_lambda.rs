@@ -1,10 +1,11 @@
 //! The job Lambdas' event paths: recorded SQS and EventBridge events from tests/events/
-//! through the same `sqs_batch` + consumer (or `scheduled`) their `main.rs` runs.
+//! through the same `sqs_batch` + consumer (or `datto_sync::lambda_event`) their `main.rs` runs.
 
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use deskbridge::jobs::consumers::{alert_enrich, sqs_batch, ticket_closed};
+use deskbridge::ports::QueueName;
+use deskbridge::services::consumers::sqs_batch;
 use serde_json::json;
 
 use crate::desk::{desk_on, fixture_json, fixture_time, Desk, UID};
@@ -26,9 +27,9 @@ async fn desk_with_ticket_1042() -> (Desk, tempfile::TempDir, Arc<ScriptedDatto>
     records.increment("counter", "ticket", 1041).await.unwrap();
     let (_, r) = d.webhook(&fixture_json("webhook-raised.json")).await;
     assert_eq!(r["ticket_id"], 1042);
-    d.state.store.close_ticket_by_agent(1042, "fixed", None).await.unwrap();
+    d.ctx.store.close_ticket_by_agent(1042, "fixed", None).await.unwrap();
     let datto = ScriptedDatto::with_open(UID);
-    d.state.datto = Arc::new(ScriptedConnect(datto.clone()));
+    d.ctx.datto = Arc::new(ScriptedConnect(datto.clone()));
     (d, dir, datto)
 }
 
@@ -38,33 +39,28 @@ async fn the_ticket_closed_batch_reports_exactly_the_failing_records() {
     // Ticket 1057's message names an alert Datto answers 429 for; the third is malformed.
     let ev: SqsEvent = event("ticket-close-propagator.json");
     let c8 = "c8a2e5f1-3b7d-4a96-8e0c-f4d1b2a3c5e7";
-    d.state
-        .store
-        .records()
-        .increment("counter", "ticket", 14)
-        .await
-        .unwrap();
+    d.ctx.store.records().increment("counter", "ticket", 14).await.unwrap();
     let mut other = fixture_json("webhook-raised.json");
     other["alert_uid"] = json!(c8);
     let (_, r) = d.webhook(&other).await;
     assert_eq!(r["ticket_id"], 1057);
-    d.state.store.close_ticket_by_agent(1057, "", None).await.unwrap();
+    d.ctx.store.close_ticket_by_agent(1057, "", None).await.unwrap();
     datto
         .alerts
         .lock()
         .unwrap()
         .insert(c8.into(), (false, Default::default()));
-    let state = d.state.clone();
+    let state = d.ctx.clone();
     // 1042 first (succeeds); then 1057's first Datto call answers 429 and the third record
     // is malformed: exactly those two come back.
     let mut first_only = ev.clone();
     first_only.records.truncate(1);
-    let first = sqs_batch(first_only, |m| ticket_closed(&state, m)).await;
+    let first = sqs_batch(&state, QueueName::TicketClosed, first_only).await;
     assert!(first.batch_item_failures.is_empty());
     datto.fail_next.store(1, std::sync::atomic::Ordering::SeqCst);
     let mut rest = ev;
     rest.records.remove(0);
-    let response = sqs_batch(rest, |m| ticket_closed(&state, m)).await;
+    let response = sqs_batch(&state, QueueName::TicketClosed, rest).await;
     let mut failed: Vec<String> = response
         .batch_item_failures
         .iter()
@@ -91,9 +87,9 @@ async fn the_ticket_closed_batch_reports_exactly_the_failing_records() {
 async fn the_alert_enrich_event_adds_the_details_once() {
     let (d, _dir, _datto) = desk_with_ticket_1042().await;
     let ev: SqsEvent = event("alert-enricher.json");
-    let response = sqs_batch(ev.clone(), |m| alert_enrich(&d.state, m)).await;
+    let response = sqs_batch(&d.ctx, QueueName::AlertEnrich, ev.clone()).await;
     assert!(response.batch_item_failures.is_empty());
-    sqs_batch(ev, |m| alert_enrich(&d.state, m)).await;
+    sqs_batch(&d.ctx, QueueName::AlertEnrich, ev).await;
     let (_, t) = d.get("/api/tickets/1042").await;
     let details = t["actions"]
         .as_array()
@@ -107,19 +103,90 @@ async fn the_alert_enrich_event_adds_the_details_once() {
 #[tokio::test]
 async fn the_schedule_event_runs_a_sync_or_says_why_not() {
     let (mut d, _dir, _datto) = desk_with_ticket_1042().await;
-    let _event: aws_lambda_events::event::eventbridge::EventBridgeEvent<serde_json::Value> =
-        event("scheduled-alert-sync.json");
-    let summary = deskbridge::jobs::alert_sync::scheduled(&d.state, "7e3b9c41")
-        .await
-        .unwrap();
+    let schedule: serde_json::Value = event("scheduled-alert-sync.json");
+    let _typed: aws_lambda_events::event::eventbridge::EventBridgeEvent<serde_json::Value> =
+        serde_json::from_value(schedule.clone()).unwrap();
+    let summary = schedule_then_run(&d, &schedule).await;
     assert_eq!(summary["skipped"], false, "{summary}");
     assert_eq!(summary["closes_requeued"], 0);
-    d.state.datto = Arc::new(deskbridge::jobs::datto_api::NoDattoApi);
-    let summary = deskbridge::jobs::alert_sync::scheduled(&d.state, "7e3b9c41")
-        .await
-        .unwrap();
+    assert_eq!(
+        (summary["state"].as_str(), summary["trigger"].as_str()),
+        (Some("done"), Some("schedule"))
+    );
+    d.ctx.datto = Arc::new(deskbridge::ports::NoDattoApi);
+    let summary = schedule_then_run(&d, &schedule).await;
     assert_eq!(
         (summary["skipped"].as_bool(), summary["reason"].as_str()),
         (Some(true), Some("Datto API not configured"))
+    );
+    assert_eq!(summary["state"], "skipped");
+}
+
+/// The schedule event queues a run; the `datto-sync` SQS event that follows (built from
+/// the queued message, as Lambda would deliver it) runs it. Answers the stored run.
+async fn schedule_then_run(d: &Desk, schedule: &serde_json::Value) -> serde_json::Value {
+    use deskbridge::services::datto_sync::lambda_event;
+    let queued = lambda_event(&d.ctx, schedule.clone()).await.unwrap();
+    assert_eq!(queued["state"], "queued", "{queued}");
+    let msgs = d.ctx.queue.receive(QueueName::DattoSync, 10).await.unwrap();
+    assert_eq!(msgs.len(), 1);
+    let sqs = json!({"Records": [{
+        "messageId": msgs[0].id, "receiptHandle": msgs[0].receipt, "body": msgs[0].body,
+        "eventSource": "aws:sqs", "awsRegion": "eu-west-1",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:deskbridge-datto-sync",
+    }]});
+    let answer = lambda_event(&d.ctx, sqs).await.unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    d.ctx.queue.ack(QueueName::DattoSync, &msgs[0].receipt).await.unwrap();
+    let (s, run) = d.get(&format!("/api/sync/datto/runs/{}", queued["run_id"])).await;
+    assert_eq!(s, 200, "{run}");
+    run
+}
+
+/// On the SQS path a message that can never succeed goes to the dead-letter queue at once:
+/// it is not reported as a batch failure (Lambda deletes it), and the DLQ holds it after
+/// its first receive, against real SQS semantics (moto).
+#[tokio::test]
+async fn a_permanent_failure_on_the_sqs_path_is_dead_lettered_at_once() {
+    let Some(endpoint) = deskbridge_tests::emulators::moto() else {
+        return;
+    };
+    let client = aws_sdk_sqs::Client::new(&deskbridge_tests::emulators::aws_config(&endpoint).await);
+    let prefix = format!("{}-", deskbridge_tests::emulators::unique("deskbridge"));
+    let queues = deskbridge::adapters::sqs::create_queues(&client, &prefix, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let sqs: Arc<dyn deskbridge::ports::Queue> = Arc::new(deskbridge::adapters::sqs::SqsQueue::new(client, queues));
+    let (mut d, _dir, datto) = desk_with_ticket_1042().await;
+    d.ctx.queue = sqs.clone();
+    sqs.send(QueueName::TicketClosed, "this is not json").await.unwrap();
+    sqs.send(
+        QueueName::TicketClosed,
+        &json!({"ticket_id": 1042, "alert_uid": UID}).to_string(),
+    )
+    .await
+    .unwrap();
+    let mut msgs = Vec::new();
+    for _ in 0..5 {
+        msgs.extend(sqs.receive(QueueName::TicketClosed, 10).await.unwrap());
+        if msgs.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(msgs.len(), 2);
+    let records: Vec<serde_json::Value> = msgs
+        .iter()
+        .map(|m| json!({"messageId": m.id, "receiptHandle": m.receipt, "body": m.body, "eventSource": "aws:sqs"}))
+        .collect();
+    let ev: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let response = sqs_batch(&d.ctx, QueueName::TicketClosed, ev).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(datto.resolves.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let dead = sqs.dead_letters(QueueName::TicketClosed).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].body, "this is not json");
+    assert!(
+        sqs.receive(QueueName::TicketClosed, 10).await.unwrap().is_empty(),
+        "the poison message left the source queue"
     );
 }

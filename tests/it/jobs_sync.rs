@@ -12,7 +12,7 @@ const BIRCH_DISK: &str = "c8a2e5f1-3b7d-4a96-8e0c-f4d1b2a3c5e7";
 const BIRCH_BACKUP: &str = "3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28";
 
 async fn sync(d: &Desk, datto: &ScriptedDatto) -> deskbridge::jobs::alert_sync::SyncSummary {
-    run_once(&d.state.store, d.state.queue.as_ref(), datto, "test-run")
+    run_once(&d.ctx.store, d.ctx.queue.as_ref(), datto, "test-run")
         .await
         .unwrap()
 }
@@ -143,7 +143,7 @@ async fn overlapping_sync_runs_leave_the_work_to_one(d: Desk) {
     d.configure_datto().await;
     let datto = ScriptedDatto::from_fixtures();
     let held = d
-        .state
+        .ctx
         .store
         .acquire_lease("datto-sync", "other-run", chrono::Duration::minutes(10))
         .await
@@ -153,7 +153,7 @@ async fn overlapping_sync_runs_leave_the_work_to_one(d: Desk) {
     assert!(s.skipped);
     assert_eq!(datto.requests_used(), 0, "the skipped run made no Datto call");
     assert!(d.tickets().await.is_empty());
-    d.state.store.release_lease(&held).await.unwrap();
+    d.ctx.store.release_lease(&held).await.unwrap();
     let s = sync(&d, &datto).await;
     assert!(!s.skipped && s.tickets_created == 3);
     // Two at once: the lease lets at most one work; the other skips without calling Datto.
@@ -165,7 +165,7 @@ async fn overlapping_sync_runs_leave_the_work_to_one(d: Desk) {
     assert_eq!(datto.requests_used() - before, if workers == 1 { 3 } else { 0 });
 }
 
-use deskbridge::jobs::datto_api::DattoApi;
+use deskbridge::ports::DattoApi;
 
 on_both_stores!(
     two_pages_of_sites_become_customers_and_a_rerun_changes_nothing,
@@ -183,7 +183,7 @@ async fn with_api(mut d: Desk) -> (Desk, std::sync::Arc<ScriptedDatto>) {
     cfg["api_secret"] = json!("SECRET");
     assert_eq!(d.put("/api/config/datto", cfg).await.0, 200);
     let datto = ScriptedDatto::from_fixtures();
-    d.state.datto = std::sync::Arc::new(crate::scripted_datto::ScriptedConnect(datto.clone()));
+    d.ctx.datto = std::sync::Arc::new(crate::scripted_datto::ScriptedConnect(datto.clone()));
     (d, datto)
 }
 
@@ -209,7 +209,7 @@ async fn a_webhook_ticket_gets_its_enrichment_and_a_failure_only_delays_it(d: De
     assert!(note.contains("Operating system: Windows Server 2022"), "{note}");
     // A duplicate message adds nothing; a duplicate webhook asks for nothing.
     let body = json!({"ticket_id": r["ticket_id"], "alert_uid": UID}).to_string();
-    deskbridge::jobs::enrichment::enrich(&d.state.store, datto.as_ref(), &body)
+    deskbridge::jobs::enrichment::enrich(&d.ctx.store, datto.as_ref(), &body)
         .await
         .unwrap();
     d.webhook(&fixture_json("webhook-raised.json")).await;
@@ -227,10 +227,7 @@ async fn sync_now_and_the_config_test_answer_in_plain_words(d: Desk) {
     let (s, t) = d.post("/api/config/datto/test", json!({})).await;
     assert_eq!((s, t["ok"].as_bool()), (200, Some(false)));
     assert!(t["message"].as_str().unwrap().contains("not configured"));
-    assert_eq!(
-        d.post("/api/sync/datto", json!({})).await.1["error"],
-        "DATTO_API_NOT_CONFIGURED"
-    );
+    assert_eq!(d.sync_now().await.1["error"], "DATTO_API_NOT_CONFIGURED");
     let (d, datto) = with_api(d).await;
     let (_, t) = d.post("/api/config/datto/test", json!({})).await;
     assert_eq!(
@@ -243,7 +240,7 @@ async fn sync_now_and_the_config_test_answer_in_plain_words(d: Desk) {
         (t["ok"].as_bool(), t["message"].as_str()),
         (Some(false), Some("429 Too Many Requests"))
     );
-    let (s, summary) = d.post("/api/sync/datto", json!({})).await;
+    let (s, summary) = d.sync_now().await;
     assert_eq!(s, 200, "{summary}");
     assert_eq!(
         (

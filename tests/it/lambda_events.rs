@@ -22,7 +22,7 @@ async fn invoke(router: axum::Router, name: &str) -> (u16, Value) {
 #[tokio::test]
 async fn helpdesk_api_events_go_through_the_lambda_request_path() {
     let app = spawn_app().await;
-    let router = || deskbridge::http::helpdesk_router(app.state.clone());
+    let router = || deskbridge::http::helpdesk_router(app.ctx.clone());
 
     let (s, body) = invoke(router(), "helpdesk-api-healthz.json").await;
     assert_eq!((s, body["status"].as_str()), (200, Some("ok")));

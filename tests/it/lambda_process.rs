@@ -146,6 +146,39 @@ async fn drain(stack: &Stack, logical_id: &str) -> Vec<String> {
     }
 }
 
+/// The messages waiting in queue `logical_id`, received as Lambda's SQS trigger receives
+/// them and handed over as its event (real receipt handles, so acks and dead-letters work).
+async fn sqs_event(stack: &Stack, logical_id: &str) -> Value {
+    let url = stack.value(logical_id).unwrap();
+    let arn = stack.value(&format!("{logical_id}.Arn")).unwrap();
+    let got = stack
+        .sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = got
+        .messages()
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": "eu-west-1",
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
 /// A malformed message is never silently dropped: the function either lists it as failed
 /// (SQS redelivers it, then dead-letters it) or has moved it to the queue's DLQ itself.
 async fn assert_failed_or_dead_lettered(stack: &Stack, dlq: &str, failed: &[String], id: &str, body: &str) {
@@ -424,10 +457,38 @@ async fn the_helpdesk_and_datto_functions_serve_their_recorded_events_as_lambda_
     assert_eq!(datto.alert(UID).unwrap()["resolved"], json!(true));
     assert_eq!(datto.count(&format!("/api/v2/alert/{UID}/resolve")), 1);
 
-    // scheduled-alert-sync: the recorded schedule event runs one sync.
+    // scheduled-alert-sync: the recorded schedule event queues a run on datto-sync; the same
+    // process consumes that message (as Lambda's SQS trigger hands it over) and runs it.
     let mut sync = start(&stack, &template, "scheduled-alert-sync").await;
-    let summary = sync.respond_to_file("scheduled-alert-sync.json").await;
-    assert_eq!(summary["skipped"], json!(false), "{summary}");
+    let queued = sync.respond_to_file("scheduled-alert-sync.json").await;
+    assert_eq!(queued["state"], json!("queued"), "{queued}");
+    let run_id = queued["run_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no run_id: {queued}"));
+    let runs = sqs_event(&stack, "DattoSyncQueue").await;
+    assert_eq!(message_ids(&runs).len(), 1, "one queued run: {runs}");
+    let v = sync.respond(runs).await;
+    assert_eq!(failed_ids(&v), Vec::<String>::new(), "{v}");
+    let (_, run) = api(&mut helpdesk, "GET", &format!("/api/sync/datto/runs/{run_id}"), None).await;
+    assert_eq!(run["state"], json!("done"), "{run}");
+    assert_eq!(run["skipped"], json!(false), "{run}");
+    // A run message that can never be read is dead-lettered at once, not retried.
+    let garbage = "{\"run_id\": \"not a number\"}";
+    stack
+        .sqs
+        .send_message()
+        .queue_url(stack.value("DattoSyncQueue").unwrap())
+        .message_body(garbage)
+        .send()
+        .await
+        .unwrap();
+    let v = sync.respond(sqs_event(&stack, "DattoSyncQueue").await).await;
+    assert_eq!(
+        failed_ids(&v),
+        Vec::<String>::new(),
+        "dead-lettered, so not failed: {v}"
+    );
+    assert_eq!(drain(&stack, "DattoSyncDlq").await, vec![garbage.to_string()]);
 
     // The table goes away: HTTP functions answer 503, the others report handler errors,
     // and every process serves the next event.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use deskbridge::domain::alerts::{AlertFacts, AlertUid};
-use deskbridge::jobs::datto_api::{DattoAlert, DattoApi, DattoCallError, DattoSite, ResolveResult};
+use deskbridge::ports::{DattoAlert, DattoApi, DattoCallError, DattoSite, ResolveResult};
 use serde_json::Value;
 
 #[derive(Default)]
@@ -91,7 +91,7 @@ pub fn facts_of(a: &Value) -> AlertFacts {
         site_name: s(&a["alertSourceInfo"]["siteName"]),
         diagnostics: s(&a["diagnostics"]),
         context: Some(a["alertContext"].clone()),
-        additional_values: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -161,7 +161,7 @@ impl DattoApi for ScriptedDatto {
 pub struct ScriptedConnect(pub Arc<ScriptedDatto>);
 
 #[async_trait]
-impl deskbridge::jobs::datto_api::DattoConnect for ScriptedConnect {
+impl deskbridge::ports::DattoConnect for ScriptedConnect {
     async fn connect(&self) -> Result<Option<Arc<dyn DattoApi>>, DattoCallError> {
         Ok(Some(self.0.clone()))
     }

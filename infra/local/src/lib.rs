@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use deskbridge::adapters::outbox::OutboxMailer;
 use deskbridge::adapters::secrets_file::FileSecretStore;
 use deskbridge::adapters::sqlite_queue::SqliteQueue;
 use deskbridge::adapters::sqlite_store::SqliteRecordStore;
 use deskbridge::config::HttpConfig;
-use deskbridge::http::AppState;
 use deskbridge::ports::{Clock, SecretString, SystemClock};
+use deskbridge::services::Context;
 use deskbridge::store::Store;
 use tokio::net::TcpListener;
 
@@ -34,7 +34,7 @@ pub struct LocalConfig {
 
 /// A server ready to run: its state and the address it is bound to.
 pub struct LocalServer {
-    pub state: AppState,
+    pub ctx: Context,
     pub outbox: Arc<OutboxMailer>,
     pub addr: SocketAddr,
     listener: TcpListener,
@@ -116,7 +116,7 @@ impl LocalServer {
             secrets.clone(),
             config.allow_loopback_vendors,
         );
-        let state = AppState {
+        let ctx = Context {
             store,
             queue: Arc::new(queue),
             mailer: outbox.clone(),
@@ -127,7 +127,7 @@ impl LocalServer {
             beyondtrust: Arc::new(beyondtrust),
         };
         Ok(LocalServer {
-            state,
+            ctx,
             outbox,
             addr,
             listener,
@@ -137,9 +137,9 @@ impl LocalServer {
     /// Serve (and run the background worker) until `shutdown` resolves, then finish
     /// in-flight requests, stop the worker and return.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let router = routes::local_router(self.state.clone(), self.outbox.clone());
+        let router = local_router(self.ctx.clone(), self.outbox.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn(worker::Worker::new(self.state.clone()).run(stop_rx));
+        let worker = tokio::spawn(worker::Worker::new(self.ctx.clone()).run(stop_rx));
         tracing::info!(addr = %self.addr, "deskbridge listening");
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
@@ -174,6 +174,18 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Every route the local server serves: the shared routers and its own.
+pub fn local_router(ctx: Context, outbox: Arc<OutboxMailer>) -> axum::Router {
+    routes::local_router(ctx, outbox)
+}
+
+/// The OpenAPI document of the local server's routes (the shared ones and its own), as
+/// `GET /api/openapi.json` serves it.
+pub fn openapi_json() -> String {
+    let doc = deskbridge::http::document_with(routes::local_routes());
+    serde_json::to_string_pretty(&doc).expect("serializable")
+}
+
 mod routes {
     //! Routes only the local server has: the outbox viewer and `POST /local/mail`, which
     //! stands in for SES receipt (raw RFC 5322 body; bearer token required).
@@ -182,56 +194,69 @@ mod routes {
 
     use axum::body::Bytes;
     use axum::extract::State;
-    use axum::http::StatusCode;
-    use axum::response::{IntoResponse, Response};
-    use axum::routing::{get, post};
-    use axum::{middleware, Json, Router};
+    use axum::{Extension, Json, Router};
     use deskbridge::adapters::outbox::OutboxMailer;
-    use deskbridge::http::error::ApiError;
-    use deskbridge::http::{require_token, with_common_layers, AppState};
-    use deskbridge::intake::mail::{ingest_mail, MailOutcome};
+    use deskbridge::http::error::{ApiError, ErrorBody};
+    use deskbridge::intake::IntakeResult;
+    use deskbridge::services::{alert_intake, Context};
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
 
-    pub fn local_router(state: AppState, outbox: Arc<OutboxMailer>) -> Router {
-        let local = Router::new()
-            .route("/api/outbox", get(list_outbox))
-            .with_state(outbox)
-            .merge(
-                Router::new()
-                    .route("/local/mail", post(local_mail))
-                    .with_state(state.clone()),
-            )
-            .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-        deskbridge::http::full_router(state).merge(with_common_layers(local))
+    /// The local routes, documented; served behind the API token.
+    pub fn local_routes() -> OpenApiRouter<Context> {
+        OpenApiRouter::new()
+            .routes(routes!(list_outbox))
+            .routes(routes!(local_mail))
     }
 
-    async fn list_outbox(State(outbox): State<Arc<OutboxMailer>>) -> Json<serde_json::Value> {
-        let items: Vec<serde_json::Value> = outbox
+    pub fn local_router(ctx: Context, outbox: Arc<OutboxMailer>) -> Router {
+        deskbridge::http::full_router_with(ctx, local_routes()).layer(Extension(outbox))
+    }
+
+    /// One sent mail in the outbox folder.
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    struct OutboxMail {
+        id: String,
+        from: String,
+        to: Vec<String>,
+        subject: String,
+        text: String,
+    }
+
+    /// `{"items": [...]}`.
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    struct Outbox {
+        items: Vec<OutboxMail>,
+    }
+
+    /// The mail the local server "sent" (kept in the data dir's outbox folder).
+    #[utoipa::path(get, path = "/api/outbox", tag = "local",
+        responses((status = 200, description = "Every mail in the outbox", body = Outbox)))]
+    async fn list_outbox(State(_ctx): State<Context>, Extension(outbox): Extension<Arc<OutboxMailer>>) -> Json<Outbox> {
+        let items = outbox
             .list()
             .into_iter()
-            .map(|(id, m)| serde_json::json!({"id": id, "from": m.from, "to": m.to, "subject": m.subject, "text": m.text}))
+            .map(|(id, m)| OutboxMail {
+                id,
+                from: m.from,
+                to: m.to,
+                subject: m.subject,
+                text: m.text,
+            })
             .collect();
-        Json(serde_json::json!({ "items": items }))
+        Json(Outbox { items })
     }
 
     /// Same outcome JSON as the webhook; a refused mail answers 403 (sender) or 422
     /// (no `Alert{uid}`), and is in the request log either way.
-    async fn local_mail(State(state): State<AppState>, body: Bytes) -> Response {
-        match ingest_mail(&state.store, &body, state.clock.now()).await {
-            Ok(MailOutcome::Applied(r)) => {
-                if let Err(e) =
-                    deskbridge::jobs::enrichment::request_enrichment(&state.store, state.queue.as_ref(), &r).await
-                {
-                    tracing::warn!(error = %e, "enrichment not requested");
-                }
-                Json(r).into_response()
-            }
-            Ok(MailOutcome::Dropped(reason)) => {
-                ApiError::new(StatusCode::FORBIDDEN, "SENDER_REFUSED", reason).into_response()
-            }
-            Ok(MailOutcome::Unusable(reason)) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "NO_ALERT_UID", reason).into_response()
-            }
-            Err(e) => ApiError::from(e).into_response(),
-        }
+    #[utoipa::path(post, path = "/local/mail", tag = "local",
+        request_body(content = String, description = "A raw RFC 5322 alert e-mail", content_type = "message/rfc822"),
+        responses(
+            (status = 200, description = "The alert event was applied durably", body = IntakeResult),
+            (status = 403, description = "SENDER_REFUSED: not the configured From Address, or e-mail intake is off", body = ErrorBody),
+            (status = 422, description = "NO_ALERT_UID: no Alert{uid} in the subject", body = ErrorBody),
+        ))]
+    async fn local_mail(State(ctx): State<Context>, body: Bytes) -> Result<Json<IntakeResult>, ApiError> {
+        Ok(Json(alert_intake::mail(&ctx, &body).await?))
     }
 }

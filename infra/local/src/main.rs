@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use deskbridge_local::{shutdown_signal, LocalConfig, LocalServer};
 
+mod backup;
+
 #[derive(Parser)]
 #[command(
     name = "deskbridge",
@@ -39,6 +41,30 @@ enum Command {
         #[arg(long, env = "DESKBRIDGE_LOG_JSON")]
         log_json: bool,
     },
+    /// Print the OpenAPI 3.1 document of every route the local server serves (the one
+    /// `GET /api/openapi.json` answers).
+    Openapi,
+    /// Copy a data dir (records, queues, secrets, outbox) into one file, while it is served.
+    Backup {
+        #[arg(long, env = "DESKBRIDGE_DATA_DIR", default_value = "./deskbridge-data")]
+        data_dir: PathBuf,
+        /// The backup file to write (mode 0600: it holds the secrets unless --no-secrets).
+        #[arg(long)]
+        to: PathBuf,
+        /// Leave the secrets file and the API token out.
+        #[arg(long)]
+        no_secrets: bool,
+    },
+    /// Bring a backup back into a data dir no server is running on.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, env = "DESKBRIDGE_DATA_DIR", default_value = "./deskbridge-data")]
+        data_dir: PathBuf,
+        /// Replace existing data (moved to a replaced-<time>/ folder, not deleted).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[tokio::main]
@@ -53,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
             log_json,
         } => {
             deskbridge::telemetry::init(log_json);
+            let _lock = backup::lock_data_dir(&data_dir)?;
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             let server = LocalServer::build(
                 listener,
@@ -66,6 +93,27 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             println!("deskbridge listening on http://{}", server.addr);
             server.run(shutdown_signal()).await
+        }
+        Command::Openapi => {
+            println!("{}", deskbridge_local::openapi_json());
+            Ok(())
+        }
+        Command::Backup {
+            data_dir,
+            to,
+            no_secrets,
+        } => {
+            let copied = backup::backup(&data_dir, &to, !no_secrets)?;
+            println!("backup written to {}: {}", to.display(), backup::describe(&copied));
+            Ok(())
+        }
+        Command::Restore { from, data_dir, force } => {
+            let (copied, replaced) = backup::restore(&from, &data_dir, force)?;
+            println!("restored into {}: {}", data_dir.display(), backup::describe(&copied));
+            if let Some(old) = replaced {
+                println!("the data it replaced is kept in {}", old.display());
+            }
+            Ok(())
         }
     }
 }

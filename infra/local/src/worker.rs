@@ -3,21 +3,24 @@
 
 use std::time::Duration;
 
-use deskbridge::http::AppState;
-use deskbridge::jobs::consumers;
 use deskbridge::ports::{QueueName, ReceivedMessage};
+use deskbridge::services::{consumers, datto_sync, Actor, Context};
+use deskbridge::store::SyncTrigger;
 
 /// Drains queues and keeps the schedule of one local server.
 #[derive(Clone)]
 pub struct Worker {
-    state: AppState,
+    ctx: Context,
 }
 
 /// What one pass over the queues did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Drained {
     pub done: usize,
+    /// Retried later or dead-lettered.
     pub failed: usize,
+    /// Of the failed, those dead-lettered at once (they can never succeed).
+    pub dead: usize,
 }
 
 /// Delay before a failed message is offered again: 2^receives seconds, at most 5 minutes.
@@ -40,8 +43,8 @@ fn backoff_for(queue: QueueName, receive_count: u32) -> Duration {
 }
 
 impl Worker {
-    pub fn new(state: AppState) -> Self {
-        Worker { state }
+    pub fn new(ctx: Context) -> Self {
+        Worker { ctx }
     }
 
     /// Receive what is visible on every queue once and process it; failures come back
@@ -52,16 +55,17 @@ impl Worker {
             let d = self.drain_queue(queue, |receives| backoff_for(queue, receives)).await;
             total.done += d.done;
             total.failed += d.failed;
+            total.dead += d.dead;
         }
         total
     }
 
     /// Receive what is visible on `queue` once, run it through the queue's consumer (the
-    /// same one the Lambda runs), ack successes and release failures after
-    /// `delay(receive count)`.
+    /// same one the Lambda runs), ack successes, dead-letter what can never succeed and
+    /// release the other failures after `delay(receive count)`.
     pub async fn drain_queue(&self, queue: QueueName, delay: impl Fn(u32) -> Duration) -> Drained {
         let mut total = Drained::default();
-        let msgs: Vec<ReceivedMessage> = match self.state.queue.receive(queue, 10).await {
+        let msgs: Vec<ReceivedMessage> = match self.ctx.queue.receive(queue, 10).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(%queue, error = %e, "queue receive failed");
@@ -72,21 +76,18 @@ impl Worker {
             return total;
         }
         let batch = msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect();
-        let failed = match queue {
-            QueueName::TicketClosed => consumers::ticket_closed(&self.state, batch).await,
-            QueueName::AlertEnrich => consumers::alert_enrich(&self.state, batch).await,
-            QueueName::SessionImport => consumers::session_import(&self.state, batch).await,
-        };
+        let outcome = consumers::consume(&self.ctx, queue, batch).await;
         for m in &msgs {
-            let result = if failed.contains(&m.id) {
+            let result = if outcome.dead.iter().any(|(id, _)| *id == m.id) {
                 total.failed += 1;
-                self.state
-                    .queue
-                    .release(queue, &m.receipt, delay(m.receive_count))
-                    .await
+                total.dead += 1;
+                self.ctx.queue.dead_letter(queue, &m.receipt, &m.body).await
+            } else if outcome.retry.contains(&m.id) {
+                total.failed += 1;
+                self.ctx.queue.release(queue, &m.receipt, delay(m.receive_count)).await
             } else {
                 total.done += 1;
-                self.state.queue.ack(queue, &m.receipt).await
+                self.ctx.queue.ack(queue, &m.receipt).await
             };
             if let Err(e) = result {
                 tracing::warn!(%queue, message_id = %m.id, error = %e, "could not settle message");
@@ -95,7 +96,8 @@ impl Worker {
         total
     }
 
-    /// Drain every second and sync every `sync_interval_minutes` until `stop` fires.
+    /// Drain every second and queue a Datto sync run every `sync_interval_minutes` (the
+    /// next drain runs it, as the Lambda does) until `stop` fires.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut next_sync = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -104,11 +106,10 @@ impl Worker {
             }
             self.drain_once().await;
             if tokio::time::Instant::now() >= next_sync {
-                match deskbridge::jobs::alert_sync::scheduled(&self.state, "local-scheduler").await {
-                    Ok(summary) => tracing::info!(%summary, "scheduled Datto sync"),
-                    Err(e) => tracing::warn!(error = %e, "scheduled Datto sync failed"),
+                if let Err(e) = datto_sync::request_run(&self.ctx, &Actor::System, SyncTrigger::Schedule).await {
+                    tracing::warn!(error = %e, "scheduled Datto sync not queued");
                 }
-                let minutes = match self.state.store.datto_settings().await {
+                let minutes = match self.ctx.store.datto_settings().await {
                     Ok(s) => s.sync_interval_minutes,
                     Err(_) => 5,
                 };

@@ -8,12 +8,24 @@
 //!
 //! DynamoDB's TTL deletes lazily and the emulators never do, so expiry is enforced here:
 //! reads leave out items with `expires_at <= now` and every condition treats them as absent.
+//!
+//! Retries: the crate's one [`RetryPolicy`] ([`default_retry`]) owns them, for every call.
+//! The SDK's own retries are switched off on the client this adapter uses, so attempts
+//! never multiply (SDK 3 × ours 5) and one schedule decides: throttling, 5xx, timeouts,
+//! dropped connections and transactions cancelled by a concurrent one (which the SDK would
+//! not retry) are retried; validation errors, failed conditions and missing tables are
+//! not. A transaction keeps its client request token across retries after an unknown
+//! outcome (DynamoDB then applies it at most once) and takes a new one after a
+//! cancellation, which applied nothing. Single puts, deletes and counter additions have no
+//! such token: a retry after a lost answer may find its own write (a failed condition, or
+//! a counter one higher: a gap, which ticket numbers and budgets tolerate).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
@@ -23,6 +35,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::ports::{Condition, Cursor, Index, Page, Query, Record, RecordStore, StoreError, WriteOp};
+use crate::retry::{tokio_sleep, ClassifyRetry, RetryClass, RetryPolicy};
 
 /// Name of the secondary index on `(gsi1pk, gsi1sk)`.
 pub const GSI1: &str = "gsi1";
@@ -39,9 +52,31 @@ const COUNTER: &str = "counter";
 /// DynamoDB's limit on actions per transaction, and the port's.
 const MAX_OPS: usize = 100;
 
-/// How often a write is tried when DynamoDB cancels it for a conflicting concurrent
-/// transaction (the SDK's own retries do not cover that case).
-const CONFLICT_ATTEMPTS: u32 = 5;
+/// Error codes of throttling: the table or account is over its throughput for a moment.
+const THROTTLING: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+];
+/// Error codes of a passing failure on DynamoDB's side.
+const TRANSIENT: &[&str] = &[
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+    "TransactionConflictException",
+];
+
+/// The adapter's retry policy: four retries after 30, 60, 120, 240 ms (±50 %), about
+/// 0.7 s at worst, well inside the 10-second functions; DynamoDB sends no `Retry-After`.
+pub fn default_retry() -> RetryPolicy {
+    RetryPolicy::new(vec![
+        Duration::from_millis(30),
+        Duration::from_millis(60),
+        Duration::from_millis(120),
+        Duration::from_millis(240),
+    ])
+}
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -50,14 +85,29 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoRecordStore {
     client: Client,
     table: String,
+    retry: RetryPolicy,
 }
 
 impl DynamoRecordStore {
+    /// A store on `table`. It uses a copy of `client` with the SDK's retries switched off:
+    /// [`default_retry`] retries instead (see the module notes).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let config = client
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build();
         DynamoRecordStore {
-            client,
+            client: Client::from_conf(config),
             table: table.into(),
+            retry: default_retry(),
         }
+    }
+
+    /// Retry by `policy` instead (tests: no waiting).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -135,15 +185,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 impl RecordStore for DynamoRecordStore {
     #[tracing::instrument(skip_all, fields(table = %self.table, %pk, %sk))]
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Record>, StoreError> {
-        let out = self
+        let request = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
+            .consistent_read(true);
+        let out = self.retried("GetItem", move || request.clone().send()).await?;
         let now = now_secs();
         match out.item() {
             Some(item) => {
@@ -185,7 +233,7 @@ impl RecordStore for DynamoRecordStore {
             values.insert(":s".to_string(), AttributeValue::S(prefix.clone()));
         }
 
-        let out = self
+        let request = self
             .client
             .query()
             .table_name(&self.table)
@@ -197,10 +245,8 @@ impl RecordStore for DynamoRecordStore {
             .limit(query.limit as i32)
             // Index reads are eventually consistent by nature; the table walk need not be.
             .set_consistent_read((query.index == Index::Primary).then_some(true))
-            .set_exclusive_start_key(exclusive_start_key)
-            .send()
-            .await
-            .map_err(classify)?;
+            .set_exclusive_start_key(exclusive_start_key);
+        let out = self.retried("Query", move || request.clone().send()).await?;
 
         let now = now_secs();
         let mut items = Vec::with_capacity(out.items().len());
@@ -233,25 +279,26 @@ impl RecordStore for DynamoRecordStore {
                 )
             })
             .collect();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = match ops.as_slice() {
-                [] => return Ok(()),
-                [op] => self.write_one(op).await,
-                _ => self.write_transaction(&ops).await,
-            };
-            match result {
-                Err(Failure::Conflict(e)) if attempt < CONFLICT_ATTEMPTS => {
-                    tracing::debug!(attempt, error = %e, "write met a concurrent transaction; retrying");
-                    let backoff = 10u64 << attempt;
-                    tokio::time::sleep(Duration::from_millis(backoff + rand::random_range(0..backoff))).await;
-                }
-                Err(Failure::Conflict(e)) => return Err(StoreError::Unavailable(e)),
-                Err(Failure::Store(e)) => return Err(e),
-                Ok(()) => return Ok(()),
-            }
+        if ops.is_empty() {
+            return Ok(());
         }
+        // One token per logical write; `write_transaction` renews it after a cancellation.
+        let token = std::sync::Mutex::new(uuid::Uuid::new_v4().to_string());
+        let (ops, token) = (&ops, &token);
+        let outcome = self
+            .retry
+            .run(
+                move || async move {
+                    match ops.as_slice() {
+                        [op] => self.write_one(op).await,
+                        _ => self.write_transaction(ops, token).await,
+                    }
+                },
+                tokio_sleep,
+                log_retry("write"),
+            )
+            .await;
+        outcome.map_err(Failure::into_store_error)
     }
 
     #[tracing::instrument(skip_all, fields(table = %self.table, %pk, %sk))]
@@ -285,11 +332,8 @@ impl DynamoRecordStore {
                 .expression_attribute_names("#exp", EXPIRES_AT)
                 .expression_attribute_values(":exp", AttributeValue::N(at.to_string()));
         }
-        let out = update
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(classify)?;
+        let request = update.return_values(ReturnValue::UpdatedNew);
+        let out = self.retried("UpdateItem", move || request.clone().send()).await?;
         let value = out
             .attributes()
             .and_then(|a| a.get(COUNTER))
@@ -303,16 +347,81 @@ impl DynamoRecordStore {
     }
 }
 
-/// Why one attempt at a write did not go through.
+/// Why one attempt did not go through.
 enum Failure {
-    /// A concurrent transaction held one of the items; trying again may succeed.
-    Conflict(Box<dyn std::error::Error + Send + Sync>),
+    /// Trying again may succeed: throttling, a 5xx, a timeout, a concurrent transaction.
+    Retry {
+        class: RetryClass,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     Store(StoreError),
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         Failure::Store(e)
+    }
+}
+
+impl ClassifyRetry for Failure {
+    fn retry_class(&self) -> RetryClass {
+        match self {
+            Failure::Retry { class, .. } => *class,
+            Failure::Store(_) => RetryClass::Permanent,
+        }
+    }
+}
+
+impl Failure {
+    /// A failed call: retried when its class says so, else mapped by [`classify`].
+    fn of<E>(err: SdkError<E>) -> Failure
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match retry_class(&err) {
+            RetryClass::Permanent => Failure::Store(classify(err)),
+            class => Failure::Retry {
+                class,
+                source: Box::new(err),
+            },
+        }
+    }
+
+    fn into_store_error(self) -> StoreError {
+        match self {
+            Failure::Retry { source, .. } => StoreError::Unavailable(source),
+            Failure::Store(e) => e,
+        }
+    }
+}
+
+/// Logs each retry (owns its label: see `retry`'s notes on closures over `&E`).
+fn log_retry(call: &'static str) -> impl FnMut(&Failure, Duration) {
+    move |failure, wait| {
+        if let Failure::Retry { class, source } = failure {
+            tracing::warn!(call, ?class, ?wait, error = %source, "DynamoDB call failed; retrying");
+        }
+    }
+}
+
+impl DynamoRecordStore {
+    /// Send a request (re-sent by `send` on each attempt) under the retry policy.
+    async fn retried<T, E, Fut>(&self, call: &'static str, send: impl Fn() -> Fut) -> Result<T, StoreError>
+    where
+        Fut: std::future::Future<Output = Result<T, SdkError<E>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.retry
+            .run(
+                move || {
+                    let sent = send();
+                    async move { sent.await.map_err(Failure::of) }
+                },
+                tokio_sleep,
+                log_retry(call),
+            )
+            .await
+            .map_err(Failure::into_store_error)
     }
 }
 
@@ -345,7 +454,7 @@ impl DynamoRecordStore {
                     let failed = e
                         .as_service_error()
                         .is_some_and(|s| s.is_conditional_check_failed_exception());
-                    condition_failed(failed).unwrap_or_else(|| single_failure(e))
+                    condition_failed(failed).unwrap_or_else(|| Failure::of(e))
                 })
             }
             WriteOp::Delete { pk, sk, condition } => {
@@ -364,23 +473,30 @@ impl DynamoRecordStore {
                     let failed = e
                         .as_service_error()
                         .is_some_and(|s| s.is_conditional_check_failed_exception());
-                    condition_failed(failed).unwrap_or_else(|| single_failure(e))
+                    condition_failed(failed).unwrap_or_else(|| Failure::of(e))
                 })
             }
             // Only a transaction can check without writing.
-            WriteOp::Check { .. } => self.write_transaction(std::slice::from_ref(op)).await,
+            WriteOp::Check { .. } => {
+                let token = std::sync::Mutex::new(uuid::Uuid::new_v4().to_string());
+                self.write_transaction(std::slice::from_ref(op), &token).await
+            }
         }
     }
 
-    async fn write_transaction(&self, ops: &[WriteOp]) -> Result<(), Failure> {
+    /// One try of a transaction under the client request token `token` (renewed here after
+    /// a cancellation, which applied nothing).
+    async fn write_transaction(&self, ops: &[WriteOp], token: &std::sync::Mutex<String>) -> Result<(), Failure> {
         let mut items = Vec::with_capacity(ops.len());
         for op in ops {
             items.push(self.transact_item(op)?);
         }
+        let request_token = token.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(request_token)
             .send()
             .await;
         let err = match result {
@@ -394,8 +510,9 @@ impl DynamoRecordStore {
                 }
                 _ => Vec::new(),
             },
-            _ => return Err(single_failure(err)),
+            _ => return Err(Failure::of(err)),
         };
+        *token.lock().unwrap_or_else(|p| p.into_inner()) = uuid::Uuid::new_v4().to_string();
         // Reasons come in the order of the actions; "None" marks an action that was fine.
         let codes: Vec<Option<&str>> = reasons.iter().map(|r| r.code()).collect();
         if let Some(i) = codes.iter().position(|c| *c == Some("ConditionalCheckFailed")) {
@@ -408,7 +525,19 @@ impl DynamoRecordStore {
             }
         }
         if codes.contains(&Some("TransactionConflict")) {
-            return Err(Failure::Conflict(Box::new(err)));
+            return Err(Failure::Retry {
+                class: RetryClass::Transient,
+                source: Box::new(err),
+            });
+        }
+        if codes
+            .iter()
+            .any(|c| matches!(c, Some("ThrottlingError" | "ProvisionedThroughputExceeded")))
+        {
+            return Err(Failure::Retry {
+                class: RetryClass::Throttled { retry_after: None },
+                source: Box::new(err),
+            });
         }
         if codes.contains(&Some("ValidationError")) {
             return Err(Failure::Store(StoreError::Invalid(format!(
@@ -662,14 +791,21 @@ where
     StoreError::unavailable(err)
 }
 
-fn single_failure<E>(err: SdkError<E>) -> Failure
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    if err.code() == Some("TransactionConflictException") {
-        return Failure::Conflict(Box::new(err));
+/// Whether a failed call is worth another try: throttling and DynamoDB's passing
+/// failures, any 5xx, timeouts and connection failures; not validation errors, failed
+/// conditions, a missing table, refused credentials or a request the SDK could not build.
+fn retry_class<E: ProvideErrorMetadata>(err: &SdkError<E>) -> RetryClass {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => RetryClass::Transient,
+        SdkError::DispatchFailure(d) if !d.is_user() => RetryClass::Transient,
+        SdkError::ServiceError(service) => match err.code() {
+            Some(c) if THROTTLING.contains(&c) => RetryClass::Throttled { retry_after: None },
+            Some(c) if TRANSIENT.contains(&c) => RetryClass::Transient,
+            _ if service.raw().status().is_server_error() => RetryClass::Transient,
+            _ => RetryClass::Permanent,
+        },
+        _ => RetryClass::Permanent,
     }
-    Failure::Store(classify(err))
 }
 
 #[cfg(test)]

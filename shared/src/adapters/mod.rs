@@ -1,14 +1,26 @@
 //! Implementations of the ports: AWS services for Lambda, embedded ones for the local
 //! server. Nothing outside this module knows which adapter sits behind a port.
+//!
+//! The local ones (SQLite, outbox folder, secrets file) exist only with the `local` feature
+//! (and in this crate's unit tests), so no Lambda carries them.
 pub mod dynamo;
-pub mod outbox;
-pub mod secrets_file;
+pub mod dynamo_capacity;
+pub mod s3_mail;
 pub mod secrets_manager;
 pub mod ses;
-pub mod sqlite_queue;
-pub mod sqlite_store;
 pub mod sqs;
+pub mod unwired;
 
+#[cfg(any(test, feature = "local"))]
+pub mod outbox;
+#[cfg(any(test, feature = "local"))]
+pub mod secrets_file;
+#[cfg(any(test, feature = "local"))]
+pub mod sqlite_queue;
+#[cfg(any(test, feature = "local"))]
+pub mod sqlite_store;
+
+#[cfg(any(test, feature = "local"))]
 pub use sqlite_queue::SqliteQueue;
+#[cfg(any(test, feature = "local"))]
 pub use sqlite_store::SqliteRecordStore;
-pub mod s3_mail;

@@ -100,7 +100,7 @@ impl OutboxMailer {
 impl Mailer for OutboxMailer {
     #[tracing::instrument(skip_all, fields(recipients = mail.to.len()))]
     async fn send(&self, mail: &OutgoingMail) -> Result<String, MailError> {
-        validate(mail)?;
+        mail.check()?;
         let id = self.next_id();
         let stored = Stored {
             id: id.clone(),
@@ -147,55 +147,9 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// What every mailer refuses before handing a mail on: no recipient, an empty or
-/// malformed address, a line break in a header field (header injection).
-pub(crate) fn validate(mail: &OutgoingMail) -> Result<(), MailError> {
-    if mail.to.is_empty() {
-        return Err(MailError::Rejected("no recipients".to_string()));
-    }
-    for address in std::iter::once(&mail.from).chain(&mail.to) {
-        let trimmed = address.trim();
-        if trimmed.is_empty() || !trimmed.contains('@') || trimmed.contains(['\r', '\n']) {
-            return Err(MailError::Rejected(format!("invalid address {address:?}")));
-        }
-    }
-    if mail.subject.contains(['\r', '\n']) {
-        return Err(MailError::Rejected("line break in subject".to_string()));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mail() -> OutgoingMail {
-        OutgoingMail {
-            from: "desk@example.com".into(),
-            to: vec!["tech@example.com".into()],
-            subject: "Ticket 1".into(),
-            text: "Hello\nthere".into(),
-        }
-    }
-
-    type Spoil = fn(&mut OutgoingMail);
-
-    #[test]
-    fn header_fields_with_line_breaks_or_bad_addresses_are_refused() {
-        let cases: [(&str, Spoil); 5] = [
-            ("no recipient", |m| m.to.clear()),
-            ("empty sender", |m| m.from.clear()),
-            ("recipient without @", |m| m.to = vec!["tech".into()]),
-            ("line break in subject", |m| m.subject = "a\r\nBcc: x@y".into()),
-            ("line break in recipient", |m| m.to = vec!["a@b\nBcc: x@y".into()]),
-        ];
-        for (reason, spoil) in cases {
-            let mut m = mail();
-            spoil(&mut m);
-            assert!(matches!(validate(&m), Err(MailError::Rejected(_))), "{reason}");
-        }
-        assert!(validate(&mail()).is_ok(), "line breaks in the text are fine");
-    }
 
     #[test]
     fn ids_grow_even_within_one_clock_tick() {

@@ -6,7 +6,6 @@ use aws_sdk_ses::error::ProvideErrorMetadata;
 use aws_sdk_ses::types::{Body, Content, Destination, Message};
 use aws_sdk_ses::Client;
 
-use crate::adapters::outbox::validate;
 use crate::ports::{MailError, Mailer, OutgoingMail};
 
 /// Error codes that mean SES will not send this message as it stands; retrying the same
@@ -35,7 +34,7 @@ impl SesMailer {
 impl Mailer for SesMailer {
     #[tracing::instrument(skip_all, fields(recipients = mail.to.len()))]
     async fn send(&self, mail: &OutgoingMail) -> Result<String, MailError> {
-        validate(mail)?;
+        mail.check()?;
         let utf8 = |text: &str| {
             Content::builder()
                 .data(text)

@@ -194,6 +194,22 @@ impl Queue for SqliteQueue {
         }
     }
 
+    async fn dead_letter(&self, queue: QueueName, receipt: &str, _body: &str) -> Result<(), QueueError> {
+        let r = receipt.to_string();
+        let updated = self
+            .run(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE queue_messages SET dead = 1, receipt = NULL WHERE queue = ?1 AND receipt = ?2 AND dead = 0",
+                )?
+                .execute(params![queue.as_str(), r])
+            })
+            .await?;
+        match updated {
+            0 => Err(QueueError::NotFound(format!("receipt {receipt} on {queue}"))),
+            _ => Ok(()),
+        }
+    }
+
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError> {
         self.run(move |conn| {
             let mut st = conn.prepare_cached(

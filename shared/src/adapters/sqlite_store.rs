@@ -1,17 +1,27 @@
-//! `RecordStore` on one SQLite file: the local server's storage.
+//! `RecordStore` on one SQLite file: the local server's storage, with group commit.
 //!
 //! One table `records` keyed by `(pk, sk)` with the secondary index `(gsi1pk, gsi1sk)`, and
 //! one table `counters` for `increment`. WAL journal with `synchronous=FULL`, so a write
-//! that returned survives a killed process. SQLite calls are blocking: each runs on
-//! `spawn_blocking` with the one connection behind a mutex, which also serialises writers.
+//! that returned survives a killed process.
+//!
+//! Writes go through one writer thread that owns the only writing connection. It takes
+//! every request waiting in its short queue (up to `MAX_BATCH`) and applies them in one
+//! SQLite transaction, each caller's operations inside a savepoint of their own, so one
+//! fsync makes the whole batch durable. A caller whose condition fails is rolled back to
+//! its savepoint alone; the others in the batch still commit. Every caller is answered
+//! only after the batch's commit returned. Reads use a small pool of other connections on
+//! the blocking pool; WAL lets them run beside the writer and see every committed batch.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::ports::{Clock, Condition, Cursor, Index, Page, Query, Record, RecordStore, StoreError, WriteOp};
 
@@ -20,6 +30,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// At most this many operations in one `write`, as DynamoDB allows.
 const MAX_OPS: usize = 100;
+
+/// At most this many callers' writes share one transaction (and one fsync).
+const MAX_BATCH: usize = 128;
+
+/// Requests that may wait for the writer; a caller beyond that waits to enqueue.
+const QUEUE_DEPTH: usize = 256;
+
+/// Read connections; WAL readers never block the writer or each other.
+const READERS: usize = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
@@ -68,10 +87,12 @@ pub(crate) fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The durable SQLite record store.
+/// The durable SQLite record store. Clones share the writer and the read connections;
+/// the writer stops (and closes its connection) when the last clone is dropped.
 #[derive(Clone)]
 pub struct SqliteRecordStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Writer>,
+    readers: Arc<ReadPool>,
     clock: Arc<dyn Clock>,
 }
 
@@ -79,6 +100,14 @@ impl std::fmt::Debug for SqliteRecordStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteRecordStore").finish_non_exhaustive()
     }
+}
+
+/// How much the group commit has batched so far: `requests` writes and increments made
+/// durable in `commits` transactions (one fsync each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    pub requests: u64,
+    pub commits: u64,
 }
 
 /// A `Put` whose JSON is already serialised, ready for the blocking task.
@@ -104,31 +133,238 @@ enum PreparedOp {
     },
 }
 
+/// One caller's unit of work for the writer.
+enum Job {
+    Write { ops: Vec<PreparedOp>, now: i64 },
+    Increment { pk: String, sk: String, by: i64 },
+}
+
+/// What a job produced: nothing for a write, the new value for an increment.
+#[derive(Debug, PartialEq, Eq)]
+enum Done {
+    Written,
+    Counter(i64),
+}
+
+struct Request {
+    job: Job,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+/// The handle on the writer thread: the sending end of its queue.
+struct Writer {
+    queue: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    requests: AtomicU64,
+    commits: AtomicU64,
+}
+
+impl Drop for Writer {
+    /// Close the queue and wait for the thread, so the file is closed once this returns.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Read connections, each used by one blocking task at a time.
+struct ReadPool {
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the SQLite writer has stopped")]
+struct WriterStopped;
+
 impl SqliteRecordStore {
     /// Open (or create) the store at `path`. `clock` decides which records have expired.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let conn = open_connection(path).map_err(StoreError::unavailable)?;
         conn.execute_batch(SCHEMA).map_err(StoreError::unavailable)?;
+        let mut idle = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            idle.push(open_connection(path).map_err(StoreError::unavailable)?);
+        }
+        let stats = Arc::new(Counts::default());
+        let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn({
+                let stats = stats.clone();
+                move || run_writer(conn, requests, &stats)
+            })
+            .map_err(StoreError::unavailable)?;
         Ok(SqliteRecordStore {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Writer {
+                queue: Some(queue),
+                thread: Some(thread),
+                stats,
+            }),
+            readers: Arc::new(ReadPool {
+                idle: Mutex::new(idle),
+                permits: Arc::new(Semaphore::new(READERS)),
+            }),
             clock,
         })
+    }
+
+    /// How many writes the group commit has made durable, in how many transactions.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            requests: self.writer.stats.requests.load(Ordering::Relaxed),
+            commits: self.writer.stats.commits.load(Ordering::Relaxed),
+        }
     }
 
     fn now(&self) -> i64 {
         self.clock.now().timestamp()
     }
 
-    /// Run `f` with the connection on the blocking pool.
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Run `f` with a read connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
+        let permit: OwnedSemaphorePermit = self
+            .readers
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(StoreError::unavailable)?
+            .map_err(StoreError::unavailable)?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .ok_or_else(|| StoreError::Unavailable("no idle read connection".into()))?;
+            let out = f(&conn);
+            pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(StoreError::unavailable)?
+    }
+
+    /// Hand `job` to the writer and wait until its batch is durable.
+    async fn submit(&self, job: Job) -> Result<Done, StoreError> {
+        let queue = self
+            .writer
+            .queue
+            .as_ref()
+            .ok_or_else(|| StoreError::unavailable(WriterStopped))?;
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Request { job, reply })
+            .await
+            .map_err(|_| StoreError::unavailable(WriterStopped))?;
+        answer.await.map_err(|_| StoreError::unavailable(WriterStopped))?
+    }
+}
+
+/// The writer thread: take the waiting requests, commit them together, answer each.
+/// Ends when every store handle is gone.
+fn run_writer(mut conn: Connection, mut requests: mpsc::Receiver<Request>, stats: &Counts) {
+    let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = requests.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let jobs: Vec<&Job> = batch.iter().map(|r| &r.job).collect();
+        let (results, committed) = commit_batch(&mut conn, &jobs);
+        if committed {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
+        for (request, result) in batch.drain(..).zip(results) {
+            // A caller that gave up waiting no longer needs the answer.
+            let _ = request.reply.send(result);
+        }
+    }
+    tracing::info!(
+        requests = stats.requests.load(Ordering::Relaxed),
+        commits = stats.commits.load(Ordering::Relaxed),
+        "SQLite writer stopped"
+    );
+}
+
+/// Apply `jobs` in one transaction, each in a savepoint of its own, and commit once.
+/// Returns one result per job, and whether the transaction committed. A job whose
+/// condition fails (or that fails on its own, like an overflowing counter) is rolled back
+/// alone. When the transaction itself fails (begin, commit, or an error that made SQLite
+/// abandon it) every job is `Unavailable`: nothing of the batch was written.
+fn commit_batch(conn: &mut Connection, jobs: &[&Job]) -> (Vec<Result<Done, StoreError>>, bool) {
+    let all_failed = |e: &dyn std::fmt::Display| -> Vec<Result<Done, StoreError>> {
+        jobs.iter()
+            .map(|_| {
+                Err(StoreError::Unavailable(
+                    format!("SQLite transaction failed: {e}").into(),
+                ))
+            })
+            .collect()
+    };
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return (all_failed(&e), false),
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut savepoint = match tx.savepoint() {
+            Ok(s) => s,
+            Err(e) => return (all_failed(&e), false),
+        };
+        let result = apply_job(&savepoint, job);
+        let closed = match &result {
+            Ok(_) => savepoint.commit(),
+            Err(_) => savepoint.rollback().and_then(|()| savepoint.commit()),
+        };
+        if let Err(e) = closed {
+            return (all_failed(&e), false);
+        }
+        if tx.is_autocommit() {
+            // SQLite rolled the whole transaction back (I/O error, disk full, ...).
+            let reason = match &result {
+                Err(e) => e.to_string(),
+                Ok(_) => "the transaction was rolled back".to_string(),
+            };
+            return (all_failed(&reason), false);
+        }
+        results.push(result);
+    }
+    match tx.commit() {
+        Ok(()) => (results, true),
+        Err(e) => (all_failed(&e), false),
+    }
+}
+
+fn apply_job(conn: &Connection, job: &Job) -> Result<Done, StoreError> {
+    match job {
+        Job::Write { ops, now } => apply_ops(conn, ops, *now).map(|()| Done::Written),
+        Job::Increment { pk, sk, by } => conn
+            .prepare_cached(
+                "INSERT INTO counters (pk, sk, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (pk, sk) DO UPDATE SET value = value + excluded.value \
+                 RETURNING value",
+            )
+            .and_then(|mut st| st.query_row(params![pk, sk, by], |row| row.get(0)))
+            .map(Done::Counter)
+            .map_err(StoreError::unavailable),
     }
 }
 
@@ -257,18 +493,16 @@ fn query_blocking(conn: &Connection, q: &Query, now: i64) -> Result<Vec<(Record,
     rows.collect::<rusqlite::Result<_>>().map_err(StoreError::unavailable)
 }
 
-fn write_blocking(conn: &mut Connection, ops: &[PreparedOp], now: i64) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(StoreError::unavailable)?;
+/// Check each operation's condition and apply it, on a connection inside a transaction
+/// (or savepoint) that the caller rolls back when this fails.
+fn apply_ops(conn: &Connection, ops: &[PreparedOp], now: i64) -> Result<(), StoreError> {
     for op in ops {
         let (pk, sk, condition) = match op {
             PreparedOp::Put { pk, sk, condition, .. }
             | PreparedOp::Delete { pk, sk, condition }
             | PreparedOp::Check { pk, sk, condition } => (pk, sk, *condition),
         };
-        if condition != Condition::Always && !holds(condition, live_version(&tx, pk, sk, now)?) {
-            // Dropping `tx` rolls back whatever earlier operations wrote.
+        if condition != Condition::Always && !holds(condition, live_version(conn, pk, sk, now)?) {
             return Err(StoreError::ConditionFailed {
                 pk: pk.clone(),
                 sk: sk.clone(),
@@ -285,20 +519,20 @@ fn write_blocking(conn: &mut Connection, ops: &[PreparedOp], now: i64) -> Result
                 ..
             } => {
                 let (gpk, gsk) = gsi1.clone().unzip();
-                tx.prepare_cached(
+                conn.prepare_cached(
                     "INSERT OR REPLACE INTO records (pk, sk, version, data, gsi1pk, gsi1sk, expires_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .and_then(|mut st| st.execute(params![pk, sk, version, data, gpk, gsk, expires_at]))
             }
-            PreparedOp::Delete { pk, sk, .. } => tx
+            PreparedOp::Delete { pk, sk, .. } => conn
                 .prepare_cached("DELETE FROM records WHERE pk = ?1 AND sk = ?2")
                 .and_then(|mut st| st.execute(params![pk, sk])),
             PreparedOp::Check { .. } => Ok(0),
         };
         done.map_err(StoreError::unavailable)?;
     }
-    tx.commit().map_err(StoreError::unavailable)
+    Ok(())
 }
 
 #[async_trait]
@@ -306,7 +540,7 @@ impl RecordStore for SqliteRecordStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Record>, StoreError> {
         let (pk, sk, now) = (pk.to_string(), sk.to_string(), self.now());
         let row = self
-            .run(move |conn| {
+            .read(move |conn| {
                 conn.prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM records WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)"
                 ))
@@ -326,7 +560,7 @@ impl RecordStore for SqliteRecordStore {
         }
         let (q, now) = (query.clone(), self.now());
         let limit = q.limit;
-        let mut rows = self.run(move |conn| query_blocking(conn, &q, now)).await?;
+        let mut rows = self.read(move |conn| query_blocking(conn, &q, now)).await?;
         let more = rows.len() > limit;
         rows.truncate(limit);
         let items = rows.into_iter().map(decode).collect::<Result<Vec<_>, _>>()?;
@@ -369,24 +603,27 @@ impl RecordStore for SqliteRecordStore {
         if prepared.is_empty() {
             return Ok(());
         }
-        let now = self.now();
-        self.run(move |conn| write_blocking(conn, &prepared, now)).await
+        let job = Job::Write {
+            ops: prepared,
+            now: self.now(),
+        };
+        self.submit(job).await.map(drop)
     }
 
     async fn increment(&self, pk: &str, sk: &str, by: u64) -> Result<u64, StoreError> {
-        let (pk, sk, by) = (pk.to_string(), sk.to_string(), to_i64("increment", by)?);
-        let value: i64 = self
-            .run(move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO counters (pk, sk, value) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (pk, sk) DO UPDATE SET value = value + excluded.value \
-                     RETURNING value",
-                )
-                .and_then(|mut st| st.query_row(params![pk, sk, by], |row| row.get(0)))
-                .map_err(StoreError::unavailable)
-            })
-            .await?;
-        u64::try_from(value).map_err(|_| StoreError::Invalid(format!("counter overflowed to {value}")))
+        let job = Job::Increment {
+            pk: pk.to_string(),
+            sk: sk.to_string(),
+            by: to_i64("increment", by)?,
+        };
+        match self.submit(job).await? {
+            Done::Counter(value) => {
+                u64::try_from(value).map_err(|_| StoreError::Invalid(format!("counter overflowed to {value}")))
+            }
+            Done::Written => Err(StoreError::Unavailable(
+                "the writer answered an increment without a value".into(),
+            )),
+        }
     }
 }
 
@@ -409,14 +646,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("store.sqlite");
         let store = SqliteRecordStore::open(&path, Arc::new(SystemClock)).expect("open");
-        {
-            let conn = lock(&store.conn);
-            conn.execute(
+        open_connection(&path)
+            .expect("second connection")
+            .execute(
                 "INSERT INTO records (pk, sk, version, data) VALUES ('p', 's', 1, '{not json')",
                 [],
             )
             .expect("raw insert");
-        }
         match store.get("p", "s").await {
             Err(StoreError::Corrupt { pk, sk, .. }) => {
                 assert_eq!((pk.as_str(), sk.as_str()), ("p", "s"))
@@ -425,6 +661,162 @@ mod tests {
         }
         let page = store.query(&Query::partition(Index::Primary, "p")).await;
         assert!(matches!(page, Err(StoreError::Corrupt { .. })), "got {page:?}");
+    }
+
+    fn put_job(pk: &str, sk: &str, writer: u64, condition: Condition) -> Job {
+        Job::Write {
+            ops: vec![PreparedOp::Put {
+                pk: pk.into(),
+                sk: sk.into(),
+                version: 1,
+                data: format!("{{\"writer\":{writer}}}"),
+                gsi1: None,
+                expires_at: None,
+                condition,
+            }],
+            now: 0,
+        }
+    }
+
+    fn stored_data(conn: &Connection, pk: &str, sk: &str) -> Option<String> {
+        conn.query_row(
+            "SELECT data FROM records WHERE pk = ?1 AND sk = ?2",
+            params![pk, sk],
+            |row| row.get(0),
+        )
+        .optional()
+        .expect("select")
+    }
+
+    fn batch_connection() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = open_connection(&dir.path().join("batch.sqlite")).expect("open");
+        conn.execute_batch(SCHEMA).expect("schema");
+        (dir, conn)
+    }
+
+    /// One batch, callers in order: a caller whose condition fails is rolled back alone,
+    /// and sees the writes of the callers before it in the same batch.
+    #[test]
+    fn a_failed_condition_in_a_batch_rolls_back_only_its_own_caller() {
+        let (_dir, mut conn) = batch_connection();
+        let two_ops_then_fail = Job::Write {
+            ops: vec![
+                PreparedOp::Put {
+                    pk: "p".into(),
+                    sk: "half-written".into(),
+                    version: 1,
+                    data: "{}".into(),
+                    gsi1: None,
+                    expires_at: None,
+                    condition: Condition::NotExists,
+                },
+                PreparedOp::Check {
+                    pk: "p".into(),
+                    sk: "shared".into(),
+                    condition: Condition::NotExists,
+                },
+            ],
+            now: 0,
+        };
+        let jobs = [
+            put_job("p", "shared", 1, Condition::NotExists),
+            two_ops_then_fail,
+            put_job("p", "shared", 3, Condition::NotExists),
+            Job::Increment {
+                pk: "c".into(),
+                sk: "n".into(),
+                by: 1,
+            },
+            put_job("p", "own", 5, Condition::NotExists),
+            Job::Increment {
+                pk: "c".into(),
+                sk: "n".into(),
+                by: 1,
+            },
+            put_job("p", "shared", 7, Condition::VersionIs(1)),
+        ];
+        let (results, committed) = commit_batch(&mut conn, &jobs.iter().collect::<Vec<_>>());
+        assert!(committed);
+        let shape: Vec<String> = results
+            .iter()
+            .map(|r| match r {
+                Ok(Done::Written) => "written".to_string(),
+                Ok(Done::Counter(n)) => format!("counter {n}"),
+                Err(StoreError::ConditionFailed { pk, sk }) => format!("failed {pk}/{sk}"),
+                Err(e) => format!("error {e}"),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                "written",
+                "failed p/shared",
+                "failed p/shared",
+                "counter 1",
+                "written",
+                "counter 2",
+                "written"
+            ]
+        );
+        assert_eq!(stored_data(&conn, "p", "shared").as_deref(), Some("{\"writer\":7}"));
+        assert_eq!(stored_data(&conn, "p", "own").as_deref(), Some("{\"writer\":5}"));
+        assert_eq!(
+            stored_data(&conn, "p", "half-written"),
+            None,
+            "the failed caller's first op is undone"
+        );
+        assert!(conn.is_autocommit(), "the batch's transaction is closed");
+    }
+
+    /// When the batch's transaction cannot even begin, every caller hears `Unavailable`.
+    #[test]
+    fn a_batch_that_cannot_begin_fails_every_caller_and_writes_nothing() {
+        let (dir, mut conn) = batch_connection();
+        let other = open_connection(&dir.path().join("batch.sqlite")).expect("second connection");
+        other.busy_timeout(Duration::ZERO).expect("timeout");
+        conn.busy_timeout(Duration::ZERO).expect("timeout");
+        other.execute_batch("BEGIN IMMEDIATE").expect("hold the write lock");
+        let jobs = [
+            put_job("p", "a", 1, Condition::NotExists),
+            put_job("p", "b", 2, Condition::Always),
+        ];
+        let (results, committed) = commit_batch(&mut conn, &jobs.iter().collect::<Vec<_>>());
+        assert!(!committed);
+        assert!(
+            results.iter().all(|r| matches!(r, Err(StoreError::Unavailable(_)))),
+            "got {results:?}"
+        );
+        other.execute_batch("ROLLBACK").expect("release");
+        assert_eq!(stored_data(&conn, "p", "a"), None);
+    }
+
+    /// Concurrent callers share commits: 64 writes at once take fewer transactions than
+    /// writes, and every one is readable once its call returned.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_and_are_readable_when_answered() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteRecordStore::open(&dir.path().join("s.sqlite"), Arc::new(SystemClock)).expect("open");
+        let writes = (0..64).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let sk = format!("k{i:02}");
+                store
+                    .write(vec![WriteOp::Put {
+                        record: Record::new("p", sk.clone(), serde_json::json!({"i": i})),
+                        condition: Condition::NotExists,
+                    }])
+                    .await
+                    .expect("write");
+                store.get("p", &sk).await.expect("get").expect("visible once answered")
+            })
+        });
+        for w in futures::future::join_all(writes).await {
+            w.expect("task");
+        }
+        let stats = store.group_commit_stats();
+        assert_eq!(stats.requests, 64);
+        assert!(stats.commits < 64, "no batching: {stats:?}");
     }
 
     #[test]

@@ -269,6 +269,22 @@ impl Queue for SqsQueue {
         }
     }
 
+    /// Sends the body to the dead-letter queue as a new message, then deletes the received
+    /// one; if the delete fails the message may also be delivered once more, which
+    /// at-least-once allows (and its redrive policy dead-letters it in the end anyway).
+    #[tracing::instrument(skip_all, fields(%queue))]
+    async fn dead_letter(&self, queue: QueueName, receipt: &str, body: &str) -> Result<(), QueueError> {
+        let (_, dlq) = self.urls(queue)?;
+        self.client
+            .send_message()
+            .queue_url(dlq)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(QueueError::unavailable)?;
+        self.ack(queue, receipt).await
+    }
+
     /// Peeks: the DLQ's messages are received (hidden for up to 30 s so that later
     /// receives return the next ones) and then made visible again at once. Each peek thus
     /// counts as a receive on the DLQ, and a concurrent `replay` may miss a message while

@@ -1,142 +1,46 @@
-//! The BeyondTrust API client: OAuth client-credentials token (cached, one per process,
-//! re-minted once on a 401), command and reporting calls over form POSTs, bounded retries.
+//! The BeyondTrust API client: OAuth client-credentials token (in the shared
+//! [`TokenCache`], re-minted once on a 401), command and reporting calls over form POSTs,
+//! bounded retries by the crate's one [`RetryPolicy`].
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use rand::Rng;
-use reqwest::header::{HeaderValue, CONNECTION};
+use reqwest::header::{HeaderValue, CONNECTION, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::command::{ApiInfo, LoggedInRep, SessionKey, SessionKeyRequest, SupportTeam};
-use super::report::SupportSessionReport;
+use super::report::{session_listing_from_xml, ListingWindow, SessionSummary, SupportSessionReport};
 use super::{xml, Error};
 use crate::domain::remote::Lsid;
-use crate::ports::{Clock, SecretString};
+use crate::ports::SecretString;
+pub use crate::retry::RetryPolicy;
+use crate::retry::{parse_retry_after, tokio_sleep, ClassifyRetry, RetryClass};
+pub use crate::store::TokenCache;
+use crate::store::{MintedToken, TokenOwner, TokenWaitTimeout};
 
 /// Refresh a token this long before it expires (at most half its lifetime).
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
-// ---------------------------------------------------------------------------------------
-// Retry policy
-// ---------------------------------------------------------------------------------------
+/// The token record's key in the shared token store.
+pub const TOKEN_VENDOR: &str = "beyondtrust";
+/// At most this many retries per call, whatever the policy's schedule.
+pub const MAX_RETRIES: usize = 2;
 
-/// When to retry a failed call (5xx, 429, timeouts, connection errors — never other 4xx or
-/// an `<error>` answer): after each delay of the schedule, at most two retries. With
-/// jitter each delay is scaled by a random factor in [0.5, 1.5).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    delays: Vec<Duration>,
-    jitter: bool,
+/// BeyondTrust's retry policy: 300 ms then 1.2 s (±50 %) after a 5xx, 429, timeout or
+/// connection failure (never another 4xx or an `<error>` answer); a `Retry-After` up to
+/// 5 s is waited for, a longer one fails the call (these calls serve people and 10-second
+/// functions).
+pub fn default_retry() -> RetryPolicy {
+    RetryPolicy::new(vec![Duration::from_millis(300), Duration::from_millis(1200)])
+        .with_max_retry_after(Duration::from_secs(5))
 }
 
-impl RetryPolicy {
-    pub const MAX_RETRIES: usize = 2;
-
-    /// A schedule of delays before retry 1, 2; longer schedules are cut to two.
-    pub fn new(mut delays: Vec<Duration>, jitter: bool) -> Self {
-        delays.truncate(Self::MAX_RETRIES);
-        RetryPolicy { delays, jitter }
+impl From<TokenWaitTimeout> for Error {
+    fn from(e: TokenWaitTimeout) -> Self {
+        Error::Unavailable(e.to_string())
     }
-
-    /// No retries at all.
-    pub fn none() -> Self {
-        RetryPolicy::new(Vec::new(), false)
-    }
-
-    /// `retries` retries without waiting (tests).
-    pub fn immediate(retries: usize) -> Self {
-        RetryPolicy::new(vec![Duration::ZERO; retries], false)
-    }
-
-    pub fn retries(&self) -> usize {
-        self.delays.len()
-    }
-
-    fn delay(&self, retry: usize) -> Duration {
-        let base = self.delays.get(retry).copied().unwrap_or_default();
-        if !self.jitter || base.is_zero() {
-            return base;
-        }
-        base.mul_f64(rand::rng().random_range(0.5..1.5))
-    }
-}
-
-impl Default for RetryPolicy {
-    /// 300 ms then 1.2 s, with jitter.
-    fn default() -> Self {
-        RetryPolicy::new(vec![Duration::from_millis(300), Duration::from_millis(1200)], true)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Token cache
-// ---------------------------------------------------------------------------------------
-
-struct CachedToken {
-    /// Whose token it is; a cache shared by clients of another account is ignored.
-    owner: String,
-    token: SecretString,
-    expires_at: DateTime<Utc>,
-    refresh_at: DateTime<Utc>,
-}
-
-/// The process-wide OAuth token: shared by every `Client` built with a clone of it, reused
-/// until shortly before it expires. Minting happens under the lock, so concurrent callers
-/// wait for one token instead of minting their own (the vendor caps live tokens at 30).
-#[derive(Clone)]
-pub struct TokenCache {
-    slot: Arc<tokio::sync::Mutex<Option<CachedToken>>>,
-    clock: Arc<dyn Clock>,
-}
-
-impl TokenCache {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
-        TokenCache {
-            slot: Arc::new(tokio::sync::Mutex::new(None)),
-            clock,
-        }
-    }
-
-    /// Forget the token (e.g. after the client secret was changed).
-    pub async fn clear(&self) {
-        *self.slot.lock().await = None;
-    }
-
-    /// The cached token and its expiry, e.g. to share it through a store across processes.
-    pub async fn snapshot(&self) -> Option<(SecretString, DateTime<Utc>)> {
-        self.slot.lock().await.as_ref().map(|c| (c.token.clone(), c.expires_at))
-    }
-
-    /// Adopt a token minted elsewhere for the account `client_id` of `base_url`.
-    pub async fn seed(&self, base_url: &str, client_id: &str, token: SecretString, expires_at: DateTime<Utc>) {
-        let lifetime = (expires_at - self.clock.now()).to_std().unwrap_or_default();
-        *self.slot.lock().await = Some(CachedToken {
-            owner: owner(base_url.trim_end_matches('/'), client_id),
-            token,
-            expires_at,
-            refresh_at: refresh_at(expires_at, lifetime),
-        });
-    }
-}
-
-impl fmt::Debug for TokenCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TokenCache(..)")
-    }
-}
-
-fn owner(base: &str, client_id: &str) -> String {
-    format!("{base} {client_id}")
-}
-
-fn refresh_at(expires_at: DateTime<Utc>, lifetime: Duration) -> DateTime<Utc> {
-    let margin = REFRESH_MARGIN.min(lifetime / 2);
-    expires_at - chrono::Duration::from_std(margin).unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -165,14 +69,14 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults: 10 s per call, [`RetryPolicy::default`].
+    /// Defaults: 10 s per call, [`default_retry`].
     pub fn new(base_url: impl Into<String>, client_id: impl Into<String>, client_secret: SecretString) -> Self {
         ClientConfig {
             base_url: base_url.into(),
             client_id: client_id.into(),
             client_secret,
             timeout: Duration::from_secs(10),
-            retry: RetryPolicy::default(),
+            retry: default_retry(),
         }
     }
 }
@@ -216,7 +120,48 @@ enum Failure {
     Unauthorized,
     /// Worth retrying (5xx, 429, transport, timeout).
     Transient(String),
+    /// 429, with its `Retry-After`.
+    Throttled {
+        why: String,
+        retry_after: Option<Duration>,
+    },
     Fatal(Error),
+}
+
+impl ClassifyRetry for Failure {
+    fn retry_class(&self) -> RetryClass {
+        match self {
+            Failure::Transient(_) => RetryClass::Transient,
+            Failure::Throttled { retry_after, .. } => RetryClass::Throttled {
+                retry_after: *retry_after,
+            },
+            Failure::Unauthorized | Failure::Fatal(_) => RetryClass::Permanent,
+        }
+    }
+}
+
+impl Failure {
+    /// The error of a failure that was not (or no longer) retried; `None` for a 401.
+    fn into_error(self) -> Option<Error> {
+        match self {
+            Failure::Unauthorized => None,
+            Failure::Transient(why) | Failure::Throttled { why, .. } => Some(Error::Unavailable(why)),
+            Failure::Fatal(e) => Some(e),
+        }
+    }
+}
+
+/// Logs each retry; owns its label (a closure over `&Failure` that borrowed would trip
+/// rustc's higher-ranked `Send` check in the `async_trait` callers).
+fn log_retry(label: &str) -> impl FnMut(&Failure, Duration) {
+    let label = label.to_string();
+    move |failure, wait| {
+        let why = match failure {
+            Failure::Transient(why) | Failure::Throttled { why, .. } => why.as_str(),
+            _ => "",
+        };
+        tracing::warn!(call = %label, ?wait, reason = %why, "BeyondTrust call failed; retrying");
+    }
 }
 
 enum Api {
@@ -250,7 +195,7 @@ impl Client {
             client_id: config.client_id.trim().to_string(),
             client_secret: config.client_secret,
             timeout: config.timeout,
-            retry: config.retry,
+            retry: config.retry.capped(MAX_RETRIES),
             tokens,
         })
     }
@@ -319,6 +264,15 @@ impl Client {
         SupportSessionReport::from_xml(&body, Some(lsid.as_str()))
     }
 
+    /// `generate_report=SupportSessionListing` over `window`: the sessions the sweep for
+    /// lost end events checks. No session is an empty list.
+    pub async fn support_session_listing(&self, window: &ListingWindow) -> Result<Vec<SessionSummary>, Error> {
+        let mut form = vec![("generate_report", "SupportSessionListing".to_string())];
+        form.extend(window.form());
+        let body = self.call(Api::Reporting, "SupportSessionListing", form).await?;
+        session_listing_from_xml(&body)
+    }
+
     /// "Test configuration": a token, `get_api_info`, and the two permissions deskbridge
     /// needs, each failure reported on its own.
     pub async fn check_configuration(&self) -> ConfigCheck {
@@ -331,7 +285,7 @@ impl Client {
             api_version: None,
             problems: Vec::new(),
         };
-        if let Err(e) = self.token().await {
+        if let Err(e) = self.token(None).await {
             check.problems.push(format!("Could not get an OAuth token: {e}"));
             return check;
         }
@@ -353,56 +307,62 @@ impl Client {
     // ---- plumbing ----------------------------------------------------------------------
 
     /// POST a form to the command or reporting API and return the 2xx body: retries
-    /// transient failures per the policy, and on a 401 mints a new token and retries once.
+    /// transient failures per the policy, and on a 401 takes a new token (minted once for
+    /// everyone) and tries once more.
     async fn call(&self, api: Api, label: &str, form: Vec<(&'static str, String)>) -> Result<String, Error> {
         let url = match api {
             Api::Command => format!("{}/api/command", self.base),
             Api::Reporting => format!("{}/api/reporting", self.base),
         };
-        let mut token = self.token().await?;
-        let mut reminted = false;
-        let mut retry = 0;
+        let mut rejected: Option<SecretString> = None;
         loop {
-            let attempt = self
-                .http
-                .post(&url)
-                .header(CONNECTION, HeaderValue::from_static("close"))
-                .bearer_auth(token.expose())
-                .form(&form)
-                .timeout(self.timeout)
-                .send()
+            let token = self.token(rejected.as_ref()).await?;
+            let (url, form, token_ref) = (&url, &form, &token);
+            let outcome = self
+                .retry
+                .run(move || self.post(url, token_ref, form), tokio_sleep, log_retry(label))
                 .await;
-            match self.read(attempt).await {
+            let failure = match outcome {
                 Ok(body) => return Ok(body),
-                Err(Failure::Unauthorized) if !reminted => {
-                    tracing::warn!(call = label, "BeyondTrust answered 401; minting a new token once");
-                    reminted = true;
-                    token = self.token_after_401(&token).await?;
+                Err(f) => f,
+            };
+            match failure.into_error() {
+                None if rejected.is_none() => {
+                    tracing::warn!(call = label, "BeyondTrust answered 401; taking a new token once");
+                    rejected = Some(token);
                 }
-                Err(Failure::Unauthorized) => return Err(Error::Unauthorized),
-                Err(Failure::Transient(why)) if retry < self.retry.retries() => {
-                    let delay = self.retry.delay(retry);
-                    retry += 1;
-                    tracing::warn!(call = label, retry, ?delay, reason = %why, "BeyondTrust call failed; retrying");
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
+                None => return Err(Error::Unauthorized),
+                Some(e) => {
+                    if e.is_transient() {
+                        tracing::warn!(call = label, error = %e, "BeyondTrust call failed; giving up");
                     }
+                    return Err(e);
                 }
-                Err(Failure::Transient(why)) => {
-                    tracing::warn!(call = label, reason = %why, "BeyondTrust call failed; giving up");
-                    return Err(Error::Unavailable(why));
-                }
-                Err(Failure::Fatal(e)) => return Err(e),
             }
         }
+    }
+
+    /// One POST with the bearer token.
+    async fn post(&self, url: &str, token: &SecretString, form: &[(&'static str, String)]) -> Result<String, Failure> {
+        let attempt = self
+            .http
+            .post(url)
+            .header(CONNECTION, HeaderValue::from_static("close"))
+            .bearer_auth(token.expose())
+            .form(form)
+            .timeout(self.timeout)
+            .send()
+            .await;
+        self.read(attempt).await
     }
 
     /// Classify one attempt's outcome.
     async fn read(&self, attempt: reqwest::Result<reqwest::Response>) -> Result<String, Failure> {
         let resp = attempt.map_err(|e| Failure::Transient(self.transport(&e)))?;
         let status = resp.status();
+        let retry_after = retry_after(&resp);
         let body = resp.text().await.map_err(|e| Failure::Transient(self.transport(&e)))?;
-        classify(status, body)
+        classify(status, body).map_err(|f| f.throttled_if(status, retry_after))
     }
 
     fn transport(&self, e: &reqwest::Error) -> String {
@@ -415,99 +375,81 @@ impl Client {
         }
     }
 
-    /// The cached token, or a new one.
-    async fn token(&self) -> Result<SecretString, Error> {
-        let me = owner(&self.base, &self.client_id);
-        let mut slot = self.tokens.slot.lock().await;
-        let now = self.tokens.clock.now();
-        if let Some(c) = slot.as_ref() {
-            if c.owner == me && now < c.refresh_at {
-                return Ok(c.token.clone());
-            }
+    fn owner(&self) -> TokenOwner<'_> {
+        TokenOwner {
+            vendor: TOKEN_VENDOR,
+            base_url: &self.base,
+            account: &self.client_id,
+            secret: &self.client_secret,
+            renew_margin: REFRESH_MARGIN,
         }
-        self.mint_into(&mut slot, me, now).await
     }
 
-    /// After a 401 with `rejected`: adopt a token another task minted meanwhile, else mint.
-    async fn token_after_401(&self, rejected: &SecretString) -> Result<SecretString, Error> {
-        let me = owner(&self.base, &self.client_id);
-        let mut slot = self.tokens.slot.lock().await;
-        let now = self.tokens.clock.now();
-        if let Some(c) = slot.as_ref() {
-            if c.owner == me && &c.token != rejected && now < c.refresh_at {
-                return Ok(c.token.clone());
-            }
+    /// The cached token (this process's or the shared one), or a new one; never `rejected`.
+    async fn token(&self, rejected: Option<&SecretString>) -> Result<SecretString, Error> {
+        self.tokens.get(&self.owner(), rejected, move || self.mint()).await
+    }
+
+    /// `POST /oauth2/token` with client credentials, retried per the policy.
+    async fn mint(&self) -> Result<MintedToken, Error> {
+        let outcome = self
+            .retry
+            .run(move || self.mint_once(), tokio_sleep, log_retry("oauth2/token"))
+            .await;
+        match outcome {
+            Ok((token, expires_in)) => Ok(MintedToken {
+                token,
+                lifetime: Duration::from_secs(expires_in),
+            }),
+            Err(f) => Err(f.into_error().unwrap_or(Error::Unauthorized)),
         }
-        self.mint_into(&mut slot, me, now).await
     }
 
-    async fn mint_into(
-        &self,
-        slot: &mut Option<CachedToken>,
-        me: String,
-        now: DateTime<Utc>,
-    ) -> Result<SecretString, Error> {
-        *slot = None;
-        let (token, expires_in) = self.mint().await?;
-        let lifetime = Duration::from_secs(expires_in);
-        let expires_at = now + chrono::Duration::from_std(lifetime).unwrap_or_default();
-        *slot = Some(CachedToken {
-            owner: me,
-            token: token.clone(),
-            expires_at,
-            refresh_at: refresh_at(expires_at, lifetime),
-        });
-        Ok(token)
-    }
-
-    /// `POST /oauth2/token` with client credentials.
-    async fn mint(&self) -> Result<(SecretString, u64), Error> {
+    async fn mint_once(&self) -> Result<(SecretString, u64), Failure> {
         let url = format!("{}/oauth2/token", self.base);
-        let mut retry = 0;
-        loop {
-            let attempt = self
-                .http
-                .post(&url)
-                .header(CONNECTION, HeaderValue::from_static("close"))
-                .basic_auth(&self.client_id, Some(self.client_secret.expose()))
-                .form(&[("grant_type", "client_credentials")])
-                .timeout(self.timeout)
-                .send()
-                .await;
-            let failure = match attempt {
-                Err(e) => Failure::Transient(self.transport(&e)),
-                Ok(resp) => {
-                    let status = resp.status();
-                    match resp.text().await {
-                        Err(e) => Failure::Transient(self.transport(&e)),
-                        Ok(body) if status.is_success() => return parse_token(&body),
-                        // A wrong id/secret: 401 or 400 (invalid_client) per OAuth.
-                        Ok(_) if status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST => {
-                            return Err(Error::Unauthorized)
-                        }
-                        Ok(_) if status == StatusCode::FORBIDDEN => return Err(Error::Forbidden),
-                        Ok(_) if is_transient_status(status) => {
-                            Failure::Transient(format!("token endpoint answered HTTP {status}"))
-                        }
-                        Ok(_) => return Err(Error::Unavailable(format!("token endpoint answered HTTP {status}"))),
-                    }
-                }
-            };
-            match failure {
-                Failure::Transient(why) if retry < self.retry.retries() => {
-                    let delay = self.retry.delay(retry);
-                    retry += 1;
-                    tracing::warn!(retry, ?delay, reason = %why, "BeyondTrust token request failed; retrying");
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                }
-                Failure::Transient(why) => return Err(Error::Unavailable(why)),
-                Failure::Unauthorized => return Err(Error::Unauthorized),
-                Failure::Fatal(e) => return Err(e),
+        let attempt = self
+            .http
+            .post(&url)
+            .header(CONNECTION, HeaderValue::from_static("close"))
+            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
+            .form(&[("grant_type", "client_credentials")])
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let resp = attempt.map_err(|e| Failure::Transient(self.transport(&e)))?;
+        let status = resp.status();
+        let retry_after = retry_after(&resp);
+        let body = resp.text().await.map_err(|e| Failure::Transient(self.transport(&e)))?;
+        match status {
+            s if s.is_success() => parse_token(&body).map_err(Failure::Fatal),
+            // A wrong id/secret: 401 or 400 (invalid_client) per OAuth.
+            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST => Err(Failure::Fatal(Error::Unauthorized)),
+            StatusCode::FORBIDDEN => Err(Failure::Fatal(Error::Forbidden)),
+            s if is_transient_status(s) => {
+                Err(Failure::Transient(format!("token endpoint answered HTTP {s}")).throttled_if(s, retry_after))
             }
+            s => Err(Failure::Fatal(Error::Unavailable(format!(
+                "token endpoint answered HTTP {s}"
+            )))),
         }
     }
+}
+
+impl Failure {
+    /// A transient failure of a 429 becomes a throttled one carrying `Retry-After`.
+    fn throttled_if(self, status: StatusCode, retry_after: Option<Duration>) -> Failure {
+        match self {
+            Failure::Transient(why) if status == StatusCode::TOO_MANY_REQUESTS => {
+                Failure::Throttled { why, retry_after }
+            }
+            other => other,
+        }
+    }
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp.headers().get(RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(v, chrono::Utc::now())
 }
 
 fn parse_token(body: &str) -> Result<(SecretString, u64), Error> {
@@ -627,9 +569,16 @@ mod tests {
 
     #[test]
     fn refresh_happens_five_minutes_early_or_at_half_life() {
-        let exp = DateTime::from_timestamp(10_000, 0).unwrap();
-        assert_eq!(refresh_at(exp, Duration::from_secs(3600)).timestamp(), 10_000 - 300);
-        assert_eq!(refresh_at(exp, Duration::from_secs(120)).timestamp(), 10_000 - 60);
+        use crate::store::vendor_tokens::renew_at;
+        let exp = chrono::DateTime::from_timestamp(10_000, 0).unwrap();
+        assert_eq!(
+            renew_at(exp, Duration::from_secs(3600), REFRESH_MARGIN).timestamp(),
+            10_000 - 300
+        );
+        assert_eq!(
+            renew_at(exp, Duration::from_secs(120), REFRESH_MARGIN).timestamp(),
+            10_000 - 60
+        );
     }
 
     #[test]
@@ -660,16 +609,24 @@ mod tests {
 
     #[test]
     fn retry_schedule_is_capped_at_two_and_jitter_stays_in_range() {
-        let p = RetryPolicy::new(vec![Duration::from_millis(100); 5], true);
+        let config = ClientConfig {
+            retry: RetryPolicy::new(vec![Duration::from_millis(100); 5]),
+            ..ClientConfig::new("https://support.example.com", "id", SecretString::new("s"))
+        };
+        let clock: std::sync::Arc<dyn crate::ports::Clock> = std::sync::Arc::new(crate::ports::SystemClock);
+        let p = Client::new(config, TokenCache::new(clock)).unwrap().retry;
         assert_eq!(p.retries(), 2);
         for _ in 0..50 {
-            let d = p.delay(0);
+            let d = p.wait_before(0, RetryClass::Transient).unwrap();
             assert!(
                 d >= Duration::from_millis(50) && d < Duration::from_millis(150),
                 "{d:?}"
             );
         }
-        assert_eq!(RetryPolicy::immediate(2).delay(1), Duration::ZERO);
+        assert_eq!(
+            RetryPolicy::immediate(2).wait_before(1, RetryClass::Transient),
+            Some(Duration::ZERO)
+        );
         assert_eq!(RetryPolicy::none().retries(), 0);
     }
 }

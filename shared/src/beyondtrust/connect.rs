@@ -1,7 +1,7 @@
 //! The BeyondTrust API as the desk uses it: a client built from the settings and the client
-//! secret in force at each call, sharing one process-wide OAuth token cache (the vendor
-//! caps live tokens per API account, so tokens are never minted per request). Also the
-//! generated event token of the outbound-event URL.
+//! secret in force at each call, sharing one OAuth token with every instance through the
+//! store (the vendor caps live tokens at 30 per API account, so tokens are never minted
+//! per request or per cold start). Also the generated event token of the outbound-event URL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 
-use super::{Client, ClientConfig, Error, LoggedInRep, RetryPolicy, TokenCache};
+use super::{default_retry, Client, ClientConfig, Error, LoggedInRep, RetryPolicy, TokenCache};
 use crate::ports::{SecretError, SecretStore, SecretString};
 use crate::store::Store;
 
@@ -25,7 +25,7 @@ pub trait BeyondTrustConnect: Send + Sync {
     async fn connect(&self) -> Result<Option<Client>, Error>;
     /// Whether `http://` loopback base URLs are accepted (local fakes and tests only).
     fn allows_loopback(&self) -> bool;
-    /// Drop the cached token (after the client secret changed).
+    /// Drop the cached token, here and in the store (after the client secret changed).
     async fn forget_token(&self);
     /// `get_logged_in_reps` of `client`; implementations may cache the list briefly, as
     /// the vendor asks integrators not to fetch it for every request.
@@ -53,13 +53,13 @@ pub struct SettingsConnect {
 
 impl SettingsConnect {
     pub fn new(store: Store, secrets: Arc<dyn SecretStore>, allow_loopback: bool) -> Self {
-        let tokens = TokenCache::new(store.clock().clone());
+        let tokens = TokenCache::shared(store.clone());
         SettingsConnect {
             store,
             secrets,
             tokens,
             allow_loopback,
-            retry: RetryPolicy::default(),
+            retry: default_retry(),
             timeout: Duration::from_secs(10),
             reps: tokio::sync::Mutex::new(None),
         }
@@ -138,7 +138,7 @@ impl BeyondTrustConnect for SettingsConnect {
     }
 
     async fn forget_token(&self) {
-        self.tokens.clear().await;
+        self.tokens.forget(super::TOKEN_VENDOR).await;
         *self.reps.lock().await = None;
     }
 

@@ -1,5 +1,5 @@
 //! Outbound events: the form-encoded POSTs the appliance sends to an HTTP recipient
-//! (`support_conference_end` and friends), parsed and validated.
+//! (`support_conference_end` and friends), read totally into an event or a typed reason.
 
 use std::collections::BTreeMap;
 
@@ -31,13 +31,79 @@ pub struct OutboundEvent {
     pub other: BTreeMap<String, String>,
 }
 
+/// Why a body from a correctly authenticated appliance cannot be used. Parsing decides no
+/// status: the caller records the body as `rejected` with this reason (and keeps it for
+/// replay), and still answers 200, because the appliance holds back every later event
+/// behind one that gets anything else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Unusable {
+    /// The form field at fault (`body` when the body is not a form at all).
+    pub field: &'static str,
+    pub message: String,
+    /// The event name, when the body had one.
+    pub event: Option<String>,
+    /// The session, when the body had a valid lsid.
+    pub lsid: Option<Lsid>,
+}
+
+impl Unusable {
+    fn new(field: &'static str, message: impl Into<String>) -> Unusable {
+        Unusable {
+            field,
+            message: message.into(),
+            event: None,
+            lsid: None,
+        }
+    }
+}
+
+impl From<Unusable> for DomainError {
+    fn from(u: Unusable) -> DomainError {
+        DomainError::invalid(u.field, u.message)
+    }
+}
+
+/// What an authenticated outbound-event body turned out to be: always one of the two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Event(OutboundEvent),
+    Unusable(Unusable),
+}
+
+/// At most this much of a refused value is quoted in a reason.
+const QUOTED_MAX: usize = 40;
+
+fn quoted(v: &str) -> String {
+    let cut: String = v.chars().filter(|c| !c.is_control()).take(QUOTED_MAX).collect();
+    if v.chars().count() > QUOTED_MAX {
+        format!("{cut:?}…")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
 impl OutboundEvent {
-    /// Parse a form-encoded body. `event` and `timestamp` are required; `lsid`, when
+    /// Read any body: an event, or the reason it is unusable. Total: no body panics and
+    /// none is an error. `event` and `timestamp` (Unix seconds) are required; `lsid`, when
     /// present, must be 32 hex characters and is required for `support_conference_end`.
-    /// A field given twice keeps its first value. Errors name the field.
-    pub fn parse_form(body: &[u8]) -> Result<OutboundEvent, DomainError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|e| DomainError::invalid("body", format!("not form-encoded: {e}")))?;
+    /// A field given twice keeps its first value; bytes that are not UTF-8 are replaced.
+    pub fn read(body: &[u8]) -> Received {
+        match Self::read_inner(body) {
+            Ok(e) => Received::Event(e),
+            Err(u) => Received::Unusable(u),
+        }
+    }
+
+    fn read_inner(body: &[u8]) -> Result<OutboundEvent, Unusable> {
+        let head = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        match head {
+            Some(b'{') | Some(b'[') => return Err(Unusable::new("body", "is JSON; outbound events are form-encoded")),
+            Some(b'<') => return Err(Unusable::new("body", "is XML; outbound events are form-encoded")),
+            _ => {}
+        }
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(body).map_err(|e| Unusable::new("body", format!("not form-encoded: {e}")))?;
         let mut fields: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in pairs {
             fields.entry(k).or_insert(v);
@@ -49,23 +115,59 @@ impl OutboundEvent {
                 .filter(|v| !v.is_empty())
         };
 
-        let event = take("event").ok_or_else(|| DomainError::invalid("event", "is required"))?;
-        let timestamp = take("timestamp").ok_or_else(|| DomainError::invalid("timestamp", "is required"))?;
-        let timestamp =
-            parse_unix(&timestamp).ok_or_else(|| DomainError::invalid("timestamp", "must be Unix seconds"))?;
-        let lsid = take("lsid").map(|l| Lsid::parse(&l)).transpose()?;
-        if event == SESSION_END && lsid.is_none() {
-            return Err(DomainError::invalid("lsid", "is required for support_conference_end"));
+        let event = take("event");
+        let raw_lsid = take("lsid");
+        let lsid = raw_lsid.as_deref().and_then(|l| Lsid::parse(l).ok());
+        let with_context = |mut u: Unusable| {
+            u.event.clone_from(&event);
+            u.lsid.clone_from(&lsid);
+            u
+        };
+        let Some(name) = event.clone() else {
+            return Err(with_context(Unusable::new("event", "is required")));
+        };
+        let Some(timestamp) = take("timestamp") else {
+            return Err(with_context(Unusable::new("timestamp", "is required")));
+        };
+        let Some(timestamp) = parse_unix(&timestamp) else {
+            return Err(with_context(Unusable::new(
+                "timestamp",
+                format!("must be Unix seconds, got {}", quoted(&timestamp)),
+            )));
+        };
+        if let (Some(raw), None) = (&raw_lsid, &lsid) {
+            let message = match Lsid::parse(raw) {
+                Err(DomainError::Validation { message, .. }) => message,
+                _ => "is not a session id".into(),
+            };
+            return Err(with_context(Unusable::new(
+                "lsid",
+                format!("{message}, got {}", quoted(raw)),
+            )));
+        }
+        if name == SESSION_END && lsid.is_none() {
+            return Err(with_context(Unusable::new(
+                "lsid",
+                "is required for support_conference_end",
+            )));
         }
         Ok(OutboundEvent {
             version: take("version"),
             external_key: take("external_key"),
             appliance_id: take("appliance_id"),
-            event,
+            event: name,
             timestamp,
             lsid,
             other: fields,
         })
+    }
+
+    /// [`OutboundEvent::read`] as a `Result`; errors name the field.
+    pub fn parse_form(body: &[u8]) -> Result<OutboundEvent, DomainError> {
+        match Self::read(body) {
+            Received::Event(e) => Ok(e),
+            Received::Unusable(u) => Err(u.into()),
+        }
     }
 
     /// The Support Session End trigger, the one deskbridge imports sessions on.
@@ -160,6 +262,133 @@ mod tests {
             match OutboundEvent::parse_form(body.as_bytes()) {
                 Err(DomainError::Validation { field: f, .. }) => assert_eq!(f, field, "{why}"),
                 other => panic!("{why}: {other:?}"),
+            }
+        }
+    }
+
+    /// Outbound-event variants in `tests/fixtures/beyondtrust/` (see its README).
+    fn variant(name: &str) -> &'static [u8] {
+        match name {
+            "member" => include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/beyondtrust/outbound-member-added.txt"
+            )),
+            "survey" => include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/beyondtrust/outbound-exit-survey-with-custom-field.txt"
+            )),
+            "no-lsid" => include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/beyondtrust/outbound-session-end-without-lsid.txt"
+            )),
+            other => panic!("no variant {other}"),
+        }
+    }
+
+    #[test]
+    fn real_receiver_shapes_read_as_events() {
+        let Received::Event(m) = OutboundEvent::read(variant("member")) else {
+            panic!("member event unusable")
+        };
+        assert_eq!(m.event, "support_conference_member_added");
+        assert_eq!(m.other.get("username").map(String::as_str), Some("rkeller"));
+        assert_eq!(m.other.get("user_id").map(String::as_str), Some("17"));
+        let Received::Event(s) = OutboundEvent::read(variant("survey")) else {
+            panic!("survey event unusable")
+        };
+        assert!(!s.is_session_end(), "a trigger we do not import is still an event");
+        assert_eq!(s.other.get("ticket_ref").map(String::as_str), Some("INC0012345"));
+    }
+
+    #[test]
+    fn unusable_bodies_say_why_and_keep_what_identifies_them() {
+        let Received::Unusable(u) = OutboundEvent::read(variant("no-lsid")) else {
+            panic!("a session end without lsid is unusable")
+        };
+        assert_eq!(u.field, "lsid");
+        assert_eq!(u.event.as_deref(), Some(SESSION_END));
+        assert_eq!(u.to_string(), "lsid: is required for support_conference_end");
+
+        let body = format!(
+            "event=support_conference_end&timestamp=soon&lsid={}",
+            fixtures::LSID_T1042
+        );
+        let Received::Unusable(u) = OutboundEvent::read(body.as_bytes()) else {
+            panic!("bad timestamp")
+        };
+        assert_eq!(u.to_string(), "timestamp: must be Unix seconds, got \"soon\"");
+        assert_eq!(
+            u.lsid.unwrap().as_str(),
+            fixtures::LSID_T1042,
+            "kept for the request log"
+        );
+
+        let cases: [(&[u8], &str, &str); 6] = [
+            (
+                br#"{"event":"support_conference_end"}"#,
+                "body",
+                "is JSON; outbound events are form-encoded",
+            ),
+            (
+                b"  <event>support_conference_end</event>",
+                "body",
+                "is XML; outbound events are form-encoded",
+            ),
+            (b"\xff\xfe=%%%", "event", "is required"),
+            (b"event=&timestamp=1", "event", "is required"),
+            (
+                b"event=support_conference_end&timestamp=1&lsid=A3F1C9E27B5D4E08B6C2D9F4E1A7B53",
+                "lsid",
+                "must be 32 hexadecimal characters, got \"A3F1C9E27B5D4E08B6C2D9F4E1A7B53\"",
+            ),
+            (
+                b"event=x&timestamp=99999999999999999999999",
+                "timestamp",
+                "must be Unix seconds, got \"99999999999999999999999\"",
+            ),
+        ];
+        for (body, field, message) in cases {
+            match OutboundEvent::read(body) {
+                Received::Unusable(u) => assert_eq!((u.field, u.message.as_str()), (field, message), "{body:?}"),
+                Received::Event(e) => panic!("{body:?} read as {e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_refused_value_is_quoted_short() {
+        let body = format!("event=x&timestamp={}", "9".repeat(5000));
+        let Received::Unusable(u) = OutboundEvent::read(body.as_bytes()) else {
+            panic!()
+        };
+        assert!(u.message.chars().count() < 100, "{}", u.message);
+    }
+
+    proptest::proptest! {
+        /// Any body whatsoever reads as an event or a reason, and `parse_form` agrees.
+        #[test]
+        fn reading_is_total(body in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..300)) {
+            let read = OutboundEvent::read(&body);
+            let parsed = OutboundEvent::parse_form(&body);
+            match read {
+                Received::Event(e) => proptest::prop_assert_eq!(parsed, Ok(e)),
+                Received::Unusable(u) => proptest::prop_assert_eq!(parsed, Err(DomainError::from(u))),
+            }
+        }
+
+        /// Form-shaped bodies built from the real field names read totally too.
+        #[test]
+        fn form_shaped_bodies_read_totally(
+            fields in proptest::collection::vec(
+                (proptest::sample::select(vec!["event", "timestamp", "lsid", "version", "external_key", "x"]),
+                 "[ -~]{0,40}"),
+                0..8,
+            )
+        ) {
+            let body = serde_urlencoded::to_string(&fields).unwrap();
+            if let Received::Event(e) = OutboundEvent::read(body.as_bytes()) {
+                proptest::prop_assert!(!e.event.is_empty());
+                proptest::prop_assert!(!e.is_session_end() || e.lsid.is_some());
             }
         }
     }

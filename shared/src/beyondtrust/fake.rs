@@ -1,5 +1,5 @@
 //! A stateful fake BeyondTrust appliance for tests: OAuth token endpoint, command and
-//! reporting APIs on a loopback port, with state and failure modes tests can steer.
+//! reporting APIs (reports ready later, abnormal ends, the session listing) with failure modes.
 //!
 //! Start it with [`FakeBeyondTrust::start`]; point a `beyondtrust::Client` at the returned
 //! base URL with [`CLIENT_ID`]/[`CLIENT_SECRET`] (or use [`FakeBeyondTrust::client_config`]).
@@ -18,9 +18,11 @@ use axum::Router;
 use base64::Engine;
 use quick_xml::escape::escape;
 
+use chrono::{DateTime, Utc};
+
 use super::client::{ClientConfig, RetryPolicy};
 use super::fixtures;
-use crate::ports::SecretString;
+use crate::ports::{Clock, SecretString, SystemClock};
 
 /// The client id the fake accepts.
 pub const CLIENT_ID: &str = "deskbridge-test-client";
@@ -28,6 +30,8 @@ pub const CLIENT_ID: &str = "deskbridge-test-client";
 pub const CLIENT_SECRET: &str = "fake-client-secret";
 /// The namespace the fake's command answers declare.
 pub const COMMAND_NS: &str = "http://www.beyondtrust.com/sra/namespaces/API/command";
+/// The namespace the fake's reporting answers declare.
+pub const REPORTING_NS: &str = "http://www.beyondtrust.com/sra/namespaces/API/reporting";
 /// The endpoint name of the token endpoint, for [`FakeBeyondTrust::push_fault`] and
 /// [`FakeBeyondTrust::calls`]; command calls use their action name, reporting calls
 /// their report type (`SupportSession`).
@@ -90,15 +94,54 @@ pub struct IssuedKey {
     pub ttl: Option<String>,
 }
 
-#[derive(Debug, Default)]
-struct ScriptedReport {
+#[derive(Debug)]
+enum ReportScript {
     /// Answers in order; the last one repeats.
-    answers: Vec<String>,
+    Sequence(Vec<String>),
+    /// `pending` until the fake's clock reaches `at`, then `ready`.
+    ReadyAt {
+        pending: String,
+        ready: String,
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug)]
+struct ScriptedReport {
+    script: ReportScript,
     fetches: u32,
 }
 
+impl ScriptedReport {
+    /// The answer of the next fetch.
+    fn answer(&mut self, now: DateTime<Utc>) -> Option<String> {
+        let answer = match &self.script {
+            ReportScript::Sequence(answers) if answers.is_empty() => return None,
+            ReportScript::Sequence(answers) => answers[(self.fetches as usize).min(answers.len() - 1)].clone(),
+            ReportScript::ReadyAt { pending, .. } if now < self.ready_at() => pending.clone(),
+            ReportScript::ReadyAt { ready, .. } => ready.clone(),
+        };
+        self.fetches += 1;
+        Some(answer)
+    }
+
+    fn ready_at(&self) -> DateTime<Utc> {
+        match &self.script {
+            ReportScript::ReadyAt { at, .. } => *at,
+            ReportScript::Sequence(_) => DateTime::<Utc>::MIN_UTC,
+        }
+    }
+
+    /// The report as it finally reads (what the listing knows of the session).
+    fn last(&self) -> Option<&str> {
+        match &self.script {
+            ReportScript::Sequence(answers) => answers.last().map(String::as_str),
+            ReportScript::ReadyAt { ready, .. } => Some(ready),
+        }
+    }
+}
+
 /// Everything the fake remembers.
-#[derive(Debug)]
 struct FakeState {
     expires_in: u64,
     valid_tokens: HashSet<String>,
@@ -115,10 +158,11 @@ struct FakeState {
     issued: Vec<IssuedKey>,
     reports: HashMap<String, ScriptedReport>,
     base_url: String,
+    clock: Arc<dyn Clock>,
 }
 
 impl FakeState {
-    fn new(base_url: String) -> Self {
+    fn new(base_url: String, clock: Arc<dyn Clock>) -> Self {
         let alice = FakeRep::new("12", "Alice Martin", "Alice Martin (Service Desk)");
         let bob = FakeRep::new("17", "Bob", "Robert Keller (L2 Network)");
         let sam = FakeRep::new("21", "Sam", "Samuel Ortiz (Tier 1)");
@@ -150,6 +194,7 @@ impl FakeState {
             issued: Vec::new(),
             reports: HashMap::new(),
             base_url,
+            clock,
         }
     }
 }
@@ -182,12 +227,18 @@ impl FakeBeyondTrust {
     /// logged in, rep 21 (Sam) known but logged out, teams 3 and 5 as in the fixtures,
     /// the `get_api_info` fixture, no reports. Panics when no loopback port can be bound.
     pub async fn start() -> (String, FakeBeyondTrust) {
+        Self::start_with_clock(Arc::new(SystemClock)).await
+    }
+
+    /// [`FakeBeyondTrust::start`] with reports that become ready by `clock`
+    /// ([`FakeBeyondTrust::set_report_ready_after`]).
+    pub async fn start_with_clock(clock: Arc<dyn Clock>) -> (String, FakeBeyondTrust) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("fake BeyondTrust: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("fake BeyondTrust: local address");
         let base_url = format!("http://{addr}");
-        let state: Shared = Arc::new(Mutex::new(FakeState::new(base_url.clone())));
+        let state: Shared = Arc::new(Mutex::new(FakeState::new(base_url.clone(), clock)));
         let app = Router::new()
             .route("/oauth2/token", post(token))
             .route("/api/command", post(command))
@@ -287,9 +338,46 @@ impl FakeBeyondTrust {
     }
 
     fn set_report_answers(&self, lsid: &str, answers: Vec<String>) {
+        self.set_script(lsid, ReportScript::Sequence(answers));
+    }
+
+    /// `pending` until `after` has passed on the fake's clock from now, then `ready`: call
+    /// it when the session ends, for a report that becomes ready N seconds after the end
+    /// event (the appliance writes the report after the event goes out).
+    pub fn set_report_ready_after(
+        &self,
+        lsid: &str,
+        pending: impl Into<String>,
+        ready: impl Into<String>,
+        after: Duration,
+    ) {
+        let now = self.lock().clock.now();
+        let at = now + chrono::Duration::from_std(after).unwrap_or_default();
+        self.set_report_ready_at(lsid, pending, ready, at);
+    }
+
+    /// `pending` until the fake's clock reaches `at`, then `ready`.
+    pub fn set_report_ready_at(
+        &self,
+        lsid: &str,
+        pending: impl Into<String>,
+        ready: impl Into<String>,
+        at: DateTime<Utc>,
+    ) {
+        self.set_script(
+            lsid,
+            ReportScript::ReadyAt {
+                pending: pending.into(),
+                ready: ready.into(),
+                at,
+            },
+        );
+    }
+
+    fn set_script(&self, lsid: &str, script: ReportScript) {
         self.lock()
             .reports
-            .insert(lsid.to_ascii_lowercase(), ScriptedReport { answers, fetches: 0 });
+            .insert(lsid.to_ascii_lowercase(), ScriptedReport { script, fetches: 0 });
     }
 
     // ---- observing ---------------------------------------------------------------------
@@ -491,23 +579,120 @@ async fn reporting(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
     if let Some(r) = apply_faults(&state, &report, "session_list").await {
         return r;
     }
-    if report != "SupportSession" {
-        return xml_response(
-            StatusCode::OK,
-            error_root(&format!("Unsupported report type: {report}")),
-        );
+    match report.as_str() {
+        "SupportSession" => {}
+        "SupportSessionListing" => return xml_response(StatusCode::OK, session_listing(&lock(&state), &form)),
+        _ => {
+            return xml_response(
+                StatusCode::OK,
+                error_root(&format!("Unsupported report type: {report}")),
+            )
+        }
     }
     let lsid = form_value(&form, "lsid").unwrap_or("").to_ascii_lowercase();
     let mut s = lock(&state);
-    let body = match s.reports.get_mut(&lsid) {
-        Some(script) if !script.answers.is_empty() => {
-            let i = (script.fetches as usize).min(script.answers.len() - 1);
-            script.fetches += 1;
-            script.answers[i].clone()
-        }
-        _ => error_root("No sessions matched your query."),
-    };
+    let now = s.clock.now();
+    let body = s
+        .reports
+        .get_mut(&lsid)
+        .and_then(|script| script.answer(now))
+        .unwrap_or_else(|| error_root("No sessions matched your query."));
     xml_response(StatusCode::OK, body)
+}
+
+/// The window a listing asks for.
+struct Window {
+    /// Closed sessions by end time, else all sessions by start time.
+    ended: bool,
+    from: DateTime<Utc>,
+    /// `None`: up to now.
+    until: Option<DateTime<Utc>>,
+}
+
+/// Read the window parameters; `Err` names what is wrong.
+fn listing_window(form: &[(String, String)]) -> Result<Window, String> {
+    let duration: i64 = match form_value(form, "duration") {
+        None => 0,
+        Some(d) => d.trim().parse().map_err(|_| format!("Invalid duration: {d}"))?,
+    };
+    let date = |v: &str| {
+        chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc())
+            .ok_or_else(|| format!("Invalid date: {v}"))
+    };
+    let time = |v: &str| {
+        v.trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .ok_or_else(|| format!("Invalid timestamp: {v}"))
+    };
+    let (ended, from, unit) = if let Some(t) = form_value(form, "start_time") {
+        (false, time(t)?, chrono::Duration::seconds(1))
+    } else if let Some(t) = form_value(form, "end_time") {
+        (true, time(t)?, chrono::Duration::seconds(1))
+    } else if let Some(d) = form_value(form, "start_date") {
+        (false, date(d)?, chrono::Duration::days(1))
+    } else if let Some(d) = form_value(form, "end_date") {
+        (true, date(d)?, chrono::Duration::days(1))
+    } else {
+        return Err("Missing required parameter: start_date, start_time, end_date or end_time".into());
+    };
+    let until = (duration != 0).then(|| from + unit * duration as i32);
+    Ok(Window { ended, from, until })
+}
+
+/// `SupportSessionListing` over the sessions whose reports the fake holds, as they
+/// finally read: started in the window (running ones included), or closed and ended in it.
+fn session_listing(s: &FakeState, form: &[(String, String)]) -> String {
+    let Window { ended, from, until } = match listing_window(form) {
+        Ok(w) => w,
+        Err(message) => return error_root(&message),
+    };
+    let mut rows: Vec<(DateTime<Utc>, String, String)> = Vec::new();
+    for (lsid, script) in &s.reports {
+        let Some(xml) = script.last() else { continue };
+        let Ok(r) = super::report::SupportSessionReport::from_xml(xml, Some(lsid)) else {
+            continue;
+        };
+        let at = if ended { r.end_time } else { r.start_time };
+        let Some(at) = at.filter(|t| *t >= from && until.is_none_or(|u| *t < u)) else {
+            continue;
+        };
+        let key = r
+            .external_key
+            .as_deref()
+            .map(|k| escape(k).into_owned())
+            .unwrap_or_default();
+        let recorded = u8::from(xml.contains("<session_recording_"));
+        rows.push((
+            at,
+            lsid.clone(),
+            format!(
+                "<session_summary lsid=\"{lsid}\" has_recording=\"{recorded}\">\n<external_key>{key}</external_key>\n</session_summary>\n"
+            ),
+        ));
+    }
+    rows.sort();
+    let mut out =
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<session_summary_list xmlns=\"{REPORTING_NS}\">\n");
+    for (_, _, row) in rows {
+        out.push_str(&row);
+    }
+    out.push_str("</session_summary_list>");
+    out
+}
+
+/// `report` without its chat URLs: how the appliance reports a session that did not end
+/// properly (the vendor gives the URLs "only for sessions that ended properly").
+pub fn without_chat_urls(report: &str) -> String {
+    report
+        .lines()
+        .filter(|l| !l.contains("<session_chat_view_url") && !l.contains("<session_chat_download_url"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 // ---- answers ---------------------------------------------------------------------------------
@@ -601,4 +786,159 @@ fn generate_session_key(s: &mut FakeState, form: &[(String, String)]) -> String 
         iso = expires.to_rfc3339(),
         url = escape(key_url.as_str()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::beyondtrust::{Client, Completeness, ListingWindow, TokenCache};
+    use crate::domain::remote::Lsid;
+    use crate::ports::ManualClock;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_795_425_312, 0).unwrap() // the session's end event
+    }
+
+    async fn on_manual_clock() -> (FakeBeyondTrust, Client, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(t0()));
+        let (_, fake) = FakeBeyondTrust::start_with_clock(clock.clone()).await;
+        let client = Client::new(fake.client_config(), TokenCache::new(clock.clone())).unwrap();
+        (fake, client, clock)
+    }
+
+    fn lsid(s: &str) -> Lsid {
+        Lsid::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_report_becomes_ready_n_seconds_after_the_end_event() {
+        let (fake, client, clock) = on_manual_clock().await;
+        fake.set_report_ready_after(
+            fixtures::LSID_T1042,
+            fixtures::REPORT_INCOMPLETE,
+            fixtures::REPORT,
+            Duration::from_secs(3),
+        );
+        let id = lsid(fixtures::LSID_T1042);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(client.support_session_report(&id).await.unwrap().completeness());
+            clock.advance(Duration::from_secs(1));
+        }
+        assert_eq!(
+            seen,
+            [
+                Completeness::InProgress,
+                Completeness::InProgress,
+                Completeness::InProgress,
+                Completeness::Complete
+            ],
+            "ready at end + 3 s"
+        );
+        assert_eq!(fake.report_fetches(fixtures::LSID_T1042), 4);
+    }
+
+    #[tokio::test]
+    async fn an_abnormal_end_serves_a_report_without_chat_urls() {
+        let (fake, client, _) = on_manual_clock().await;
+        fake.set_report(fixtures::LSID_T1042, fixtures::REPORT_ABNORMAL_END);
+        let r = client
+            .support_session_report(&lsid(fixtures::LSID_T1042))
+            .await
+            .unwrap();
+        assert_eq!(r.completeness(), Completeness::PossiblyPartial);
+        // Any report can be served as after an abnormal end.
+        fake.set_report(fixtures::LSID_UNLINKED, without_chat_urls(fixtures::REPORT_UNLINKED));
+        let r = client
+            .support_session_report(&lsid(fixtures::LSID_UNLINKED))
+            .await
+            .unwrap();
+        assert!(r.possibly_partial() && r.chat_view_url.is_none());
+        assert!(fixtures::REPORT_UNLINKED.contains("<session_chat_download_url"));
+    }
+
+    #[tokio::test]
+    async fn the_listing_answers_the_window_asked_for() {
+        let (fake, client, _) = on_manual_clock().await;
+        // Started 08:52:12, ended 09:15:12 (T1042); the unlinked session per its fixture.
+        fake.set_report(fixtures::LSID_T1042, fixtures::REPORT);
+        fake.set_report(fixtures::LSID_UNLINKED, fixtures::REPORT_UNLINKED);
+        let unlinked_end = ended_at(fixtures::REPORT_UNLINKED, fixtures::LSID_UNLINKED);
+        let listed = |w: ListingWindow| {
+            let client = &client;
+            async move {
+                client
+                    .support_session_listing(&w)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| (s.lsid.to_string(), s.external_key))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let end = t0();
+        let everything = listed(ListingWindow::Ended {
+            from: end.min(unlinked_end) - chrono::Duration::hours(1),
+            seconds: 0,
+        })
+        .await;
+        assert_eq!(everything.len(), 2, "{everything:?}");
+        assert!(everything.contains(&(fixtures::LSID_T1042.to_string(), Some("T1042".into()))));
+        assert!(everything.contains(&(fixtures::LSID_UNLINKED.to_string(), None)));
+        // Ended in [end, end + 1 s): only T1042 unless the other ended in the same second.
+        let just_t1042 = listed(ListingWindow::Ended { from: end, seconds: 1 }).await;
+        assert_eq!(just_t1042, [(fixtures::LSID_T1042.to_string(), Some("T1042".into()))]);
+        // A window after every end lists nothing, as an empty list.
+        let later = listed(ListingWindow::Ended {
+            from: end.max(unlinked_end) + chrono::Duration::seconds(1),
+            seconds: 0,
+        })
+        .await;
+        assert!(later.is_empty());
+        // Start windows include sessions still in progress.
+        fake.set_report(fixtures::LSID_T1042, fixtures::REPORT_INCOMPLETE);
+        let began = listed(ListingWindow::Began {
+            from: end - chrono::Duration::hours(1),
+            seconds: 3600,
+        })
+        .await;
+        assert!(began.iter().any(|(l, _)| l == fixtures::LSID_T1042), "{began:?}");
+        let ended = listed(ListingWindow::Ended { from: end, seconds: 1 }).await;
+        assert!(ended.is_empty(), "a running session has not ended: {ended:?}");
+        let form = fake.last_form("SupportSessionListing").unwrap();
+        assert!(form.contains(&("end_time".into(), end.timestamp().to_string())));
+        assert!(form.contains(&("duration".into(), "1".into())));
+        assert_eq!(fake.calls("SupportSessionListing"), 5);
+    }
+
+    #[tokio::test]
+    async fn the_listing_can_answer_nothing_matched_and_fail_like_any_report() {
+        let (fake, client, _) = on_manual_clock().await;
+        let w = ListingWindow::Ended { from: t0(), seconds: 0 };
+        fake.push_fault(
+            "SupportSessionListing",
+            Fault::ErrorRoot("No sessions matched your query.".into()),
+        );
+        assert_eq!(client.support_session_listing(&w).await, Ok(Vec::new()));
+        fake.push_fault("SupportSessionListing", Fault::Status(503));
+        fake.push_fault("SupportSessionListing", Fault::Status(503));
+        fake.push_fault("SupportSessionListing", Fault::Status(503));
+        assert!(matches!(
+            client.support_session_listing(&w).await,
+            Err(crate::beyondtrust::Error::Unavailable(_))
+        ));
+        fake.push_fault("SupportSessionListing", Fault::ErrorRoot("Permission denied".into()));
+        assert_eq!(
+            client.support_session_listing(&w).await,
+            Err(crate::beyondtrust::Error::Api("Permission denied".into()))
+        );
+    }
+
+    /// When a fixture report's session ended.
+    fn ended_at(xml: &str, lsid: &str) -> DateTime<Utc> {
+        crate::beyondtrust::SupportSessionReport::from_xml(xml, Some(lsid))
+            .unwrap()
+            .end_time
+            .unwrap()
+    }
 }

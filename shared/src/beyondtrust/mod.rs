@@ -9,20 +9,25 @@ mod client;
 mod command;
 pub mod connect;
 pub mod events;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fake;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fixtures;
 mod report;
 #[cfg(test)]
 mod tests;
 mod xml;
 
-pub use client::{Client, ClientConfig, ConfigCheck, RetryPolicy, TokenCache};
+pub use client::{default_retry, Client, ClientConfig, ConfigCheck, RetryPolicy, TokenCache, TOKEN_VENDOR};
 pub use command::{
     find_logged_in_rep, ApiInfo, LoggedInRep, QueueId, SessionKey, SessionKeyRequest, SupportTeam, TeamIssue,
     TeamMember, EXTERNAL_KEY_MAX,
 };
-pub use events::OutboundEvent;
-pub use report::{Actor, Customer, CustomerInfo, ReportEvent, Representative, SupportSessionReport};
+pub use events::{OutboundEvent, Received, Unusable};
+pub use report::{
+    session_listing_from_xml, Actor, Completeness, Customer, CustomerInfo, ListingWindow, ReportEvent, Representative,
+    SessionSummary, SupportSessionReport,
+};
 
 /// Why a BeyondTrust call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,5 @@
-//! Reporting API answers: the `SupportSession` report of one session, its participants
-//! and event log, the completeness check, and the conversion into `domain::remote`.
+//! Reporting API answers: the `SupportSession` report (participants, event log,
+//! completeness, conversion into `domain::remote`) and the `SupportSessionListing`.
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -38,6 +38,20 @@ pub struct SupportSessionReport {
     pub customers: Vec<Customer>,
     pub reps: Vec<Representative>,
     pub events: Vec<ReportEvent>,
+}
+
+/// How complete a `SupportSession` report is (the vendor defines no rule; these are the
+/// signals the notes recommend, vendor/beyondtrust.md §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Completeness {
+    /// No `end_time` yet: still being written (or still running). Retry soon.
+    InProgress,
+    /// Ended, no chat URLs: an abnormal end never gets them, so after a short wait import
+    /// what there is and mark the transcript possibly partial.
+    PossiblyPartial,
+    /// Ended, with the chat download URL.
+    Complete,
 }
 
 /// A participant as referenced from events and the `primary_*` elements.
@@ -138,7 +152,27 @@ impl SupportSessionReport {
     /// Complete = the session has ended and its chat can be downloaded. The vendor does
     /// not define completeness; right after the end event these may still be missing.
     pub fn is_complete(&self) -> bool {
-        self.end_time.is_some() && self.chat_download_url.is_some()
+        self.completeness() == Completeness::Complete
+    }
+
+    /// Complete enough to import: the session has ended (`end_time` is present).
+    pub fn is_importable(&self) -> bool {
+        self.end_time.is_some()
+    }
+
+    /// Ended, but without the chat URLs the appliance only gives for sessions that ended
+    /// properly: importable, yet the transcript may lack its last lines.
+    pub fn possibly_partial(&self) -> bool {
+        self.completeness() == Completeness::PossiblyPartial
+    }
+
+    /// Where the report stands.
+    pub fn completeness(&self) -> Completeness {
+        match (self.end_time, &self.chat_download_url) {
+            (None, _) => Completeness::InProgress,
+            (Some(_), None) => Completeness::PossiblyPartial,
+            (Some(_), Some(_)) => Completeness::Complete,
+        }
     }
 
     /// The session in domain terms.
@@ -189,6 +223,64 @@ impl SupportSessionReport {
                 .collect(),
         })
     }
+}
+
+/// The time window of a `SupportSessionListing` (vendor notes §5): `duration` counts
+/// seconds with a Unix time; 0 means "up to now".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingWindow {
+    /// Sessions that began in the window, those still in progress included.
+    Began { from: DateTime<Utc>, seconds: u64 },
+    /// Only closed sessions that ended in the window (the lost-end-event sweep).
+    Ended { from: DateTime<Utc>, seconds: u64 },
+}
+
+impl ListingWindow {
+    /// The reporting API's parameters for this window.
+    pub fn form(&self) -> Vec<(&'static str, String)> {
+        let (name, from, seconds) = match self {
+            ListingWindow::Began { from, seconds } => ("start_time", from, seconds),
+            ListingWindow::Ended { from, seconds } => ("end_time", from, seconds),
+        };
+        vec![(name, from.timestamp().to_string()), ("duration", seconds.to_string())]
+    }
+}
+
+/// One `session_summary` of a `SupportSessionListing`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionSummary {
+    pub lsid: Lsid,
+    pub has_recording: bool,
+    /// Child element or attribute (the markup is unconfirmed); `None` when empty.
+    pub external_key: Option<String>,
+}
+
+/// Parse a `SupportSessionListing` answer. No matching session is an empty list, whether
+/// the appliance sends an empty `session_summary_list` (as documented for the PRA twin) or
+/// its "nothing matched" `<error>`; any other `<error>` is `Error::Api`. Entries without a
+/// valid lsid are skipped and logged.
+pub fn session_listing_from_xml(body: &str) -> Result<Vec<SessionSummary>, Error> {
+    let root = match xml::expect_root(body, "session_summary_list") {
+        Ok(root) => root,
+        Err(Error::Api(message)) if message.to_ascii_lowercase().contains("match") => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in root.children("session_summary") {
+        let raw = entry.attr_text("lsid").unwrap_or_default();
+        let Ok(lsid) = Lsid::parse(&raw) else {
+            tracing::warn!(lsid = %raw, "skipping a session listing entry without a valid lsid");
+            continue;
+        };
+        out.push(SessionSummary {
+            lsid,
+            has_recording: entry.attr("has_recording").and_then(parse_flag).unwrap_or(false),
+            external_key: entry
+                .child_text("external_key")
+                .or_else(|| entry.attr_text("external_key")),
+        });
+    }
+    Ok(out)
 }
 
 fn parse_session(s: &Element) -> Result<SupportSessionReport, Error> {
@@ -523,6 +615,80 @@ mod tests {
         assert_eq!(
             (lines[1].from.as_str(), lines[1].text.as_str()),
             ("Mark Lee", "It says my certificate expired.")
+        );
+    }
+
+    #[test]
+    fn an_abnormal_end_is_importable_but_possibly_partial() {
+        let r = report(fixtures::REPORT_ABNORMAL_END, fixtures::LSID_T1042);
+        assert!(r.end_time.is_some() && r.chat_download_url.is_none() && r.chat_view_url.is_none());
+        assert_eq!(r.completeness(), Completeness::PossiblyPartial);
+        assert!(r.is_importable() && r.possibly_partial() && !r.is_complete());
+        let lines = remote::transcript(&r.to_facts().unwrap());
+        assert_eq!(lines.len(), 6, "what the report holds is imported");
+
+        let running = report(fixtures::REPORT_INCOMPLETE, fixtures::LSID_T1042);
+        assert_eq!(running.completeness(), Completeness::InProgress);
+        assert!(!running.is_importable() && !running.possibly_partial());
+        let done = report(fixtures::REPORT, fixtures::LSID_T1042);
+        assert_eq!(done.completeness(), Completeness::Complete);
+        assert!(done.is_importable() && !done.possibly_partial());
+    }
+
+    #[test]
+    fn the_session_listing_reads_lsids_recordings_and_external_keys_in_either_markup() {
+        let list = session_listing_from_xml(fixtures::SESSION_LISTING).unwrap();
+        let got: Vec<(&str, bool, Option<&str>)> = list
+            .iter()
+            .map(|s| (s.lsid.as_str(), s.has_recording, s.external_key.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (fixtures::LSID_T1042, false, Some("T1042")),
+                (fixtures::LSID_UNLINKED, true, None),
+                (fixtures::LSID_CHAT, false, Some("C77")),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_listing_is_no_sessions_but_other_errors_are_errors() {
+        for empty in [
+            "<session_summary_list/>",
+            r#"<session_summary_list xmlns="http://www.beyondtrust.com/namespaces/API/reporting"></session_summary_list>"#,
+            "<error>No sessions matched your query.</error>",
+        ] {
+            assert_eq!(session_listing_from_xml(empty), Ok(Vec::new()), "{empty}");
+        }
+        assert_eq!(
+            session_listing_from_xml("<error>Access denied: reporting not permitted</error>"),
+            Err(Error::Api("Access denied: reporting not permitted".into()))
+        );
+        assert!(matches!(
+            session_listing_from_xml("<session_list/>"),
+            Err(Error::Malformed(_))
+        ));
+        let odd = r#"<session_summary_list><session_summary lsid="nope"/><session_summary has_recording="1"/>
+            <session_summary lsid="a3f1c9e27b5d4e08b6c2d9f4e1a7b530"/></session_summary_list>"#;
+        let list = session_listing_from_xml(odd).unwrap();
+        assert_eq!(list.len(), 1, "entries without a valid lsid are skipped");
+        assert!(!list[0].has_recording && list[0].external_key.is_none());
+    }
+
+    #[test]
+    fn listing_windows_use_unix_times_and_seconds() {
+        let from = DateTime::from_timestamp(1795424400, 0).unwrap();
+        assert_eq!(
+            ListingWindow::Ended { from, seconds: 0 }.form(),
+            [("end_time", "1795424400".to_string()), ("duration", "0".to_string())]
+        );
+        assert_eq!(
+            ListingWindow::Began { from, seconds: 900 }.form(),
+            [
+                ("start_time", "1795424400".to_string()),
+                ("duration", "900".to_string())
+            ]
         );
     }
 }

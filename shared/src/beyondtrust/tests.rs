@@ -478,7 +478,13 @@ async fn token_cache_can_be_seeded_and_cleared() {
     // Another process adopts the token: no new mint.
     let other_cache = TokenCache::new(clock.clone());
     other_cache
-        .seed(fake.base_url(), super::fake::CLIENT_ID, token, expires)
+        .seed(
+            super::TOKEN_VENDOR,
+            fake.base_url(),
+            super::fake::CLIENT_ID,
+            token,
+            expires,
+        )
         .await;
     let other = Client::new(fake.client_config(), other_cache.clone()).unwrap();
     other.get_api_info().await.unwrap();

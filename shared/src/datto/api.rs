@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::alerts::{AlertFacts, AlertUid};
+use crate::domain::alerts::{AlertFacts, AlertUid, DeviceFacts};
 
 // ---------------------------------------------------------------------------------------
 // Dates and lenient scalars
@@ -321,7 +321,7 @@ impl Alert {
             site_name: src.site_name,
             diagnostics: self.diagnostics.clone(),
             context: self.alert_context.clone().filter(|c| !c.is_null()),
-            additional_values: Default::default(),
+            ..Default::default()
         }
     }
 }
@@ -400,6 +400,24 @@ pub struct Device {
     pub portal_url: Option<String>,
     #[serde(default, deserialize_with = "de_text")]
     pub web_remote_url: Option<String>,
+}
+
+impl Device {
+    /// What enrichment needs of the device.
+    pub fn to_facts(&self) -> DeviceFacts {
+        DeviceFacts {
+            uid: self.uid.clone(),
+            hostname: self.hostname.clone(),
+            site_uid: self.site_uid.clone(),
+            site_name: self.site_name.clone(),
+        }
+    }
+}
+
+/// The device facts of a device answer kept as raw JSON (as `DattoApi::device` returns
+/// it); `None` when it is not a device object.
+pub fn device_facts(v: &serde_json::Value) -> Option<DeviceFacts> {
+    serde_json::from_value::<Device>(v.clone()).ok().map(|d| d.to_facts())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -658,5 +676,64 @@ mod tests {
         assert!(d.last_reboot.is_some());
         assert!(!d.online);
         assert_eq!(d.device_type.unwrap().kind.as_deref(), Some("Physical"));
+    }
+
+    #[test]
+    fn device_answers_become_device_facts() {
+        let d = json!({"uid": "b2e4a7c1-6f3d-4e58-a9b0-7d2c1e8f4a63", "hostname": "ACME-DC01",
+            "siteUid": "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f", "siteName": "Acme Ltd - Head Office", "online": true});
+        let f = device_facts(&d).unwrap();
+        assert_eq!(f.hostname.as_deref(), Some("ACME-DC01"));
+        assert_eq!(f.site_uid.as_deref(), Some("0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f"));
+        assert_eq!(f.site_name.as_deref(), Some("Acme Ltd - Head Office"));
+        assert_eq!(device_facts(&json!({"hostname": "no uid"})), None);
+    }
+
+    #[test]
+    fn polled_alerts_of_ten_context_classes_get_readable_summaries() {
+        let mut alerts = parse_page::<Alert>(ALERTS_OPEN.as_bytes(), "alerts").unwrap().1;
+        alerts.extend(
+            parse_page::<Alert>(
+                include_str!("fixtures/alerts-context-classes.json").as_bytes(),
+                "alerts",
+            )
+            .unwrap()
+            .1,
+        );
+        let summaries: Vec<(String, String)> = alerts
+            .iter()
+            .map(|a| {
+                let draft = crate::domain::alerts::ticket_draft(
+                    &a.uid().unwrap(),
+                    &a.to_facts(),
+                    &crate::domain::datto::PriorityMap::default(),
+                )
+                .unwrap();
+                (a.context_class().unwrap().to_string(), draft.summary)
+            })
+            .collect();
+        let want = [
+            ("perf_resource_usage_ctx", "CPU usage 93.4% on ACME-DC01"),
+            ("perf_disk_usage_ctx", "Disk usage alert for D: on BIRCH-FS01"),
+            (
+                "comp_script_ctx",
+                "Backup job 'Nightly-Docs' last result: Failed (BIRCH-PC07)",
+            ),
+            ("online_offline_status_ctx", "COBALT-SRV01 is offline"),
+            (
+                "eventlog_ctx",
+                "Service Control Manager event 7034 on ACME-DC01: The Print Spooler service terminated unexpectedly.  It has done this 3 time(s).",
+            ),
+            ("srvc_status_ctx", "Service Spooler stopped on ACME-DC01"),
+            (
+                "patch_ctx",
+                "Patch failed on BIRCH-FS01: KB5046617 failed to install (0x800f0922)",
+            ),
+            ("antivirus_ctx", "Webroot SecureAnywhere not running on BIRCH-PC07"),
+            ("process_status_ctx", "Process AdobeARMservice stopped on BIRCH-PC07"),
+            ("custom_snmp_ctx", "SNMP UPS battery capacity is 38 on COBALT-UPS01"),
+        ];
+        let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        assert_eq!(summaries, want);
     }
 }

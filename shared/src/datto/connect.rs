@@ -1,16 +1,17 @@
 //! The Datto API as the jobs see it: a client built from the settings and secret in force,
-//! sharing one token cache and one request budget per process, behind `DattoApi`.
+//! behind `DattoApi`, sharing one request budget and one access token with every instance
+//! through the store (so cold starts do not spend Datto's budget on token calls).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::budget::{BudgetConfig, RequestBudget};
-use super::client::{Client, ClientConfig, DattoBaseUrl, Error, ResolveOutcome, TokenCache, TokioSleeper};
+use super::client::{Client, ClientConfig, DattoBaseUrl, Error, ResolveOutcome, TokioSleeper};
 use crate::domain::alerts::{AlertFacts, AlertUid};
-use crate::jobs::datto_api::{DattoAlert, DattoApi, DattoCallError, DattoConnect, DattoSite, ResolveResult};
 use crate::ports::{Clock, RecordStore, SecretStore};
-use crate::store::Store;
+use crate::ports::{DattoAlert, DattoApi, DattoCallError, DattoConnect, DattoSite, ResolveResult};
+use crate::store::{Store, TokenCache};
 
 /// Secret-store name of the Datto API secret.
 pub const API_SECRET: &str = "datto/api-secret";
@@ -89,9 +90,9 @@ pub struct SettingsConnect {
     secrets: Arc<dyn SecretStore>,
     clock: Arc<dyn Clock>,
     budget: RequestBudget,
+    /// The account's token, shared through the store; a change of URL, key or secret
+    /// makes it another account's, so a new one is minted.
     tokens: TokenCache,
-    /// The (URL, key) the cached token belongs to.
-    token_owner: Mutex<Option<(String, String)>>,
     allow_loopback: bool,
     sleeper: Arc<dyn super::client::Sleeper>,
 }
@@ -102,13 +103,13 @@ impl SettingsConnect {
         let clock = store.clock().clone();
         let records: Arc<dyn RecordStore> = store.records().clone();
         let budget = RequestBudget::shared(BudgetConfig::default(), records, clock.clone());
+        let tokens = TokenCache::shared(store.clone());
         SettingsConnect {
             store,
             secrets,
             clock,
             budget,
-            tokens: TokenCache::new(),
-            token_owner: Mutex::new(None),
+            tokens,
             allow_loopback,
             sleeper: Arc::new(TokioSleeper),
         }
@@ -155,16 +156,6 @@ impl DattoConnect for SettingsConnect {
         } else {
             DattoBaseUrl::parse(&url)
         }?;
-        let owner = (base.as_str().to_string(), key.clone());
-        let changed = {
-            let mut current = self.token_owner.lock().expect("lock");
-            let changed = current.as_ref() != Some(&owner);
-            *current = Some(owner);
-            changed
-        };
-        if changed {
-            self.tokens.clear().await;
-        }
         let client = Client::new(
             ClientConfig::new(base, key, secret),
             self.budget.clone(),

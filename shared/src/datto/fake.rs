@@ -41,6 +41,12 @@ pub mod fixtures {
     pub const RATE: &str = include_str!("fixtures/rate.json");
     /// `POST /auth/oauth/token` success body.
     pub const TOKEN: &str = include_str!("fixtures/token.json");
+    /// Seven more open alerts, one per `alertContext` class beyond the three of
+    /// [`ALERTS_OPEN_PAGE_0`]: online/offline, event log, service status, patch, antivirus,
+    /// process status and custom SNMP. Written for deskbridge (not in the project notes):
+    /// class strings and field names from Datto's OpenAPI document and real clients
+    /// (vendor notes §5.2), values invented on the fixture world's sites and devices.
+    pub const ALERTS_CONTEXT_CLASSES: &str = include_str!("fixtures/alerts-context-classes.json");
     /// The uid of [`ALERT`].
     pub const ALERT_UID: &str = "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94";
     /// The device of [`ALERT`] (ACME-DC01).
@@ -215,6 +221,15 @@ impl FakeDatto {
             "online": true, "suspended": false, "deleted": false, "rebootRequired": false,
             "lastSeen": 1_795_425_200_000_i64, "lastReboot": "2026-11-01T03:12:00Z"
         }));
+    }
+
+    /// Add the open alerts of [`fixtures::ALERTS_CONTEXT_CLASSES`] (seven more context
+    /// classes) to whatever is loaded.
+    pub fn seed_context_classes(&self) {
+        let v: Value = serde_json::from_str(fixtures::ALERTS_CONTEXT_CLASSES).expect("fixture");
+        for a in v["alerts"].as_array().expect("alerts") {
+            self.add_alert(a.clone());
+        }
     }
 
     /// Generate `sites` sites and `open_alerts` open alerts spread over them (benchmarks).

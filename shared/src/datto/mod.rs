@@ -10,8 +10,8 @@ pub mod api;
 pub mod budget;
 pub mod client;
 pub mod connect;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fake;
+pub use crate::store::TokenCache;
 pub use budget::{BudgetConfig, RequestBudget};
-pub use client::{
-    BackoffPolicy, Client, ClientConfig, DattoBaseUrl, Error, ResolveOutcome, Sleeper, TokenCache, TokioSleeper,
-};
+pub use client::{default_retry, Client, ClientConfig, DattoBaseUrl, Error, ResolveOutcome, Sleeper, TokioSleeper};

@@ -8,7 +8,7 @@ use super::DomainError;
 
 /// The texts of an invitation; `$REMOTEINVITE`, `$LINKTOREMOTE` and `$REMOTESESSIONCODE`
 /// are filled in (see `domain::remote::render_invite`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InviteTemplates {
     #[serde(default = "default_remote_invite")]
     pub remote_invite: String,
@@ -46,7 +46,7 @@ impl Default for InviteTemplates {
 }
 
 /// The non-secret BeyondTrust settings (DESIGN §3 "beyondtrust config").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BeyondTrustSettings {
     #[serde(default)]
     pub base_url: Option<String>,
@@ -120,7 +120,7 @@ impl BeyondTrustSettings {
 }
 
 /// A stored invitation (one generated session key, or a blank invite without a queue).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RemoteInvite {
     pub id: u64,
     /// `T<ticket id>` or `C<chat id>`.

@@ -6,14 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{optional_text, required_text, DomainError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChatStatus {
     Open,
     Ended,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     pub at: DateTime<Utc>,
     pub from: String,
@@ -23,7 +23,7 @@ pub struct ChatMessage {
     pub html: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Chat {
     pub id: u64,
     pub user_name: String,
@@ -37,7 +37,7 @@ pub struct Chat {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewChat {
     pub user_name: String,
     #[serde(default)]
@@ -48,7 +48,7 @@ pub struct NewChat {
     pub ticket_id: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewChatMessage {
     pub from: String,
     pub text: String,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::desk::Priority;
 use super::DomainError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertMethod {
     #[default]
@@ -17,7 +17,7 @@ pub enum AlertMethod {
     Both,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportMode {
     /// Every Datto site becomes a customer with that site as its main site.
@@ -29,7 +29,7 @@ pub enum ImportMode {
 
 /// Datto's priority words (`Critical`, `High`, `Moderate`, `Low`, `Information`, `Unknown`)
 /// mapped to ticket priorities; words are compared case-insensitively.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct PriorityMap(pub BTreeMap<String, Priority>);
 
@@ -66,7 +66,7 @@ impl PriorityMap {
 }
 
 /// The non-secret Datto settings (API key and secret live in the secret store).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DattoSettings {
     #[serde(default)]
     pub api_url: Option<String>,
@@ -136,7 +136,7 @@ impl DattoSettings {
 }
 
 /// Which customer site a Datto site's alerts land on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteMapping {
     pub datto_site_uid: String,
     pub customer_id: u64,

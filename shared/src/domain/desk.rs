@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{email, optional_text, required_text, DomainError};
 
 /// Ticket priority, from most to least urgent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     Critical,
@@ -16,14 +16,14 @@ pub enum Priority {
     Low,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Customer {
     pub id: u64,
     pub name: String,
     pub main_site_id: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Site {
     pub id: u64,
     pub customer_id: u64,
@@ -33,7 +33,7 @@ pub struct Site {
 }
 
 /// An end user of a customer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: u64,
     pub name: String,
@@ -42,7 +42,7 @@ pub struct User {
 }
 
 /// A technician working tickets.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Agent {
     pub id: u64,
     pub name: String,
@@ -51,7 +51,7 @@ pub struct Agent {
     pub bt_name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Team {
     pub id: u64,
     pub bt_team_id: Option<String>,
@@ -61,7 +61,7 @@ pub struct Team {
     pub is_default: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TicketType {
     pub id: u64,
     pub name: String,
@@ -74,14 +74,14 @@ pub struct TicketType {
 
 // ---- inputs -----------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewCustomer {
     pub name: String,
     #[serde(default)]
     pub main_site: Option<NewMainSite>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewMainSite {
     pub name: String,
 }
@@ -98,13 +98,13 @@ impl NewCustomer {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CustomerUpdate {
     pub name: Option<String>,
     pub main_site_id: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewSite {
     pub customer_id: u64,
     pub name: String,
@@ -121,12 +121,12 @@ impl NewSite {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct SiteUpdate {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewUser {
     pub name: String,
     pub email: String,
@@ -139,13 +139,13 @@ impl NewUser {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct UserUpdate {
     pub name: Option<String>,
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewAgent {
     pub name: String,
     pub email: String,
@@ -167,7 +167,7 @@ impl NewAgent {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct AgentUpdate {
     pub name: Option<String>,
     pub email: Option<String>,
@@ -195,7 +195,7 @@ impl AgentUpdate {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewTeam {
     pub name: String,
     #[serde(default)]
@@ -224,7 +224,7 @@ impl NewTeam {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct TeamUpdate {
     pub name: Option<String>,
     pub display_name: Option<String>,
@@ -250,7 +250,7 @@ impl TeamUpdate {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewTicketType {
     pub name: String,
     #[serde(default)]
@@ -273,7 +273,7 @@ impl NewTicketType {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct TicketTypeUpdate {
     pub name: Option<String>,
     pub default_priority: Option<Priority>,

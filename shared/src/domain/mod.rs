@@ -1,11 +1,14 @@
 //! Pure types and rules of deskbridge: the service-desk core, alerts, remote sessions.
 //! Nothing here does I/O or imports an AWS, Lambda, HTTP or SQL crate.
 
+pub mod alert_context;
 pub mod alerts;
 pub mod bt;
 pub mod chats;
 pub mod datto;
 pub mod desk;
+pub mod ids;
+pub mod noise;
 pub mod remote;
 pub mod tickets;
 

@@ -21,7 +21,7 @@ use super::DomainError;
 
 /// A BeyondTrust session id: 32 hexadecimal characters, kept in lower case so that the
 /// same session always yields the same idempotency key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct Lsid(String);
 
@@ -70,7 +70,7 @@ impl From<Lsid> for String {
 
 /// The external key deskbridge stores on the sessions it starts: `T<ticket id>` or
 /// `C<chat id>`. Sessions started elsewhere carry another key or none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub enum ExternalKey {
     Ticket(u64),
@@ -151,7 +151,7 @@ pub fn is_generated_here(external_key: Option<&str>) -> bool {
 // ---------------------------------------------------------------------------------------
 
 /// The names a BeyondTrust representative goes by. Any may be missing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RepNames {
     /// Login name; present in reports only.
     pub username: Option<String>,
@@ -178,7 +178,7 @@ impl RepNames {
 }
 
 /// A representative who took part in a session.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionRep {
     /// Connection number inside the session (links events to this participant).
     pub gsnumber: Option<u32>,
@@ -192,7 +192,7 @@ pub struct SessionRep {
 }
 
 /// A customer who took part in a session.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionCustomer {
     pub gsnumber: Option<u32>,
     pub name: Option<String>,
@@ -200,7 +200,7 @@ pub struct SessionCustomer {
 }
 
 /// Who performed a session event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     Customer,
@@ -220,7 +220,7 @@ impl ActorKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionActor {
     pub kind: ActorKind,
     pub gsnumber: Option<u32>,
@@ -229,7 +229,7 @@ pub struct SessionActor {
 }
 
 /// One entry of the session's event log, in document order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionEvent {
     pub at: DateTime<Utc>,
     /// The vendor's exact event type, e.g. `Chat Message`; unknown types are kept.
@@ -240,7 +240,7 @@ pub struct SessionEvent {
 }
 
 /// What deskbridge needs to know about one finished session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionFacts {
     pub lsid: Lsid,
     /// The external key as reported (`None` when empty).
@@ -353,7 +353,7 @@ pub fn find_technician<'a>(agents: &'a [Agent], facts: &SessionFacts) -> Option<
 // ---------------------------------------------------------------------------------------
 
 /// One chat line of a session (`{at, from, text}` in the HTTP contract).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TranscriptLine {
     pub at: DateTime<Utc>,
     pub from: String,
@@ -564,7 +564,7 @@ pub fn decide_link(lookup: KeyLookup<'_>) -> LinkDecision {
 }
 
 /// A stored remote session (`remote session` in the HTTP contract).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RemoteSession {
     pub id: u64,
     pub lsid: Lsid,
@@ -639,7 +639,7 @@ pub fn plan_invite(
 }
 
 /// The generated key an invitation points at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InviteKey {
     /// The 7-character code typed on the public site (`$REMOTESESSIONCODE`).
     pub short_key: String,

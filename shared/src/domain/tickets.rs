@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::desk::Priority;
 use super::{optional_text, required_text, DomainError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TicketStatus {
     Open,
@@ -15,7 +15,7 @@ pub enum TicketStatus {
 }
 
 /// What an action on a ticket records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     Note,
@@ -26,14 +26,14 @@ pub enum ActionKind {
 }
 
 /// Where a close came from; a close that came from Datto must never be sent back to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseOrigin {
     Agent,
     Datto,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Action {
     pub id: u64,
     pub at: DateTime<Utc>,
@@ -43,7 +43,7 @@ pub struct Action {
     pub note: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ticket {
     pub id: u64,
     pub summary: String,
@@ -71,7 +71,7 @@ pub struct Ticket {
 }
 
 /// A ticket as asked for over the API, before ids and defaults are resolved.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewTicket {
     pub summary: String,
     #[serde(default)]
@@ -145,7 +145,7 @@ pub fn validate_custom_fields(
 }
 
 /// An action to add, as asked for over the API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewAction {
     #[serde(default = "note_kind")]
     pub kind: ActionKind,

@@ -3,109 +3,63 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+use axum::Json;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
-use super::extract::{ActingAgent, ApiJson, ApiQuery, IdPath, OptionalJson};
-use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{parse_json, ApiJson, ApiQuery, IdPath, OptionalJson};
+use super::list::{ListBody, ListParams};
 use crate::domain::chats::{Chat, NewChat, NewChatMessage};
 use crate::domain::desk::*;
+use crate::domain::ids::{AgentId, ChatId, CustomerId, SiteId, TeamId, TicketId, TicketTypeId, UserId};
 use crate::domain::tickets::{Action, NewAction, NewTicket, Ticket, TicketStatus};
-use crate::ports::Cursor;
-use crate::store::{Listing, PageRequest, TicketFilter};
+use crate::services::{close_propagation, desk, Actor, Context, InputError};
+use crate::store::TicketFilter;
 
 type ApiResult<T> = Result<T, ApiError>;
 type Created<T> = (StatusCode, Json<T>);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/customers", get(list_customers).post(create_customer))
-        .route("/api/customers/{id}", get(get_customer).put(update_customer))
-        .route("/api/sites", get(list_sites).post(create_site))
-        .route("/api/sites/{id}", get(get_site).put(update_site))
-        .route("/api/users", get(list_users).post(create_user))
-        .route("/api/users/{id}", get(get_user).put(update_user))
-        .route("/api/agents", get(list_agents).post(create_agent))
-        .route("/api/agents/{id}", get(get_agent).put(update_agent))
-        .route("/api/teams", get(list_teams).post(create_team))
-        .route("/api/teams/{id}", get(get_team).put(update_team))
-        .route("/api/ticket-types", get(list_ticket_types).post(create_ticket_type))
-        .route("/api/ticket-types/{id}", get(get_ticket_type).put(update_ticket_type))
-        .route("/api/tickets", get(list_tickets).post(create_ticket))
-        .route("/api/tickets/{id}", get(get_ticket))
-        .route("/api/tickets/{id}/actions", post(add_action))
-        .route("/api/tickets/{id}/close", post(close_ticket))
-        .route("/api/tickets/{id}/reopen", post(reopen_ticket))
-        .route("/api/chats", post(create_chat))
-        .route("/api/chats/{id}", get(get_chat))
-        .route("/api/chats/{id}/messages", post(post_chat_message))
-        .route("/api/chats/{id}/end", post(end_chat))
-        .route("/api/chats/{id}/link", post(link_chat))
+pub fn routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::new()
+        .routes(routes!(list_customers, create_customer))
+        .routes(routes!(get_customer, update_customer))
+        .routes(routes!(list_sites, create_site))
+        .routes(routes!(get_site, update_site))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user))
+        .routes(routes!(list_agents, create_agent))
+        .routes(routes!(get_agent, update_agent))
+        .routes(routes!(list_teams, create_team))
+        .routes(routes!(get_team, update_team))
+        .routes(routes!(list_ticket_types, create_ticket_type))
+        .routes(routes!(get_ticket_type, update_ticket_type))
+        .routes(routes!(list_tickets, create_ticket))
+        .routes(routes!(get_ticket))
+        .routes(routes!(add_action))
+        .routes(routes!(close_ticket))
+        .routes(routes!(reopen_ticket))
+        .routes(routes!(create_chat))
+        .routes(routes!(get_chat))
+        .routes(routes!(post_chat_message))
+        .routes(routes!(end_chat))
+        .routes(routes!(link_chat))
 }
 
-// ---- lists ----------------------------------------------------------------------------
-
-/// `limit` and `cursor` of every list endpoint.
-#[derive(Debug, Deserialize, Default)]
-pub struct ListParams {
-    pub limit: Option<usize>,
-    pub cursor: Option<String>,
-}
-
-impl ListParams {
-    pub fn page(&self) -> ApiResult<PageRequest> {
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::bad_request("limit", "must be between 1 and 1000"));
-        }
-        let cursor = match &self.cursor {
-            None => None,
-            Some(c) => Some(
-                decode_cursor(c).ok_or_else(|| ApiError::bad_request("cursor", "is not a cursor this API issued"))?,
-            ),
-        };
-        Ok(PageRequest { limit, cursor })
-    }
-}
-
-fn decode_cursor(c: &str) -> Option<Cursor> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-fn encode_cursor(c: &Cursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).expect("serializable"))
-}
-
-/// `{"items": [...], "next"?: cursor}`.
-#[derive(Debug, Serialize)]
-pub struct ListBody<T> {
-    pub items: Vec<T>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
-}
-
-impl<T> From<Listing<T>> for ListBody<T> {
-    fn from(l: Listing<T>) -> Self {
-        ListBody {
-            items: l.items,
-            next: l.next.as_ref().map(encode_cursor),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, Default)]
+/// `customer_id`, `limit`, `cursor`.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CustomerScoped {
-    customer_id: Option<u64>,
+    /// Only those of this customer.
+    #[param(value_type = Option<u64>)]
+    customer_id: Option<CustomerId>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
 impl CustomerScoped {
-    fn page(&self) -> ApiResult<PageRequest> {
+    fn page(&self) -> Result<crate::store::PageRequest, InputError> {
         ListParams {
             limit: self.limit,
             cursor: self.cursor.clone(),
@@ -116,290 +70,380 @@ impl CustomerScoped {
 
 // ---- customers, sites, users ------------------------------------------------------------
 
+#[utoipa::path(get, path = "/api/customers", tag = "desk", params(ListParams), responses((status = 200, description = "A page of customers", body = ListBody<Customer>)))]
 async fn list_customers(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ListBody<Customer>>> {
-    Ok(Json(s.store.customers(&q.page()?).await?.into()))
+    Ok(Json(desk::customers(&ctx, &actor, &q.page()?).await?.into()))
 }
 
+#[utoipa::path(post, path = "/api/customers", tag = "desk", request_body = NewCustomer, responses((status = 201, description = "The new customer", body = Customer)))]
 async fn create_customer(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiJson(input): ApiJson<NewCustomer>,
 ) -> ApiResult<Created<Customer>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_customer(input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(desk::create_customer(&ctx, &actor, input).await?),
+    ))
 }
 
-async fn get_customer(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Customer>> {
-    Ok(Json(s.store.customer(id).await?))
+#[utoipa::path(get, path = "/api/customers/{id}", tag = "desk", params(("id" = u64, Path, description = "The customer's id")), responses((status = 200, description = "The customer", body = Customer)))]
+async fn get_customer(
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<CustomerId>,
+) -> ApiResult<Json<Customer>> {
+    Ok(Json(desk::customer(&ctx, &actor, id).await?))
 }
 
+#[utoipa::path(put, path = "/api/customers/{id}", tag = "desk", params(("id" = u64, Path, description = "The customer's id")), request_body = CustomerUpdate, responses((status = 200, description = "The changed customer", body = Customer)))]
 async fn update_customer(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<CustomerId>,
     ApiJson(input): ApiJson<CustomerUpdate>,
 ) -> ApiResult<Json<Customer>> {
-    Ok(Json(s.store.update_customer(id, input).await?))
+    Ok(Json(desk::update_customer(&ctx, &actor, id, input).await?))
 }
 
+#[utoipa::path(get, path = "/api/sites", tag = "desk", params(CustomerScoped), responses((status = 200, description = "A page of sites", body = ListBody<Site>)))]
 async fn list_sites(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<CustomerScoped>,
 ) -> ApiResult<Json<ListBody<Site>>> {
-    Ok(Json(s.store.sites(q.customer_id, &q.page()?).await?.into()))
+    Ok(Json(desk::sites(&ctx, &actor, q.customer_id, &q.page()?).await?.into()))
 }
 
-async fn create_site(State(s): State<AppState>, ApiJson(input): ApiJson<NewSite>) -> ApiResult<Created<Site>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_site(input).await?)))
+#[utoipa::path(post, path = "/api/sites", tag = "desk", request_body = NewSite, responses((status = 201, description = "The new site", body = Site)))]
+async fn create_site(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewSite>,
+) -> ApiResult<Created<Site>> {
+    Ok((StatusCode::CREATED, Json(desk::create_site(&ctx, &actor, input).await?)))
 }
 
-async fn get_site(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Site>> {
-    Ok(Json(s.store.site(id).await?))
+#[utoipa::path(get, path = "/api/sites/{id}", tag = "desk", params(("id" = u64, Path, description = "The site's id")), responses((status = 200, description = "The site", body = Site)))]
+async fn get_site(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<SiteId>) -> ApiResult<Json<Site>> {
+    Ok(Json(desk::site(&ctx, &actor, id).await?))
 }
 
+#[utoipa::path(put, path = "/api/sites/{id}", tag = "desk", params(("id" = u64, Path, description = "The site's id")), request_body = SiteUpdate, responses((status = 200, description = "The changed site", body = Site)))]
 async fn update_site(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<SiteId>,
     ApiJson(input): ApiJson<SiteUpdate>,
 ) -> ApiResult<Json<Site>> {
-    Ok(Json(s.store.update_site(id, input).await?))
+    Ok(Json(desk::update_site(&ctx, &actor, id, input).await?))
 }
 
+#[utoipa::path(get, path = "/api/users", tag = "desk", params(CustomerScoped), responses((status = 200, description = "A page of users", body = ListBody<User>)))]
 async fn list_users(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<CustomerScoped>,
 ) -> ApiResult<Json<ListBody<User>>> {
-    Ok(Json(s.store.users(q.customer_id, &q.page()?).await?.into()))
+    Ok(Json(desk::users(&ctx, &actor, q.customer_id, &q.page()?).await?.into()))
 }
 
-async fn create_user(State(s): State<AppState>, ApiJson(input): ApiJson<NewUser>) -> ApiResult<Created<User>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_user(input).await?)))
+#[utoipa::path(post, path = "/api/users", tag = "desk", request_body = NewUser, responses((status = 201, description = "The new user", body = User)))]
+async fn create_user(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewUser>,
+) -> ApiResult<Created<User>> {
+    Ok((StatusCode::CREATED, Json(desk::create_user(&ctx, &actor, input).await?)))
 }
 
-async fn get_user(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<User>> {
-    Ok(Json(s.store.user(id).await?))
+#[utoipa::path(get, path = "/api/users/{id}", tag = "desk", params(("id" = u64, Path, description = "The user's id")), responses((status = 200, description = "The user", body = User)))]
+async fn get_user(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<UserId>) -> ApiResult<Json<User>> {
+    Ok(Json(desk::user(&ctx, &actor, id).await?))
 }
 
+#[utoipa::path(put, path = "/api/users/{id}", tag = "desk", params(("id" = u64, Path, description = "The user's id")), request_body = UserUpdate, responses((status = 200, description = "The changed user", body = User)))]
 async fn update_user(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<UserId>,
     ApiJson(input): ApiJson<UserUpdate>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(s.store.update_user(id, input).await?))
+    Ok(Json(desk::update_user(&ctx, &actor, id, input).await?))
 }
 
 // ---- agents, teams, ticket types ----------------------------------------------------------
 
-async fn list_agents(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListParams>) -> ApiResult<Json<ListBody<Agent>>> {
-    Ok(Json(s.store.agents(&q.page()?).await?.into()))
+#[utoipa::path(get, path = "/api/agents", tag = "desk", params(ListParams), responses((status = 200, description = "A page of agents", body = ListBody<Agent>)))]
+async fn list_agents(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<ListBody<Agent>>> {
+    Ok(Json(desk::agents(&ctx, &actor, &q.page()?).await?.into()))
 }
 
-async fn create_agent(State(s): State<AppState>, ApiJson(input): ApiJson<NewAgent>) -> ApiResult<Created<Agent>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_agent(input).await?)))
+#[utoipa::path(post, path = "/api/agents", tag = "desk", request_body = NewAgent, responses((status = 201, description = "The new agent", body = Agent)))]
+async fn create_agent(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewAgent>,
+) -> ApiResult<Created<Agent>> {
+    Ok((
+        StatusCode::CREATED,
+        Json(desk::create_agent(&ctx, &actor, input).await?),
+    ))
 }
 
-async fn get_agent(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Agent>> {
-    Ok(Json(s.store.agent(id).await?))
+#[utoipa::path(get, path = "/api/agents/{id}", tag = "desk", params(("id" = u64, Path, description = "The agent's id")), responses((status = 200, description = "The agent", body = Agent)))]
+async fn get_agent(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<AgentId>) -> ApiResult<Json<Agent>> {
+    Ok(Json(desk::agent(&ctx, &actor, id).await?))
 }
 
+#[utoipa::path(put, path = "/api/agents/{id}", tag = "desk", params(("id" = u64, Path, description = "The agent's id")), request_body = AgentUpdate, responses((status = 200, description = "The changed agent", body = Agent)))]
 async fn update_agent(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<AgentId>,
     ApiJson(input): ApiJson<AgentUpdate>,
 ) -> ApiResult<Json<Agent>> {
-    Ok(Json(s.store.update_agent(id, input).await?))
+    Ok(Json(desk::update_agent(&ctx, &actor, id, input).await?))
 }
 
-async fn list_teams(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListParams>) -> ApiResult<Json<ListBody<Team>>> {
-    Ok(Json(s.store.teams(&q.page()?).await?.into()))
+#[utoipa::path(get, path = "/api/teams", tag = "desk", params(ListParams), responses((status = 200, description = "A page of teams", body = ListBody<Team>)))]
+async fn list_teams(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<ListBody<Team>>> {
+    Ok(Json(desk::teams(&ctx, &actor, &q.page()?).await?.into()))
 }
 
-async fn create_team(State(s): State<AppState>, ApiJson(input): ApiJson<NewTeam>) -> ApiResult<Created<Team>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_team(input).await?)))
+#[utoipa::path(post, path = "/api/teams", tag = "desk", request_body = NewTeam, responses((status = 201, description = "The new team", body = Team)))]
+async fn create_team(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewTeam>,
+) -> ApiResult<Created<Team>> {
+    Ok((StatusCode::CREATED, Json(desk::create_team(&ctx, &actor, input).await?)))
 }
 
-async fn get_team(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Team>> {
-    Ok(Json(s.store.team(id).await?))
+#[utoipa::path(get, path = "/api/teams/{id}", tag = "desk", params(("id" = u64, Path, description = "The team's id")), responses((status = 200, description = "The team", body = Team)))]
+async fn get_team(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<TeamId>) -> ApiResult<Json<Team>> {
+    Ok(Json(desk::team(&ctx, &actor, id).await?))
 }
 
+#[utoipa::path(put, path = "/api/teams/{id}", tag = "desk", params(("id" = u64, Path, description = "The team's id")), request_body = TeamUpdate, responses((status = 200, description = "The changed team", body = Team)))]
 async fn update_team(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TeamId>,
     ApiJson(input): ApiJson<TeamUpdate>,
 ) -> ApiResult<Json<Team>> {
-    Ok(Json(s.store.update_team(id, input).await?))
+    Ok(Json(desk::update_team(&ctx, &actor, id, input).await?))
 }
 
+#[utoipa::path(get, path = "/api/ticket-types", tag = "desk", params(ListParams), responses((status = 200, description = "A page of ticket types", body = ListBody<TicketType>)))]
 async fn list_ticket_types(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ListBody<TicketType>>> {
-    Ok(Json(s.store.ticket_types(&q.page()?).await?.into()))
+    Ok(Json(desk::ticket_types(&ctx, &actor, &q.page()?).await?.into()))
 }
 
+#[utoipa::path(post, path = "/api/ticket-types", tag = "desk", request_body = NewTicketType, responses((status = 201, description = "The new ticket type", body = TicketType)))]
 async fn create_ticket_type(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiJson(input): ApiJson<NewTicketType>,
 ) -> ApiResult<Created<TicketType>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_ticket_type(input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(desk::create_ticket_type(&ctx, &actor, input).await?),
+    ))
 }
 
-async fn get_ticket_type(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<TicketType>> {
-    Ok(Json(s.store.ticket_type(id).await?))
+#[utoipa::path(get, path = "/api/ticket-types/{id}", tag = "desk", params(("id" = u64, Path, description = "The ticket type's id")), responses((status = 200, description = "The ticket type", body = TicketType)))]
+async fn get_ticket_type(
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TicketTypeId>,
+) -> ApiResult<Json<TicketType>> {
+    Ok(Json(desk::ticket_type(&ctx, &actor, id).await?))
 }
 
+#[utoipa::path(put, path = "/api/ticket-types/{id}", tag = "desk", params(("id" = u64, Path, description = "The ticket type's id")), request_body = TicketTypeUpdate, responses((status = 200, description = "The changed ticket type", body = TicketType)))]
 async fn update_ticket_type(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TicketTypeId>,
     ApiJson(input): ApiJson<TicketTypeUpdate>,
 ) -> ApiResult<Json<TicketType>> {
-    Ok(Json(s.store.update_ticket_type(id, input).await?))
+    Ok(Json(desk::update_ticket_type(&ctx, &actor, id, input).await?))
 }
 
 // ---- tickets ----------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, Default)]
+/// `status`, `alert_uid`, `customer_id`, `limit`, `cursor`.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TicketQuery {
     status: Option<TicketStatus>,
+    /// The ticket of this Datto alert.
     alert_uid: Option<String>,
-    customer_id: Option<u64>,
+    #[param(value_type = Option<u64>)]
+    customer_id: Option<CustomerId>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
-/// Check that the acting agent named by `X-Agent-Id` exists.
-pub(crate) async fn acting_agent(s: &AppState, agent: ActingAgent) -> ApiResult<Option<u64>> {
-    match agent.0 {
-        None => Ok(None),
-        Some(id) => match s.store.agent(id).await {
-            Ok(_) => Ok(Some(id)),
-            Err(crate::Error::Domain(crate::domain::DomainError::NotFound { .. })) => Err(ApiError::bad_request(
-                "X-Agent-Id",
-                format!("agent {id} does not exist"),
-            )),
-            Err(e) => Err(e.into()),
-        },
-    }
-}
-
+#[utoipa::path(get, path = "/api/tickets", tag = "desk", params(TicketQuery), responses((status = 200, description = "A page of tickets", body = ListBody<Ticket>)))]
 async fn list_tickets(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<TicketQuery>,
 ) -> ApiResult<Json<ListBody<Ticket>>> {
     let page = ListParams {
         limit: q.limit,
-        cursor: q.cursor.clone(),
+        cursor: q.cursor,
     }
     .page()?;
     let filter = TicketFilter {
         status: q.status,
         alert_uid: q.alert_uid,
-        customer_id: q.customer_id,
+        customer_id: q.customer_id.map(CustomerId::get),
     };
-    Ok(Json(s.store.tickets(&filter, &page).await?.into()))
+    Ok(Json(desk::tickets(&ctx, &actor, &filter, &page).await?.into()))
 }
 
-/// `POST /api/tickets`. A remote support invitation goes out with the new ticket when its
-/// type says so, or when the body asks (`send_remote_invite: true`; `false` overrides the
-/// type). A failed invitation never fails the ticket: it is noted as a system action.
+/// The body of `POST /api/tickets` as documented: a `NewTicket` and the invitation switch.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct NewTicketBody {
+    #[schema(inline)]
+    ticket: NewTicket,
+    /// `true` sends a remote support invitation with the ticket, `false` sends none;
+    /// absent or null: as the ticket type says.
+    send_remote_invite: Option<bool>,
+}
+
+/// `POST /api/tickets`: a `NewTicket`, and `send_remote_invite: true|false` to send (or
+/// not) a remote support invitation with it regardless of the ticket type.
+#[utoipa::path(post, path = "/api/tickets", tag = "desk", request_body = NewTicketBody, responses((status = 201, description = "The new ticket (with the invitation's action when one went out)", body = Ticket)))]
 async fn create_ticket(
-    State(s): State<AppState>,
-    agent: ActingAgent,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiJson(raw): ApiJson<serde_json::Value>,
 ) -> ApiResult<Created<Ticket>> {
-    let ask_invite = match raw.get("send_remote_invite") {
+    let send_invite = match raw.get("send_remote_invite") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::Bool(b)) => Some(*b),
-        Some(_) => return Err(ApiError::bad_request("send_remote_invite", "must be true or false")),
+        Some(_) => return Err(InputError::invalid("send_remote_invite", "must be true or false").into()),
     };
-    let input: NewTicket = super::extract::parse_json(&serde_json::to_vec(&raw).expect("json"))?;
-    let acting = acting_agent(&s, agent).await?;
-    let ticket = s.store.create_ticket(input).await?;
-    let by_type = match ticket.ticket_type_id {
-        Some(t) => s.store.ticket_type(t).await?.send_remote_invite_on_create,
-        None => false,
-    };
-    if ask_invite.unwrap_or(by_type) {
-        super::api_bt::automatic_invite(&s, ticket.clone(), acting).await;
-        return Ok((StatusCode::CREATED, Json(s.store.ticket(ticket.id).await?)));
-    }
+    let input: NewTicket = parse_json(&serde_json::to_vec(&raw).expect("json"))?;
+    let ticket = desk::create_ticket(&ctx, &actor, input, send_invite).await?;
     Ok((StatusCode::CREATED, Json(ticket)))
 }
 
-async fn get_ticket(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Ticket>> {
-    Ok(Json(s.store.ticket(id).await?))
+#[utoipa::path(get, path = "/api/tickets/{id}", tag = "desk", params(("id" = u64, Path, description = "The ticket's id")), responses((status = 200, description = "The ticket with its actions", body = Ticket)))]
+async fn get_ticket(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<TicketId>) -> ApiResult<Json<Ticket>> {
+    Ok(Json(desk::ticket(&ctx, &actor, id).await?))
 }
 
+#[utoipa::path(post, path = "/api/tickets/{id}/actions", tag = "desk", params(("id" = u64, Path, description = "The ticket's id")), request_body = NewAction, responses((status = 201, description = "The new action", body = Action)))]
 async fn add_action(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
-    agent: ActingAgent,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TicketId>,
     ApiJson(input): ApiJson<NewAction>,
 ) -> ApiResult<Created<Action>> {
-    let agent = acting_agent(&s, agent).await?;
-    Ok((StatusCode::CREATED, Json(s.store.add_action(id, input, agent).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(desk::add_action(&ctx, &actor, id, input).await?),
+    ))
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// An optional `{"note"}`.
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 struct NoteBody {
     #[serde(default)]
     note: String,
 }
 
+#[utoipa::path(post, path = "/api/tickets/{id}/close", tag = "desk", params(("id" = u64, Path, description = "The ticket's id")), request_body = Option<NoteBody>, responses((status = 200, description = "The closed ticket; an alert's close goes on to Datto", body = Ticket), (status = 409, description = "ALREADY_CLOSED", body = ErrorBody)))]
 async fn close_ticket(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
-    agent: ActingAgent,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TicketId>,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> ApiResult<Json<Ticket>> {
-    let agent = acting_agent(&s, agent).await?;
     Ok(Json(
-        crate::jobs::close_propagation::close_ticket_as_agent(&s.store, s.queue.as_ref(), id, &body.note, agent)
-            .await?,
+        close_propagation::close_ticket(&ctx, &actor, id, &body.note).await?,
     ))
 }
 
+#[utoipa::path(post, path = "/api/tickets/{id}/reopen", tag = "desk", params(("id" = u64, Path, description = "The ticket's id")), request_body = Option<NoteBody>, responses((status = 200, description = "The reopened ticket", body = Ticket), (status = 409, description = "NOT_CLOSED", body = ErrorBody)))]
 async fn reopen_ticket(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
-    agent: ActingAgent,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<TicketId>,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> ApiResult<Json<Ticket>> {
-    let agent = acting_agent(&s, agent).await?;
-    Ok(Json(s.store.reopen_ticket(id, &body.note, agent).await?))
+    Ok(Json(desk::reopen_ticket(&ctx, &actor, id, &body.note).await?))
 }
 
 // ---- chats --------------------------------------------------------------------------------
 
-async fn create_chat(State(s): State<AppState>, ApiJson(input): ApiJson<NewChat>) -> ApiResult<Created<Chat>> {
-    Ok((StatusCode::CREATED, Json(s.store.create_chat(input).await?)))
+#[utoipa::path(post, path = "/api/chats", tag = "desk", request_body = NewChat, responses((status = 201, description = "The new chat", body = Chat)))]
+async fn create_chat(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewChat>,
+) -> ApiResult<Created<Chat>> {
+    Ok((StatusCode::CREATED, Json(desk::create_chat(&ctx, &actor, input).await?)))
 }
 
-async fn get_chat(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Chat>> {
-    Ok(Json(s.store.chat(id).await?))
+#[utoipa::path(get, path = "/api/chats/{id}", tag = "desk", params(("id" = u64, Path, description = "The chat's id")), responses((status = 200, description = "The chat with its messages", body = Chat)))]
+async fn get_chat(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<ChatId>) -> ApiResult<Json<Chat>> {
+    Ok(Json(desk::chat(&ctx, &actor, id).await?))
 }
 
+#[utoipa::path(post, path = "/api/chats/{id}/messages", tag = "desk", params(("id" = u64, Path, description = "The chat's id")), request_body = NewChatMessage, responses((status = 201, description = "The chat with the new message", body = Chat), (status = 409, description = "CHAT_ENDED", body = ErrorBody)))]
 async fn post_chat_message(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<ChatId>,
     ApiJson(input): ApiJson<NewChatMessage>,
 ) -> ApiResult<Created<Chat>> {
-    Ok((StatusCode::CREATED, Json(s.store.post_chat_message(id, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(desk::post_chat_message(&ctx, &actor, id, input).await?),
+    ))
 }
 
-async fn end_chat(State(s): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Chat>> {
-    Ok(Json(s.store.end_chat(id).await?))
+#[utoipa::path(post, path = "/api/chats/{id}/end", tag = "desk", params(("id" = u64, Path, description = "The chat's id")), responses((status = 200, description = "The ended chat", body = Chat)))]
+async fn end_chat(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<ChatId>) -> ApiResult<Json<Chat>> {
+    Ok(Json(desk::end_chat(&ctx, &actor, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+/// `{"ticket_id"}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct LinkBody {
-    ticket_id: u64,
+    #[schema(value_type = u64)]
+    ticket_id: TicketId,
 }
 
+#[utoipa::path(post, path = "/api/chats/{id}/link", tag = "desk", params(("id" = u64, Path, description = "The chat's id")), request_body = LinkBody, responses((status = 200, description = "The chat, linked to the ticket", body = Chat)))]
 async fn link_chat(
-    State(s): State<AppState>,
-    IdPath(id): IdPath,
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<ChatId>,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> ApiResult<Json<Chat>> {
-    Ok(Json(s.store.link_chat(id, body.ticket_id).await?))
+    Ok(Json(desk::link_chat(&ctx, &actor, id, body.ticket_id).await?))
 }

@@ -1,168 +1,142 @@
 //! Helpdesk API routes for the Datto integration: settings, the webhook setup helper and
-//! state rotation, site mappings, the intake request log and alert lookup.
-
-use std::collections::BTreeMap;
+//! state rotation, the connection test, sync runs, site mappings, the request log, alerts.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::api::{ListBody, ListParams};
-use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery, TextPath};
-use super::AppState;
-use crate::datto::{setup, state as webhook_state};
-use crate::domain::alerts::AlertUid;
-use crate::domain::datto::{AlertMethod, DattoSettings, ImportMode, PriorityMap, SiteMapping};
-use crate::domain::desk::Priority;
-use crate::domain::DomainError;
-use crate::ports::SecretString;
-use crate::store::{RequestLogEntry, RequestLogFilter};
-
-use crate::datto::connect::API_SECRET;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery, IdPath, TextPath};
+use super::list::{ListBody, ListParams};
+use super::request_host;
+use crate::domain::alerts::Alert;
+use crate::domain::datto::SiteMapping;
+use crate::domain::ids::{CustomerId, SiteId};
+use crate::services::datto_setup::{self, ConnectionTest, DattoConfigInput, DattoConfigView, Rotated, WebhookSetup};
+use crate::services::{datto_sync, request_log, Actor, Context};
+use crate::store::{RequestLogEntry, RequestLogFilter, SyncRun, SyncTrigger};
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/config/datto", get(get_config).put(put_config))
-        .route("/api/config/datto/webhook", get(webhook_helper))
-        .route("/api/config/datto/webhook/rotate-state", post(rotate_state))
-        .route("/api/config/datto/test", post(test_api))
-        .route("/api/sync/datto", post(sync_now))
-        .route("/api/site-mappings/{datto_site_uid}", get(get_mapping).put(put_mapping))
-        .route("/api/request-log", get(request_log))
-        .route("/api/alerts/{uid}", get(get_alert))
+pub fn routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::new()
+        .routes(routes!(get_datto_config, put_datto_config))
+        .routes(routes!(webhook_helper))
+        .routes(routes!(rotate_state))
+        .routes(routes!(test_api))
+        .routes(routes!(sync_now))
+        .routes(routes!(list_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(get_mapping, put_mapping))
+        .routes(routes!(request_log))
+        .routes(routes!(get_alert))
 }
 
-async fn config_body(s: &AppState, settings: &DattoSettings) -> ApiResult<Value> {
-    let secret_set = s.secrets.get(API_SECRET).await.map_err(crate::Error::from)?.is_some();
-    let mut v = serde_json::to_value(settings).expect("serializable");
-    v["api_secret"] = json!({"set": secret_set});
-    Ok(v)
+#[utoipa::path(get, path = "/api/config/datto", tag = "datto", responses((status = 200, description = "The settings; the API secret shows only whether it is set", body = DattoConfigView)))]
+async fn get_datto_config(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<DattoConfigView>> {
+    Ok(Json(datto_setup::config(&ctx, &actor).await?))
 }
 
-async fn get_config(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let settings = s.store.datto_settings().await?;
-    Ok(Json(config_body(&s, &settings).await?))
+#[utoipa::path(put, path = "/api/config/datto", tag = "datto", request_body = DattoConfigInput, responses((status = 200, description = "The saved settings", body = DattoConfigView)))]
+async fn put_datto_config(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiJson(input): ApiJson<DattoConfigInput>,
+) -> ApiResult<Json<DattoConfigView>> {
+    Ok(Json(datto_setup::save_config(&ctx, &actor, input).await?))
 }
 
-/// The settings a PUT carries; the API secret is write-only.
-#[derive(Debug, Deserialize)]
-struct DattoConfigInput {
-    #[serde(default)]
-    api_url: Option<String>,
-    #[serde(default)]
-    api_key: Option<String>,
-    #[serde(default)]
-    api_secret: Option<String>,
-    #[serde(default)]
-    alert_method: AlertMethod,
-    #[serde(default)]
-    from_address: Option<String>,
-    #[serde(default)]
-    default_ticket_type_id: Option<u64>,
-    #[serde(default)]
-    import_mode: ImportMode,
-    #[serde(default)]
-    import_customer_id: Option<u64>,
-    #[serde(default = "five")]
-    sync_interval_minutes: u32,
-    #[serde(default)]
-    priority_map: Option<BTreeMap<String, Priority>>,
+#[utoipa::path(get, path = "/api/config/datto/webhook", tag = "datto", responses((status = 200, description = "What to paste into Datto, with the current state", body = WebhookSetup)))]
+async fn webhook_helper(State(ctx): State<Context>, actor: Actor, headers: HeaderMap) -> ApiResult<Json<WebhookSetup>> {
+    let base = ctx.public_base(request_host(&headers));
+    Ok(Json(datto_setup::webhook_setup(&ctx, &actor, &base).await?))
 }
 
-fn five() -> u32 {
-    5
+#[utoipa::path(post, path = "/api/config/datto/webhook/rotate-state", tag = "datto", responses((status = 200, description = "A new state; the previous one works for 24 hours", body = Rotated)))]
+async fn rotate_state(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<Rotated>> {
+    Ok(Json(datto_setup::rotate_state(&ctx, &actor).await?))
 }
 
-async fn put_config(State(s): State<AppState>, ApiJson(input): ApiJson<DattoConfigInput>) -> ApiResult<Json<Value>> {
-    let blank = |o: Option<String>| o.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let settings = DattoSettings {
-        api_url: blank(input.api_url),
-        api_key: blank(input.api_key),
-        alert_method: input.alert_method,
-        from_address: blank(input.from_address),
-        default_ticket_type_id: input.default_ticket_type_id,
-        import_mode: input.import_mode,
-        import_customer_id: input.import_customer_id,
-        sync_interval_minutes: input.sync_interval_minutes,
-        priority_map: input.priority_map.map(PriorityMap).unwrap_or_default(),
-    };
-    s.store.save_datto_settings(&settings).await?;
-    if let Some(secret) = blank(input.api_secret) {
-        s.secrets
-            .put(API_SECRET, &SecretString::new(secret))
-            .await
-            .map_err(crate::Error::from)?;
-    }
-    Ok(Json(config_body(&s, &settings).await?))
+#[utoipa::path(post, path = "/api/config/datto/test", tag = "datto", responses((status = 200, description = "The outcome in plain words (also when it failed)", body = ConnectionTest)))]
+async fn test_api(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<ConnectionTest>> {
+    Ok(Json(datto_setup::test_connection(&ctx, &actor).await?))
 }
 
-async fn webhook_helper(State(s): State<AppState>, headers: axum::http::HeaderMap) -> ApiResult<Json<Value>> {
-    let st = webhook_state::load_or_create(s.secrets.as_ref())
-        .await
-        .map_err(crate::Error::from)?;
-    Ok(Json(json!({
-        "url": format!("{}/datto/webhook", super::public_base(&s.config, &headers)),
-        "content_type": setup::CONTENT_TYPE,
-        "raised_payload": setup::webhook_payload(&st.current, false),
-        "resolved_payload": setup::webhook_payload(&st.current, true),
-        "additional_values_example": setup::additional_values_example(),
-    })))
+/// The answer of `POST /api/sync/datto`: the queued run.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunQueued {
+    pub run_id: u64,
 }
 
-async fn rotate_state(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let st = webhook_state::rotate(s.secrets.as_ref(), s.clock.now())
-        .await
-        .map_err(crate::Error::from)?;
-    tracing::info!("datto webhook state rotated");
-    Ok(Json(json!({
-        "rotated": true,
-        "previous_valid_until": st.previous_valid_until(),
-        "state": {"set": true},
-    })))
+#[utoipa::path(post, path = "/api/sync/datto", tag = "datto", responses((status = 202, description = "The run is queued; see GET /api/sync/datto/runs/{id}", body = RunQueued), (status = 409, description = "DATTO_API_NOT_CONFIGURED", body = ErrorBody), (status = 502, description = "DATTO_UNAVAILABLE: the API settings could not be used", body = ErrorBody)))]
+async fn sync_now(State(ctx): State<Context>, actor: Actor) -> ApiResult<(StatusCode, Json<RunQueued>)> {
+    let run = datto_sync::request_run(&ctx, &actor, SyncTrigger::Api).await?;
+    Ok((StatusCode::ACCEPTED, Json(RunQueued { run_id: run.run_id })))
 }
 
-async fn get_mapping(State(s): State<AppState>, TextPath(uid): TextPath) -> ApiResult<Json<SiteMapping>> {
-    s.store
-        .site_mapping(&uid)
-        .await?
-        .map(Json)
-        .ok_or_else(|| DomainError::not_found("site mapping", &uid).into())
+#[utoipa::path(get, path = "/api/sync/datto/runs", tag = "datto", params(ListParams), responses((status = 200, description = "The most recent runs first", body = ListBody<SyncRun>)))]
+async fn list_runs(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<ListBody<SyncRun>>> {
+    Ok(Json(datto_sync::runs(&ctx, &actor, &q.page()?).await?.into()))
 }
 
-#[derive(Debug, Deserialize)]
-struct MappingInput {
-    customer_id: u64,
-    site_id: u64,
+#[utoipa::path(get, path = "/api/sync/datto/runs/{id}", tag = "datto", params(("id" = u64, Path, description = "The run_id")), responses((status = 200, description = "The run: state, counts, errors", body = SyncRun)))]
+async fn get_run(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<u64>) -> ApiResult<Json<SyncRun>> {
+    Ok(Json(datto_sync::run(&ctx, &actor, id).await?))
 }
 
+#[utoipa::path(get, path = "/api/site-mappings/{datto_site_uid}", tag = "datto", params(("datto_site_uid" = String, Path, description = "The Datto site's uid")), responses((status = 200, description = "The mapping", body = SiteMapping)))]
+async fn get_mapping(
+    State(ctx): State<Context>,
+    actor: Actor,
+    TextPath(uid): TextPath,
+) -> ApiResult<Json<SiteMapping>> {
+    Ok(Json(datto_setup::site_mapping(&ctx, &actor, &uid).await?))
+}
+
+/// `{"customer_id", "site_id"}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct MappingInput {
+    #[schema(value_type = u64)]
+    customer_id: CustomerId,
+    #[schema(value_type = u64)]
+    site_id: SiteId,
+}
+
+#[utoipa::path(put, path = "/api/site-mappings/{datto_site_uid}", tag = "datto", params(("datto_site_uid" = String, Path, description = "The Datto site's uid")), request_body = MappingInput, responses((status = 200, description = "The saved mapping", body = SiteMapping)))]
 async fn put_mapping(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     TextPath(uid): TextPath,
     ApiJson(input): ApiJson<MappingInput>,
 ) -> ApiResult<Json<SiteMapping>> {
-    let m = SiteMapping {
-        datto_site_uid: uid,
-        customer_id: input.customer_id,
-        site_id: input.site_id,
-    };
-    Ok(Json(s.store.put_site_mapping(&m).await?))
+    Ok(Json(
+        datto_setup::map_site(&ctx, &actor, uid, input.customer_id, input.site_id).await?,
+    ))
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// `source`, `outcome`, `limit`, `cursor`.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogQuery {
+    /// `datto-webhook`, `datto-mail`, `beyondtrust-event`, `session-import`.
     source: Option<String>,
+    /// e.g. `created`, `duplicate`, `rejected`, `unauthorized`.
     outcome: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/request-log", tag = "operations", params(LogQuery), responses((status = 200, description = "Intake requests, newest first", body = ListBody<RequestLogEntry>)))]
 async fn request_log(
-    State(s): State<AppState>,
+    State(ctx): State<Context>,
+    actor: Actor,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<ListBody<RequestLogEntry>>> {
     let page = ListParams {
@@ -174,54 +148,10 @@ async fn request_log(
         source: q.source,
         outcome: q.outcome,
     };
-    Ok(Json(s.store.request_log(&filter, &page).await?.into()))
+    Ok(Json(request_log::list(&ctx, &actor, &filter, &page).await?.into()))
 }
 
-async fn get_alert(State(s): State<AppState>, TextPath(uid): TextPath) -> ApiResult<Json<Value>> {
-    let uid = AlertUid::parse("uid", &uid)?;
-    let (alert, _) = s
-        .store
-        .alert(&uid)
-        .await?
-        .ok_or_else(|| DomainError::not_found("alert", &uid))?;
-    Ok(Json(serde_json::to_value(alert).expect("serializable")))
-}
-
-async fn test_api(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let answer = match s.datto.connect().await {
-        Ok(None) => {
-            json!({"ok": false, "message": "The Datto API is not configured: set api_url, api_key and api_secret."})
-        }
-        Err(e) => json!({"ok": false, "message": e.message}),
-        Ok(Some(api)) => match api.check().await {
-            Ok(account) => {
-                json!({"ok": true, "message": format!("Connected to Datto RMM account {account}."), "account": account})
-            }
-            Err(e) => json!({"ok": false, "message": e.message}),
-        },
-    };
-    Ok(Json(answer))
-}
-
-async fn sync_now(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let api = match s.datto.connect().await {
-        Ok(Some(api)) => api,
-        Ok(None) => {
-            return Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "DATTO_API_NOT_CONFIGURED",
-                "set api_url, api_key and api_secret before syncing",
-            ))
-        }
-        Err(e) => {
-            return Err(ApiError::new(
-                axum::http::StatusCode::BAD_GATEWAY,
-                "DATTO_UNAVAILABLE",
-                e.message,
-            ))
-        }
-    };
-    let holder = format!("api-{}", uuid::Uuid::new_v4().simple());
-    let summary = crate::jobs::alert_sync::run_once(&s.store, s.queue.as_ref(), api.as_ref(), &holder).await?;
-    Ok(Json(serde_json::to_value(summary).expect("serializable")))
+#[utoipa::path(get, path = "/api/alerts/{uid}", tag = "datto", params(("uid" = String, Path, description = "The Datto alert uid")), responses((status = 200, description = "The alert: state, sources, ticket, propagation, timeline", body = Alert)))]
+async fn get_alert(State(ctx): State<Context>, actor: Actor, TextPath(uid): TextPath) -> ApiResult<Json<Alert>> {
+    Ok(Json(datto_setup::alert(&ctx, &actor, &uid).await?))
 }

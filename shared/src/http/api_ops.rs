@@ -2,46 +2,36 @@
 //! replayed (SQS dead-letter queues in AWS, the SQLite queue locally).
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Json;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::TextPath;
-use super::AppState;
-use crate::ports::QueueName;
+use crate::ports::DeadLetter;
+use crate::services::operations::{self, Replayed};
+use crate::services::{Actor, Context};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/dead-letters", get(list_dead_letters))
-        .route("/api/dead-letters/{id}/replay", post(replay))
+pub fn routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::new()
+        .routes(routes!(list_dead_letters))
+        .routes(routes!(replay))
 }
 
-async fn list_dead_letters(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let mut items = Vec::new();
-    for q in QueueName::ALL {
-        match s.queue.dead_letters(q).await {
-            Ok(list) => items.extend(list),
-            // A queue this host has no URL for is not an error of the listing.
-            Err(crate::ports::QueueError::NotConfigured(_)) => {}
-            Err(e) => return Err(crate::Error::from(e).into()),
-        }
-    }
-    Ok(Json(json!({ "items": items })))
+/// `{"items": [...]}`: every queue's dead letters.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeadLetters {
+    pub items: Vec<DeadLetter>,
 }
 
-async fn replay(State(s): State<AppState>, TextPath(id): TextPath) -> Result<(StatusCode, Json<Value>), ApiError> {
-    for q in QueueName::ALL {
-        let found = match s.queue.dead_letters(q).await {
-            Ok(list) => list.iter().any(|d| d.id == id),
-            Err(_) => false,
-        };
-        if found {
-            s.queue.replay(q, &id).await.map_err(crate::Error::from)?;
-            tracing::info!(queue = %q, message_id = %id, "dead letter replayed");
-            return Ok((StatusCode::OK, Json(json!({"replayed": id, "queue": q}))));
-        }
-    }
-    Err(crate::domain::DomainError::not_found("dead letter", &id).into())
+#[utoipa::path(get, path = "/api/dead-letters", tag = "operations", responses((status = 200, description = "Every queue's dead letters", body = DeadLetters)))]
+async fn list_dead_letters(State(ctx): State<Context>, actor: Actor) -> Result<Json<DeadLetters>, ApiError> {
+    let items = operations::dead_letters(&ctx, &actor).await?;
+    Ok(Json(DeadLetters { items }))
+}
+
+#[utoipa::path(post, path = "/api/dead-letters/{id}/replay", tag = "operations", params(("id" = String, Path, description = "The dead letter's message id")), responses((status = 200, description = "The message is back on its queue", body = Replayed)))]
+async fn replay(State(ctx): State<Context>, actor: Actor, TextPath(id): TextPath) -> Result<Json<Replayed>, ApiError> {
+    Ok(Json(operations::replay(&ctx, &actor, &id).await?))
 }

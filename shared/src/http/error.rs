@@ -1,37 +1,52 @@
-//! The only place where errors become HTTP statuses: `ApiError` and its `From` impls.
-//! Bodies are `{"error": CODE, "message"}`; 5xx bodies stay generic, the log gets the cause.
+//! The only place where errors become HTTP statuses: `ApiError` and its `From` impls for
+//! the typed errors of every layer (service, core, input). Bodies are `{"error": CODE,
+//! "message"}`; 5xx bodies say what failed in our words, the log gets the cause.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 
 use crate::domain::DomainError;
 use crate::error::Error;
 use crate::ports::{MailError, QueueError, SecretError, StoreError};
+use crate::services::{InputError, ServiceError, Vendor};
 
+/// An error answer. Built only from the typed errors below; read with the getters.
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: String,
+    status: StatusCode,
+    code: String,
+    message: String,
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code, e.g. `VALIDATION`, `NOT_FOUND`, `TECHUNAVAILABLE`.
+    pub error: String,
+    /// What went wrong, in words; a 400 names the field first (`field: problem`).
     pub message: String,
 }
 
+/// Requests the router itself refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingError {
+    #[error("no such route")]
+    NoRoute,
+}
+
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code: code.to_string(),
             message: message.into(),
         }
     }
-    pub fn bad_request(field: &str, message: impl std::fmt::Display) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION", format!("{field}: {message}"))
-    }
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
-    }
+
+    /// A 5xx whose cause chain goes to the log only, never to the client.
     fn internal(status: StatusCode, code: &str, message: &str, cause: &dyn std::error::Error) -> Self {
-        // The cause chain goes to the log only, never to the client.
         let mut chain = cause.to_string();
         let mut src = cause.source();
         while let Some(s) = src {
@@ -41,6 +56,18 @@ impl ApiError {
         }
         tracing::error!(code, cause = %chain, "request failed");
         ApiError::new(status, code, message)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -85,10 +112,11 @@ impl From<Error> for ApiError {
                 "the work queue is not configured",
                 q,
             ),
-            Error::Mail(MailError::Rejected(m)) => ApiError::new(
+            Error::Mail(ref m @ MailError::Rejected(_)) => ApiError::internal(
                 StatusCode::BAD_GATEWAY,
                 "MAIL_REJECTED",
-                format!("the mail service refused the message: {m}"),
+                "the mail service refused the message; check the sender address and the recipient",
+                m,
             ),
             Error::Mail(ref m @ MailError::Unavailable(_)) => ApiError::internal(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -112,12 +140,94 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        let message = e.to_string();
+        match e {
+            InputError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", message),
+            InputError::BadBody(_) => ApiError::new(StatusCode::BAD_REQUEST, "BAD_BODY", message),
+            InputError::UnsupportedMediaType { .. } => {
+                ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", message)
+            }
+            InputError::MalformedJson { .. } => ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", message),
+            InputError::Invalid { .. } => ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION", message),
+            InputError::MalformedEvent(_) => ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_EVENT", message),
+        }
+    }
+}
+
+impl From<RoutingError> for ApiError {
+    fn from(e: RoutingError) -> Self {
+        match e {
+            RoutingError::NoRoute => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", e.to_string()),
+        }
+    }
+}
+
+fn not_configured(vendor: Vendor) -> ApiError {
+    match vendor {
+        Vendor::Datto => ApiError::new(
+            StatusCode::CONFLICT,
+            "DATTO_API_NOT_CONFIGURED",
+            "set api_url, api_key and api_secret in /api/config/datto first",
+        ),
+        Vendor::BeyondTrust => ApiError::new(
+            StatusCode::CONFLICT,
+            "BEYONDTRUST_NOT_CONFIGURED",
+            "set base_url, client_id and client_secret in /api/config/beyondtrust first",
+        ),
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Core(e) => e.into(),
+            ServiceError::Input(e) => e.into(),
+            ServiceError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", m),
+            ServiceError::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
+            ServiceError::MailDropped(m) => ApiError::new(StatusCode::FORBIDDEN, "SENDER_REFUSED", m),
+            ServiceError::MailUnusable(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "NO_ALERT_UID", m),
+            ServiceError::NotConfigured(vendor) => not_configured(vendor),
+            ref t @ ServiceError::TimedOut(_) => ApiError::internal(
+                StatusCode::GATEWAY_TIMEOUT,
+                "TIMED_OUT",
+                "the request took too long and was stopped; what was saved stays saved, try again",
+                t,
+            ),
+            ServiceError::Misconfigured {
+                vendor: Vendor::Datto,
+                message,
+            } => ApiError::new(StatusCode::CONFLICT, "DATTO_API_NOT_CONFIGURED", message),
+            ServiceError::Misconfigured {
+                vendor: Vendor::BeyondTrust,
+                message,
+            } => ApiError::new(StatusCode::CONFLICT, "BEYONDTRUST_NOT_CONFIGURED", message),
+            ServiceError::Datto(ref d) => ApiError::internal(
+                StatusCode::BAD_GATEWAY,
+                "DATTO_UNAVAILABLE",
+                "the Datto RMM API failed or refused the call; nothing was changed there, try again later",
+                d,
+            ),
+            ServiceError::BeyondTrust(ref b) => ApiError::internal(
+                StatusCode::BAD_GATEWAY,
+                "BEYONDTRUST_UNAVAILABLE",
+                "the BeyondTrust API failed or refused the call; try again later or check the settings with Test Configuration",
+                b,
+            ),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_client_error() {
             tracing::warn!(status = self.status.as_u16(), code = %self.code, message = %self.message, "request refused");
         }
-        let body = serde_json::json!({"error": self.code, "message": self.message});
+        let body = ErrorBody {
+            error: self.code,
+            message: self.message,
+        };
         (self.status, Json(body)).into_response()
     }
 }

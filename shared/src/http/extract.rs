@@ -1,5 +1,5 @@
-//! Request extractors whose rejections come out in the API's error format and name the
-//! offending field: JSON bodies, path ids, query strings, the acting agent header.
+//! Request extractors whose rejections are typed `InputError`s naming the offending field:
+//! JSON bodies, typed path ids, query strings, and the `Actor` of an authenticated request.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -8,27 +8,27 @@ use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::domain::ids::AgentId;
+use crate::services::{Actor, InputError};
 
 /// Largest request body any route accepts.
 pub const BODY_LIMIT: usize = 256 * 1024;
 
-/// Read the body, answering 413 past `BODY_LIMIT`.
-pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+/// Read the body, refusing it past `BODY_LIMIT`.
+pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, InputError> {
     Bytes::from_request(req, state).await.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                format!("request body is larger than {} KiB", BODY_LIMIT / 1024),
-            )
+            InputError::TooLarge {
+                limit_kib: BODY_LIMIT / 1024,
+            }
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "BAD_BODY", r.body_text())
+            InputError::BadBody(r.body_text())
         }
     })
 }
 
 /// Parse JSON, naming the path of a field with the wrong type or a missing field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InputError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -43,16 +43,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             path
         };
-        let kind = if inner.is_syntax() || inner.is_eof() {
-            "MALFORMED_JSON"
+        if inner.is_syntax() || inner.is_eof() {
+            InputError::MalformedJson { field, message: msg }
         } else {
-            "VALIDATION"
-        };
-        ApiError::new(StatusCode::BAD_REQUEST, kind, format!("{field}: {msg}"))
+            InputError::Invalid { field, message: msg }
+        }
     })
 }
 
-fn require_json_content_type(parts_headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+fn require_json_content_type(parts_headers: &axum::http::HeaderMap) -> Result<(), InputError> {
     let ct = parts_headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -61,14 +60,10 @@ fn require_json_content_type(parts_headers: &axum::http::HeaderMap) -> Result<()
     if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            format!(
-                "content-type must be application/json, got {}",
-                if ct.is_empty() { "none" } else { ct }
-            ),
-        ))
+        Err(InputError::UnsupportedMediaType {
+            expected: "application/json",
+            got: if ct.is_empty() { "none" } else { ct }.to_string(),
+        })
     }
 }
 
@@ -81,7 +76,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         require_json_content_type(req.headers())?;
         let bytes = body_bytes(req, state).await?;
-        parse_json(&bytes).map(ApiJson)
+        Ok(ApiJson(parse_json(&bytes)?))
     }
 }
 
@@ -98,24 +93,25 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
             return Ok(OptionalJson(T::default()));
         }
         require_json_content_type(&headers)?;
-        parse_json(&bytes).map(OptionalJson)
+        Ok(OptionalJson(parse_json(&bytes)?))
     }
 }
 
-/// A numeric `{id}` path segment.
-pub struct IdPath(pub u64);
+/// A numeric `{id}` path segment as the typed id `T`.
+pub struct IdPath<T>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+impl<T: From<u64>, S: Send + Sync> FromRequestParts<S> for IdPath<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let axum::extract::Path(raw): axum::extract::Path<String> =
             axum::extract::Path::from_request_parts(parts, state)
                 .await
-                .map_err(|e| ApiError::bad_request("id", e.body_text()))?;
-        raw.parse::<u64>()
-            .map(IdPath)
-            .map_err(|_| ApiError::bad_request("id", format!("must be a positive number, got {raw:?}")))
+                .map_err(|e| InputError::invalid("id", e.body_text()))?;
+        let id = raw
+            .parse::<u64>()
+            .map_err(|_| InputError::invalid("id", format!("must be a positive number, got {raw:?}")))?;
+        Ok(IdPath(T::from(id)))
     }
 }
 
@@ -129,7 +125,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TextPath {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map(|p| TextPath(p.0))
-            .map_err(|e| ApiError::bad_request("path", e.body_text()))
+            .map_err(|e| InputError::invalid("path", e.body_text()).into())
     }
 }
 
@@ -144,7 +140,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
             let path = e.path().to_string();
-            ApiError::bad_request(if path == "." { "query" } else { &path }, e.into_inner())
+            InputError::invalid(if path == "." { "query" } else { &path }, e.into_inner()).into()
         })
     }
 }
@@ -153,21 +149,29 @@ fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(q.as_bytes())
 }
 
-/// The acting agent named by `X-Agent-Id`, if any.
-pub struct ActingAgent(pub Option<u64>);
+/// Set by the authentication middleware on a request it let through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Authenticated;
 
-impl<S: Send + Sync> FromRequestParts<S> for ActingAgent {
+/// Who the request acts for: with the service token, the agent named by `X-Agent-Id`
+/// (if any). Only routes behind the authentication middleware can extract it.
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.headers.get("x-agent-id") {
-            None => Ok(ActingAgent(None)),
-            Some(v) => v
-                .to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .map(|id| ActingAgent(Some(id)))
-                .ok_or_else(|| ApiError::bad_request("X-Agent-Id", "must be an agent id (a number)")),
+        if parts.extensions.get::<Authenticated>().is_none() {
+            return Err(crate::services::ServiceError::Unauthorized("this route needs authentication".into()).into());
         }
+        let agent = match parts.headers.get("x-agent-id") {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .map(AgentId)
+                    .ok_or_else(|| InputError::invalid("X-Agent-Id", "must be an agent id (a number)"))?,
+            ),
+        };
+        Ok(Actor::Service { agent })
     }
 }

@@ -1,5 +1,8 @@
 //! axum routers for every HTTP entry point (intake and helpdesk API) and the layers they
 //! share; Lambda functions and the local server mount these same routers.
+//!
+//! Handlers parse the request, call one `services` function with the `Context` and the
+//! request's `Actor`, and map the result; `error` is the one place statuses are chosen.
 
 pub mod api;
 pub mod api_bt;
@@ -10,6 +13,9 @@ pub mod datto;
 pub mod error;
 pub mod extract;
 pub mod json_newline;
+pub mod list;
+pub mod openapi;
+pub mod security;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,44 +24,35 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use subtle::ConstantTimeEq;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::config::HttpConfig;
-use crate::ports::{Clock, Mailer, Queue, SecretStore};
-use crate::store::Store;
-use error::ApiError;
+use crate::services::request_log::{log_refusal, Refusal};
+use crate::services::{Context, ServiceError};
+use error::{ApiError, RoutingError};
+use extract::Authenticated;
 pub use extract::BODY_LIMIT;
 
-/// Everything a handler may use: the ports and the HTTP configuration.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub queue: Arc<dyn Queue>,
-    pub mailer: Arc<dyn Mailer>,
-    pub secrets: Arc<dyn SecretStore>,
-    pub clock: Arc<dyn Clock>,
-    pub config: Arc<HttpConfig>,
-    /// The Datto RMM API as currently configured.
-    pub datto: Arc<dyn crate::jobs::datto_api::DattoConnect>,
-    /// The BeyondTrust API as currently configured.
-    pub beyondtrust: Arc<dyn crate::beyondtrust::connect::BeyondTrustConnect>,
-}
+/// How long any request may take before the router answers 504. The Lambda `Timeout` of
+/// every HTTP function in template.yaml is longer (a test checks), and API Gateway's 30 s
+/// integration limit is longer still, so the router's answer is the one the caller gets.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The layers every router gets, identical under lambda_http and `axum::serve`: body
-/// limit, request id (set, logged, echoed), tracing, timeout.
+/// limit, request id (set, logged, echoed), tracing, timeout, security headers.
 pub fn with_common_layers(router: Router) -> Router {
     router
         .layer(axum::middleware::map_response(json_newline::end_json_with_newline))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
-            Duration::from_secs(25),
+            REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
@@ -68,74 +65,127 @@ pub fn with_common_layers(router: Router) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(security::headers))
 }
 
-/// Refuse requests without the API's bearer token (compared in constant time).
-pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Refuse requests without the API's bearer token (compared in constant time); mark the
+/// others authenticated, so that handlers can extract their `Actor`.
+pub async fn require_token(State(ctx): State<Context>, mut req: Request, next: Next) -> Response {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let refused = |m: &str| ApiError::from(ServiceError::Unauthorized(m.to_string())).into_response();
     match given {
-        None => ApiError::unauthorized("missing bearer token (Authorization: Bearer <token>)").into_response(),
-        Some(t) if bool::from(t.trim().as_bytes().ct_eq(state.config.api_token.expose().as_bytes())) => {
+        None => refused("missing bearer token (Authorization: Bearer <token>)"),
+        Some(t) if bool::from(t.trim().as_bytes().ct_eq(ctx.config.api_token.expose().as_bytes())) => {
+            req.extensions_mut().insert(Authenticated);
             next.run(req).await
         }
-        Some(_) => ApiError::unauthorized("wrong bearer token").into_response(),
+        Some(_) => refused("wrong bearer token"),
     }
 }
 
-/// The public base URL: the configured one, or `https://<Host>` of the request when none
-/// is configured (behind API Gateway the Host is the API's own domain).
-pub fn public_base(config: &HttpConfig, headers: &axum::http::HeaderMap) -> String {
-    if !config.public_url.is_empty() {
-        return config.public_url.clone();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("https://{host}")
+/// The Host header of a request, for URLs shown when no public URL is configured.
+pub fn request_host(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(header::HOST).and_then(|h| h.to_str().ok())
 }
 
+/// The service is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+    RoutingError::NoRoute.into()
 }
 
-/// The helpdesk API (`/api/*`, bearer token) and `GET /healthz`.
-pub fn helpdesk_router(state: AppState) -> Router {
-    let api = api::routes()
+/// The helpdesk API routes (`/api/*`), before the token check is layered on.
+fn api_routes() -> OpenApiRouter<Context> {
+    api::routes()
         .merge(api_datto::routes())
         .merge(api_bt::routes())
         .merge(api_ops::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .with_state(state);
-    with_common_layers(
-        Router::new()
-            .route("/healthz", get(healthz))
-            .merge(api)
-            .fallback(not_found),
-    )
+}
+
+/// The OpenAPI document of every route: the helpdesk API, both intake routers, and
+/// `extra` (routes a host adds, e.g. the local server's).
+pub fn document_with(extra: OpenApiRouter<Context>) -> utoipa::openapi::OpenApi {
+    let (_, routes) = api_routes()
+        .merge(extra)
+        .merge(datto::routes())
+        .merge(beyondtrust::routes())
+        .split_for_parts();
+    let (_, own) = unauthenticated_routes().split_for_parts();
+    openapi::document(routes.merge_from(own))
+}
+
+/// The document of the routes every host serves.
+pub fn document() -> utoipa::openapi::OpenApi {
+    document_with(OpenApiRouter::new())
+}
+
+/// `GET /healthz` and `GET /api/openapi.json`: no token needed.
+fn unauthenticated_routes() -> OpenApiRouter<openapi::Served> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(openapi::openapi_json))
+}
+
+/// The helpdesk API (`/api/*`, bearer token) plus `extra` routes behind the same token,
+/// `GET /healthz` and the API document (which covers the intake routers too).
+fn helpdesk_router_with(ctx: Context, extra: OpenApiRouter<Context>) -> Router {
+    static PLAIN: std::sync::OnceLock<Arc<serde_json::Value>> = std::sync::OnceLock::new();
+    let to_json = |doc| Arc::new(serde_json::to_value(doc).expect("serializable"));
+    let served = openapi::Served(if extra.get_openapi().paths.paths.is_empty() {
+        PLAIN.get_or_init(|| to_json(document())).clone()
+    } else {
+        to_json(document_with(extra.clone()))
+    });
+    let (api, _) = api_routes().merge(extra).split_for_parts();
+    let api = api
+        .route_layer(middleware::from_fn_with_state(ctx.clone(), require_token))
+        .with_state(ctx);
+    let (open, _) = unauthenticated_routes().split_for_parts();
+    with_common_layers(open.with_state(served).merge(api).fallback(not_found))
+}
+
+/// The helpdesk API (`/api/*`, bearer token), `GET /healthz`, `GET /api/openapi.json`.
+pub fn helpdesk_router(ctx: Context) -> Router {
+    helpdesk_router_with(ctx, OpenApiRouter::new())
 }
 
 /// Datto intake (`POST /datto/webhook`), authenticated by the `state` in the body.
-pub fn datto_router(state: AppState) -> Router {
-    with_common_layers(datto::routes().with_state(state))
+pub fn datto_router(ctx: Context) -> Router {
+    with_common_layers(datto::routes().split_for_parts().0.with_state(ctx))
 }
 
 /// BeyondTrust intake (`POST /beyondtrust/events/{token}`), authenticated by the token.
-pub fn beyondtrust_router(state: AppState) -> Router {
-    with_common_layers(beyondtrust::routes().with_state(state))
+pub fn beyondtrust_router(ctx: Context) -> Router {
+    with_common_layers(beyondtrust::routes().split_for_parts().0.with_state(ctx))
 }
 
-/// Every router of the system merged, as the local server serves it.
-pub fn full_router(state: AppState) -> Router {
-    helpdesk_router(state.clone())
-        .merge(datto_router(state.clone()))
-        .merge(beyondtrust_router(state))
+/// Every router of the system merged, as the local server serves it, with `extra` routes
+/// of the host behind the API token (and in the API document).
+pub fn full_router_with(ctx: Context, extra: OpenApiRouter<Context>) -> Router {
+    helpdesk_router_with(ctx.clone(), extra)
+        .merge(datto_router(ctx.clone()))
+        .merge(beyondtrust_router(ctx))
+}
+
+/// Every router of the system merged.
+pub fn full_router(ctx: Context) -> Router {
+    full_router_with(ctx, OpenApiRouter::new())
+}
+
+/// Answer a refused intake request: map the error to its status, complete and keep the
+/// request-log entry with that status and message, and respond.
+pub(crate) async fn refuse(ctx: &Context, refusal: Box<Refusal>) -> Response {
+    let Refusal { error, log, raw } = *refusal;
+    let err = ApiError::from(error);
+    log_refusal(ctx, log, raw.as_deref(), err.status().as_u16(), err.message()).await;
+    err.into_response()
 }

@@ -1,12 +1,13 @@
 //! Alert e-mails into alert events: parse the raw message, require `Alert{uid}` and the
-//! configured sender, then the same `ingest` as the webhook. Refusals are logged, not errors.
+//! configured sender, then the same `accept` as the webhook. Refusals are logged, not errors.
 
 use chrono::{DateTime, Utc};
 
-use super::{ingest_with, IntakeResult};
+use super::{accept, IntakeResult};
 use crate::datto::mail::{parse, sender_matches};
 use crate::domain::alerts::{AlertEvent, AlertEventKind, AlertSource};
 use crate::error::Result;
+use crate::ports::Queue;
 use crate::store::{RequestLogEntry, Store};
 
 /// What became of one e-mail.
@@ -20,7 +21,7 @@ pub enum MailOutcome {
 }
 
 /// Handle one raw alert e-mail.
-pub async fn ingest_mail(store: &Store, raw: &[u8], now: DateTime<Utc>) -> Result<MailOutcome> {
+pub async fn ingest_mail(store: &Store, queue: &dyn Queue, raw: &[u8], now: DateTime<Utc>) -> Result<MailOutcome> {
     let mut log = RequestLogEntry::new("datto-mail", now);
     let settings = store.datto_settings().await?;
     let refuse = |mut log: RequestLogEntry, status: u16, outcome: &str, reason: String| {
@@ -73,6 +74,6 @@ pub async fn ingest_mail(store: &Store, raw: &[u8], now: DateTime<Utc>) -> Resul
         facts: mail.facts,
     };
     Ok(MailOutcome::Applied(
-        ingest_with(store, &settings, &ev, Some(log)).await?,
+        accept(store, queue, &settings, &ev, Some(log)).await?,
     ))
 }

@@ -1,5 +1,6 @@
 //! Alert intake: an `AlertEvent` from any source (webhook, e-mail, poll) taken to one
-//! durable decision — alert, ticket and request-log entry written in one transaction.
+//! durable decision — alert, ticket and request-log entry written in one transaction —
+//! and then, for a new ticket, the request for its enrichment (`accept`).
 
 pub mod mail;
 pub mod ses;
@@ -10,14 +11,14 @@ use crate::domain::alerts::{apply, ticket_draft, AlertEvent, AlertSource, AlertU
 use crate::domain::datto::DattoSettings;
 use crate::domain::tickets::{Action, ActionKind, Ticket, TicketStatus};
 use crate::error::{Error, Result};
-use crate::ports::StoreError;
+use crate::ports::{Queue, QueueName, StoreError};
 use crate::store::{AlertWrite, RequestLogEntry, Store};
 
 /// How often a decision is retaken after another writer changed the alert first.
 const ATTEMPTS: usize = 40;
 
 /// What an intake answered.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct IntakeResult {
     pub result: Outcome,
     pub alert_uid: AlertUid,
@@ -92,14 +93,51 @@ async fn new_alert_ticket(store: &Store, ev: &AlertEvent, settings: &DattoSettin
     })
 }
 
-/// Apply one alert event durably. `log`, when given, is completed with the outcome and
-/// stored in the same transaction as the decision.
-pub async fn ingest(store: &Store, ev: &AlertEvent, log: Option<RequestLogEntry>) -> Result<IntakeResult> {
-    let settings = store.datto_settings().await?;
-    ingest_with(store, &settings, ev, log).await
+/// The `alert-enrich` message: add Datto's details to the new ticket of an alert.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct EnrichRequest {
+    pub ticket_id: u64,
+    pub alert_uid: String,
 }
 
-/// `ingest` with the Datto settings already read (a sync applies many events under one).
+/// Every source's way in: apply the event durably (`ingest_with`), then ask for the new
+/// ticket's enrichment. Once the decision is stored the intake has succeeded, whatever
+/// happens to the request for enrichment: that is best effort (a failed send is logged and
+/// the ticket stands without the extra details), so no source ever sees a failure for a
+/// decision that was made, and none retries an event that was already applied.
+pub async fn accept(
+    store: &Store,
+    queue: &dyn Queue,
+    settings: &DattoSettings,
+    ev: &AlertEvent,
+    log: Option<RequestLogEntry>,
+) -> Result<IntakeResult> {
+    let result = ingest_with(store, settings, ev, log).await?;
+    request_enrichment(queue, settings, &result).await;
+    Ok(result)
+}
+
+/// After an intake created a ticket, ask for its enrichment when the Datto API is set up.
+async fn request_enrichment(queue: &dyn Queue, settings: &DattoSettings, result: &IntakeResult) {
+    if result.result != Outcome::Created || settings.api_url.is_none() || settings.api_key.is_none() {
+        return;
+    }
+    let Some(ticket_id) = result.ticket_id else {
+        return;
+    };
+    let body = serde_json::to_string(&EnrichRequest {
+        ticket_id,
+        alert_uid: result.alert_uid.to_string(),
+    })
+    .expect("json");
+    if let Err(e) = queue.send(QueueName::AlertEnrich, &body).await {
+        tracing::warn!(ticket_id, error = %e, "enrichment not requested; the ticket stands without Datto's details");
+    }
+}
+
+/// Apply one alert event durably, under the Datto settings read by the caller (a sync
+/// applies many events under one). `log`, when given, is completed with the outcome and
+/// stored in the same transaction as the decision.
 pub async fn ingest_with(
     store: &Store,
     settings: &DattoSettings,

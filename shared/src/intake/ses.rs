@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 
 use super::mail::{ingest_mail, MailOutcome};
 use crate::error::Result;
-use crate::ports::{MailError, MailSource};
+use crate::ports::{MailError, MailSource, Queue};
 use crate::store::{RequestLogEntry, Store};
 
 /// Handle every record of one SES event; returns what became of each mail.
 pub async fn handle_ses_event(
     store: &Store,
-    queue: &dyn crate::ports::Queue,
+    queue: &dyn Queue,
     source: &dyn MailSource,
     event: SimpleEmailEvent,
     now: DateTime<Utc>,
@@ -52,11 +52,7 @@ pub async fn handle_ses_event(
             }
             Err(e) => return Err(e.into()),
         };
-        let outcome = ingest_mail(store, &raw, now).await?;
-        if let MailOutcome::Applied(r) = &outcome {
-            crate::jobs::enrichment::request_enrichment(store, queue, r).await?;
-        }
-        outcomes.push(outcome);
+        outcomes.push(ingest_mail(store, queue, &raw, now).await?);
     }
     Ok(outcomes)
 }

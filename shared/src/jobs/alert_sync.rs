@@ -5,15 +5,15 @@
 use std::collections::HashSet;
 
 use chrono::Duration;
-use serde::Serialize;
 
 use super::close_propagation::sweep_pending_closes;
-use super::datto_api::{DattoApi, DattoCallError};
 use crate::domain::alerts::{AlertEvent, AlertEventKind, AlertSource, AlertUid};
 use crate::domain::tickets::TicketStatus;
 use crate::error::Result;
-use crate::intake::ingest_with;
+use crate::intake::accept;
 use crate::ports::Queue;
+use crate::ports::{DattoApi, DattoCallError};
+pub use crate::store::SyncSummary;
 use crate::store::{Store, TicketFilter};
 
 /// A sync starts only when the account has at least this many requests of headroom in
@@ -23,30 +23,6 @@ pub const MIN_HEADROOM: i64 = 100;
 /// How long a sync may hold its lease before another run may take over.
 pub const LEASE_MINUTES: i64 = 10;
 const DELETED_DEVICES: &str = "Deleted Devices";
-
-/// What one sync did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SyncSummary {
-    /// True when another run held the lease, or the account had too little headroom.
-    pub skipped: bool,
-    /// Why a run was skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The account's request headroom Datto reported at the start.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub read_headroom: Option<i64>,
-    pub sites_created: u32,
-    pub sites_updated: u32,
-    pub tickets_created: u32,
-    pub tickets_closed: u32,
-    /// Tickets whose alert was missing from the open list but still open on GET.
-    pub still_open_on_check: u32,
-    pub closes_requeued: u32,
-    pub requests_used: u64,
-    /// Datto failures that cut the run short (the next run continues).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<String>,
-}
 
 fn is_uuid(s: &str) -> bool {
     AlertUid::parse("uid", s).is_ok()
@@ -140,7 +116,7 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
                 at: store.clock().now(),
                 facts: a.facts.clone(),
             };
-            let r = ingest_with(store, &settings, &ev, None).await?;
+            let r = accept(store, queue, &settings, &ev, None).await?;
             if r.result == crate::domain::alerts::Outcome::Created {
                 summary.tickets_created += 1;
             }
@@ -172,7 +148,7 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
                         at: store.clock().now(),
                         facts: a.facts,
                     };
-                    ingest_with(store, &settings, &ev, None).await?;
+                    accept(store, queue, &settings, &ev, None).await?;
                     summary.tickets_closed += 1;
                 }
                 Ok(_) => summary.still_open_on_check += 1,
@@ -190,20 +166,4 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
     // 4. Closes whose message was lost.
     summary.closes_requeued = sweep_pending_closes(store, queue, store.clock().now()).await? as u32;
     Ok(())
-}
-
-/// One scheduled run: sync when the Datto API is configured (else only the sweep), as the
-/// EventBridge Lambda and the local scheduler both do it. Returns the summary as JSON.
-pub async fn scheduled(state: &crate::http::AppState, holder: &str) -> Result<serde_json::Value> {
-    match state.datto.connect().await {
-        Ok(Some(api)) => {
-            let summary = run_once(&state.store, state.queue.as_ref(), api.as_ref(), holder).await?;
-            Ok(serde_json::to_value(summary).expect("serializable"))
-        }
-        Ok(None) => Ok(serde_json::json!({"skipped": true, "reason": "Datto API not configured"})),
-        Err(e) => {
-            tracing::warn!(error = %e, "Datto sync could not connect");
-            Ok(serde_json::json!({"skipped": true, "reason": e.message}))
-        }
-    }
 }

@@ -4,11 +4,11 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use super::datto_api::{DattoApi, DattoCallError, ResolveResult};
 use super::JobError;
 use crate::domain::alerts::AlertUid;
 use crate::domain::tickets::{CloseOrigin, Ticket};
 use crate::error::Result;
+use crate::ports::{DattoApi, ResolveResult};
 use crate::ports::{Queue, QueueName};
 use crate::store::Store;
 
@@ -27,7 +27,13 @@ pub async fn close_ticket_as_agent(
     let (ticket, pending) = store.close_ticket_by_agent(ticket_id, note, agent_id).await?;
     if let Some(p) = pending {
         match queue.send(QueueName::TicketClosed, &p.message()).await {
-            Ok(_) => store.mark_close_enqueued(ticket_id, store.clock().now()).await?,
+            // The close is committed and its message sent: failing the request now would
+            // answer 503 for a done close. Unmarked, the sweep may send once more (harmless).
+            Ok(_) => {
+                if let Err(e) = store.mark_close_enqueued(ticket_id, store.clock().now()).await {
+                    tracing::warn!(ticket_id, error = %e, "ticket-closed message sent but not marked as sent");
+                }
+            }
             Err(e) => tracing::warn!(ticket_id, error = %e, "ticket-closed message not sent; the sweep will resend it"),
         }
     }
@@ -43,9 +49,8 @@ struct TicketClosed {
 /// Handle one `ticket-closed` message. Idempotent: a message for a close already told to
 /// Datto (or that came from Datto) does nothing.
 pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(), JobError> {
-    let msg: TicketClosed =
-        serde_json::from_str(body).map_err(|e| JobError::Permanent(format!("not a ticket-closed message: {e}")))?;
-    let uid = AlertUid::parse("alert_uid", &msg.alert_uid).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let msg: TicketClosed = serde_json::from_str(body).map_err(|e| JobError::bad_message("ticket-closed", e))?;
+    let uid = AlertUid::parse("alert_uid", &msg.alert_uid).map_err(|e| JobError::bad_message("ticket-closed", e))?;
     let Some(_) = store.pending_close(msg.ticket_id).await? else {
         tracing::info!(ticket_id = msg.ticket_id, "close already propagated");
         return Ok(());
@@ -62,19 +67,12 @@ pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) ->
             return Ok(());
         }
     }
-    let vendor = |e: DattoCallError| {
-        if e.retryable {
-            JobError::Retryable(e.message)
-        } else {
-            JobError::Permanent(e.message)
-        }
-    };
-    let note = match datto.alert(&uid).await.map_err(vendor)?.map(|a| a.resolved) {
+    let note = match datto.alert(&uid).await?.map(|a| a.resolved) {
         Some(true) => None,
         None => Some(format!(
             "Datto RMM does not know alert {uid}; nothing to resolve there."
         )),
-        Some(false) => match datto.resolve(&uid).await.map_err(vendor)? {
+        Some(false) => match datto.resolve(&uid).await? {
             ResolveResult::Resolved => Some(format!("Alert {uid} resolved in Datto RMM.")),
             ResolveResult::AlreadyResolved => None,
             ResolveResult::Unknown => Some(format!(

@@ -2,47 +2,14 @@
 //! alert's diagnostics and context and the device's details from the Datto API become one
 //! system action. Failures are retried by the queue and never block the ticket.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::datto_api::{DattoApi, DattoCallError};
-use super::JobError;
+use super::{Failure, JobError};
 use crate::domain::alerts::AlertUid;
 use crate::domain::tickets::{Action, ActionKind};
-use crate::error::Result;
-use crate::intake::IntakeResult;
-use crate::ports::{Queue, QueueName};
+use crate::intake::EnrichRequest;
+use crate::ports::DattoApi;
 use crate::store::Store;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct EnrichRequest {
-    ticket_id: u64,
-    alert_uid: String,
-}
-
-/// After an intake created a ticket, ask for its enrichment when the Datto API is set up.
-/// A failed send is logged: the ticket stands without the extra details.
-pub async fn request_enrichment(store: &Store, queue: &dyn Queue, result: &IntakeResult) -> Result<()> {
-    if result.result != crate::domain::alerts::Outcome::Created {
-        return Ok(());
-    }
-    let settings = store.datto_settings().await?;
-    let Some(ticket_id) = result
-        .ticket_id
-        .filter(|_| settings.api_url.is_some() && settings.api_key.is_some())
-    else {
-        return Ok(());
-    };
-    let body = serde_json::to_string(&EnrichRequest {
-        ticket_id,
-        alert_uid: result.alert_uid.to_string(),
-    })
-    .expect("json");
-    if let Err(e) = queue.send(QueueName::AlertEnrich, &body).await {
-        tracing::warn!(ticket_id, error = %e, "enrichment not requested");
-    }
-    Ok(())
-}
 
 fn line(out: &mut String, label: &str, v: Option<&Value>) {
     let text = match v {
@@ -94,27 +61,19 @@ pub fn enrichment_note(diagnostics: Option<&str>, context: Option<&Value>, devic
 
 /// Handle one `alert-enrich` message; does nothing when the ticket was enriched already.
 pub async fn enrich(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(), JobError> {
-    let req: EnrichRequest =
-        serde_json::from_str(body).map_err(|e| JobError::Permanent(format!("not an alert-enrich message: {e}")))?;
-    let uid = AlertUid::parse("alert_uid", &req.alert_uid).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let req: EnrichRequest = serde_json::from_str(body).map_err(|e| JobError::bad_message("alert-enrich", e))?;
+    let uid = AlertUid::parse("alert_uid", &req.alert_uid).map_err(|e| JobError::bad_message("alert-enrich", e))?;
     let Some((alert, _)) = store.alert(&uid).await? else {
-        return Err(JobError::Permanent(format!("alert {uid} is unknown")));
+        return Err(JobError::Permanent(Failure::Gone(format!("alert {uid} is unknown"))));
     };
     if alert.enriched {
         return Ok(());
     }
-    let vendor = |e: DattoCallError| {
-        if e.retryable {
-            JobError::Retryable(e.message)
-        } else {
-            JobError::Permanent(e.message)
-        }
-    };
-    let remote = datto.alert(&uid).await.map_err(vendor)?;
+    let remote = datto.alert(&uid).await?;
     let facts = remote.as_ref().map(|a| &a.facts).unwrap_or(&alert.facts);
     let device_uid = facts.device_uid.clone().or(alert.facts.device_uid.clone());
     let device = match device_uid {
-        Some(d) => datto.device(&d).await.map_err(vendor)?,
+        Some(d) => datto.device(&d).await?,
         None => None,
     };
     let note = enrichment_note(facts.diagnostics.as_deref(), facts.context.as_ref(), device.as_ref());

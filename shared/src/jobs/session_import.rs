@@ -10,11 +10,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::JobError;
-use crate::beyondtrust::{Client, Error as BtError};
+use super::{Failure, JobError};
+use crate::beyondtrust::Client;
+use crate::domain::bt::BeyondTrustSettings;
+use crate::domain::chats::Chat;
+use crate::domain::desk::Agent;
 use crate::domain::remote::{
     chat_session_name, decide_link, find_technician, render_note, transcript, ExternalKey, KeyLookup, LinkDecision,
-    Lsid, RemoteSession, DEFAULT_SESSION_NAME,
+    Lsid, RemoteSession, SessionFacts, DEFAULT_SESSION_NAME,
 };
 use crate::domain::tickets::{Action, ActionKind};
 use crate::store::{RequestLogEntry, SessionImport, Store};
@@ -41,15 +44,6 @@ pub enum ImportOutcome {
     NotGeneratedHere,
 }
 
-fn vendor(e: BtError) -> JobError {
-    match e {
-        BtError::Malformed(_) | BtError::Invalid(_) => JobError::Permanent(e.to_string()),
-        // "No session matched" right after the end event, auth and permission problems:
-        // all may heal (report written late, configuration fixed) within the retry window.
-        _ => JobError::Retryable(e.to_string()),
-    }
-}
-
 async fn log_outcome(store: &Store, lsid: &Lsid, outcome: &str, reason: String) {
     let mut log = RequestLogEntry::new(SOURCE, store.clock().now());
     log.status = 200;
@@ -61,21 +55,15 @@ async fn log_outcome(store: &Store, lsid: &Lsid, outcome: &str, reason: String) 
     }
 }
 
-/// Handle one `session-import` message.
+/// Handle one `session-import` message: fetch the report, find the technician, honour
+/// "only generated here", decide the link and store it all in one transaction.
 pub async fn import(store: &Store, client: &Client, body: &str) -> Result<ImportOutcome, JobError> {
-    let req: ImportRequest =
-        serde_json::from_str(body).map_err(|e| JobError::Permanent(format!("not a session-import message: {e}")))?;
-    let lsid = Lsid::parse(&req.lsid).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let req: ImportRequest = serde_json::from_str(body).map_err(|e| JobError::bad_message("session-import", e))?;
+    let lsid = Lsid::parse(&req.lsid).map_err(|e| JobError::bad_message("session-import", e))?;
     if store.remote_session_by_lsid(&lsid).await?.is_some() {
         return Ok(ImportOutcome::AlreadyImported);
     }
-    let report = client.support_session_report(&lsid).await.map_err(vendor)?;
-    if !report.is_complete() {
-        return Err(JobError::Retryable(format!(
-            "the report of session {lsid} is not complete yet"
-        )));
-    }
-    let facts = report.to_facts().map_err(vendor)?;
+    let facts = complete_report(client, &lsid).await?;
     let settings = store.bt_settings().await?;
     let agents = store.all_agents().await?;
     let Some(tech) = find_technician(&agents, &facts) else {
@@ -89,22 +77,55 @@ pub async fn import(store: &Store, client: &Client, body: &str) -> Result<Import
         log_outcome(store, &lsid, "no_technician", reason).await;
         return Ok(ImportOutcome::NoTechnician);
     };
-    let key = facts.external_key();
-    if settings.only_generated_here {
-        let ours = match &key {
-            Some(k) => store.invite_issued_for(&k.to_string()).await?,
-            None => false,
-        };
-        if !ours {
-            let reason = format!(
-                "external key {:?} matches no invitation of ours and only sessions generated here are processed",
-                facts.external_key.as_deref().unwrap_or("")
-            );
-            log_outcome(store, &lsid, "not_generated_here", reason).await;
-            return Ok(ImportOutcome::NotGeneratedHere);
-        }
+    if settings.only_generated_here && !generated_here(store, &facts).await? {
+        let reason = format!(
+            "external key {:?} matches no invitation of ours and only sessions generated here are processed",
+            facts.external_key.as_deref().unwrap_or("")
+        );
+        log_outcome(store, &lsid, "not_generated_here", reason).await;
+        return Ok(ImportOutcome::NotGeneratedHere);
     }
-    // Look up what the key points at.
+    let (decision, chat) = decide(store, facts.external_key()).await?;
+    let import = records(store, &settings, &lsid, &facts, tech, &decision, chat.as_ref()).await?;
+    if !store.store_imported_session(&import).await? {
+        return Ok(ImportOutcome::AlreadyImported);
+    }
+    log_outcome(store, &lsid, "imported", format!("{decision:?}")).await;
+    Ok(ImportOutcome::Imported(decision))
+}
+
+/// The session's facts, once BeyondTrust's report of it is complete (until then the
+/// message is retried through the queue).
+async fn complete_report(client: &Client, lsid: &Lsid) -> Result<SessionFacts, JobError> {
+    let report = client.support_session_report(lsid).await?;
+    if !report.is_complete() {
+        return Err(JobError::Retryable(Failure::NotYet(format!(
+            "the report of session {lsid} is not complete yet"
+        ))));
+    }
+    Ok(report.to_facts()?)
+}
+
+/// Whether the session's external key is one of our stored invitations.
+async fn generated_here(store: &Store, facts: &SessionFacts) -> Result<bool, JobError> {
+    Ok(match facts.external_key() {
+        Some(k) => store.invite_issued_for(&k.to_string()).await?,
+        None => false,
+    })
+}
+
+/// `Ok(false)` for a record that does not exist, other errors as they are.
+fn exists<T>(r: crate::Result<T>) -> Result<bool, JobError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(crate::Error::Domain(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Look up what the external key points at and let `decide_link` choose; also answers
+/// the chat the key names, if it exists.
+async fn decide(store: &Store, key: Option<ExternalKey>) -> Result<(LinkDecision, Option<Chat>), JobError> {
     let chat = match key {
         Some(ExternalKey::Chat(id)) => match store.chat(id).await {
             Ok(c) => Some(c),
@@ -113,22 +134,15 @@ pub async fn import(store: &Store, client: &Client, body: &str) -> Result<Import
         },
         _ => None,
     };
-    let exists = |r: crate::Result<_>| -> Result<bool, JobError> {
-        match r {
-            Ok(_) => Ok(true),
-            Err(crate::Error::Domain(_)) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    };
     let lookup = match key {
         None => KeyLookup::NoKey,
         Some(ExternalKey::Ticket(id)) => KeyLookup::Ticket {
             id,
-            exists: exists(store.ticket_head(id).await.map(|_| ()))?,
+            exists: exists(store.ticket_head(id).await)?,
         },
         Some(ExternalKey::Chat(id)) => {
             let linked_ticket_exists = match chat.as_ref().and_then(|c| c.ticket_id) {
-                Some(t) => exists(store.ticket_head(t).await.map(|_| ()))?,
+                Some(t) => exists(store.ticket_head(t).await)?,
                 None => false,
             };
             KeyLookup::Chat {
@@ -138,17 +152,30 @@ pub async fn import(store: &Store, client: &Client, body: &str) -> Result<Import
             }
         }
     };
-    let decision = decide_link(lookup);
-    let lines = transcript(&facts);
-    let note = render_note(&facts, &lines);
-    let name = match (&decision, &chat) {
+    Ok((decide_link(lookup), chat))
+}
+
+/// The records one import writes: the session, the ticket action (by the technician, the
+/// transcript as its note) or the open chat's message.
+async fn records(
+    store: &Store,
+    settings: &BeyondTrustSettings,
+    lsid: &Lsid,
+    facts: &SessionFacts,
+    tech: &Agent,
+    decision: &LinkDecision,
+    chat: Option<&Chat>,
+) -> Result<SessionImport, JobError> {
+    let lines = transcript(facts);
+    let note = render_note(facts, &lines);
+    let name = match (decision, chat) {
         (LinkDecision::Park { name }, _) => name.clone(),
         (LinkDecision::ToOpenChat(_) | LinkDecision::ToChatTicket { .. }, Some(c)) => chat_session_name(c),
         _ => DEFAULT_SESSION_NAME.to_string(),
     };
-    let chat_id = match &decision {
+    let chat_id = match decision {
         LinkDecision::ToOpenChat(id) | LinkDecision::ToChatTicket { chat_id: id, .. } => Some(*id),
-        _ => chat.as_ref().map(|c| c.id),
+        _ => chat.map(|c| c.id),
     };
     // The chat's user, else the ticket's, else the configured default user.
     let ticket_user = match decision.ticket_id() {
@@ -156,7 +183,6 @@ pub async fn import(store: &Store, client: &Client, body: &str) -> Result<Import
         None => None,
     };
     let user_id = chat
-        .as_ref()
         .and_then(|c| c.user_id)
         .or(ticket_user)
         .or(settings.default_user_id);
@@ -175,20 +201,19 @@ pub async fn import(store: &Store, client: &Client, body: &str) -> Result<Import
     let action = match decision.ticket_id() {
         Some(ticket_id) => {
             let (id, at) = store.new_action_stamp().await?;
-            Some((
-                ticket_id,
-                Action {
-                    id,
-                    at,
-                    kind: ActionKind::RemoteSession,
-                    agent_id: Some(tech.id),
-                    note: note.clone(),
-                },
-            ))
+            let kind = ActionKind::RemoteSession;
+            let action = Action {
+                id,
+                at,
+                kind,
+                agent_id: Some(tech.id),
+                note: note.clone(),
+            };
+            Some((ticket_id, action))
         }
         None => None,
     };
-    let chat_message = match &decision {
+    let chat_message = match decision {
         LinkDecision::ToOpenChat(id) => Some((
             *id,
             tech.name.clone(),
@@ -199,16 +224,9 @@ pub async fn import(store: &Store, client: &Client, body: &str) -> Result<Import
         )),
         _ => None,
     };
-    let stored = store
-        .store_imported_session(&SessionImport {
-            session,
-            action,
-            chat_message,
-        })
-        .await?;
-    if !stored {
-        return Ok(ImportOutcome::AlreadyImported);
-    }
-    log_outcome(store, &lsid, "imported", format!("{decision:?}")).await;
-    Ok(ImportOutcome::Imported(decision))
+    Ok(SessionImport {
+        session,
+        action,
+        chat_message,
+    })
 }

@@ -23,7 +23,7 @@ const REQUEST_LOG: &str = "request-log";
 pub const REQUEST_LOG_DAYS: i64 = 30;
 
 /// One intake request as recorded in the request log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RequestLogEntry {
     pub id: String,
     pub at: DateTime<Utc>,
@@ -346,52 +346,6 @@ impl Store {
                 && filter.outcome.as_deref().is_none_or(|o| e.outcome == o)
         })
         .await
-    }
-}
-
-impl Store {
-    /// Close a ticket as an agent. When the ticket came from a Datto alert, the alert
-    /// records the agent's close, and — unless Datto resolved it already — a pending-close
-    /// record is written for the propagator, all in the same transaction as the close.
-    pub async fn close_ticket_by_agent(
-        &self,
-        id: u64,
-        note: &str,
-        agent_id: Option<u64>,
-    ) -> Result<(Ticket, Option<super::PendingClose>)> {
-        for _ in 0..super::UPDATE_ATTEMPTS {
-            let (head, _) = self.ticket_head(id).await?;
-            let alert = match head.alert_uid.as_deref().map(|u| AlertUid::parse("alert_uid", u)) {
-                Some(Ok(uid)) => self.alert(&uid).await?,
-                _ => None,
-            };
-            let now = self.clock().now();
-            let pending = std::sync::Mutex::new(None);
-            let extra = |_: &Ticket| match alert.clone() {
-                Some((mut a, v)) => {
-                    let needed = crate::domain::alerts::ticket_closed_by_agent(&mut a, now);
-                    let mut ops = vec![Self::alert_put(&a, Some(v))];
-                    if needed {
-                        let p = super::PendingClose {
-                            ticket_id: id,
-                            alert_uid: a.alert_uid.to_string(),
-                            closed_at: now,
-                            enqueued_at: None,
-                        };
-                        ops.push(super::propagation::pending_close_put(&p));
-                        *pending.lock().expect("lock") = Some(p);
-                    }
-                    ops
-                }
-                None => Vec::new(),
-            };
-            match self.close_ticket(id, note, agent_id, CloseOrigin::Agent, extra).await {
-                Err(Error::Store(StoreError::ConditionFailed { pk, .. })) if pk == ALERT => continue,
-                Err(e) => return Err(e),
-                Ok(t) => return Ok((t, pending.into_inner().expect("lock"))),
-            }
-        }
-        Err(StoreError::Unavailable(format!("ticket {id} is changing too fast; try again").into()).into())
     }
 }
 

@@ -265,6 +265,11 @@ impl Store {
         self.list(Index::Primary, TEAM, false, page, |_: &Team| true).await
     }
 
+    /// Every team, by id.
+    pub async fn all_teams(&self) -> Result<Vec<Team>> {
+        self.list_all(Index::Primary, TEAM, false, |_: &Team| true).await
+    }
+
     pub async fn update_team(&self, id: u64, input: TeamUpdate) -> Result<Team> {
         let becomes_default = input.is_default == Some(true);
         let others = if becomes_default {

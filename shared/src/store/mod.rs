@@ -3,7 +3,8 @@
 //!
 //! Key layout (one table): an aggregate `kind` lives at `pk = kind`, `sk = id` zero-padded
 //! to 20 digits, so a partition walk lists it in id order; ticket actions live at
-//! `pk = ticket#<id>`, `sk = action#<action id>`; counters at `pk = counter`, `sk = kind`.
+//! `pk = ticket#<id>`, `sk = action#<action id>`; counters at `pk = counter`, `sk = kind`;
+//! the vendors' shared access tokens at `pk = vendor-token`, `sk = <vendor>` (sealed).
 
 mod alerts;
 mod chats;
@@ -11,7 +12,9 @@ mod desk;
 mod lease;
 mod propagation;
 mod remote;
+mod sync_runs;
 mod tickets;
+pub mod vendor_tokens;
 
 use std::sync::Arc;
 
@@ -26,7 +29,9 @@ pub use alerts::{AlertWrite, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS
 pub use lease::Lease;
 pub use propagation::PendingClose;
 pub use remote::{RemoteSessionFilter, SessionImport};
+pub use sync_runs::{SyncRun, SyncRunState, SyncSummary, SyncTrigger, SYNC_RUN_DAYS};
 pub use tickets::TicketFilter;
+pub use vendor_tokens::{MintedToken, TokenCache, TokenOwner, TokenWaitTimeout};
 
 /// How many times an optimistic read-modify-write is retried after losing a race.
 pub(crate) const UPDATE_ATTEMPTS: usize = 8;

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::alerts::ALERT;
 use super::tickets::{put_action, TICKET};
-use super::{sk_id, Store};
+use super::{sk_id, Store, UPDATE_ATTEMPTS};
 use crate::domain::alerts::{resolve_propagated, Alert, AlertUid};
-use crate::domain::tickets::{Action, ActionKind};
+use crate::domain::tickets::{Action, ActionKind, CloseOrigin, Ticket};
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Index, Query, Record, StoreError, WriteOp};
 
@@ -127,5 +127,51 @@ impl Store {
             }
         }
         Err(StoreError::Unavailable("alert kept changing".into()).into())
+    }
+}
+
+impl Store {
+    /// Close a ticket as an agent. When the ticket came from a Datto alert, the alert
+    /// records the agent's close, and — unless Datto resolved it already — a pending-close
+    /// record is written for the propagator, all in the same transaction as the close.
+    pub async fn close_ticket_by_agent(
+        &self,
+        id: u64,
+        note: &str,
+        agent_id: Option<u64>,
+    ) -> Result<(Ticket, Option<PendingClose>)> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let (head, _) = self.ticket_head(id).await?;
+            let alert = match head.alert_uid.as_deref().map(|u| AlertUid::parse("alert_uid", u)) {
+                Some(Ok(uid)) => self.alert(&uid).await?,
+                _ => None,
+            };
+            let now = self.clock().now();
+            let pending = std::sync::Mutex::new(None);
+            let extra = |_: &Ticket| match alert.clone() {
+                Some((mut a, v)) => {
+                    let needed = crate::domain::alerts::ticket_closed_by_agent(&mut a, now);
+                    let mut ops = vec![Self::alert_put(&a, Some(v))];
+                    if needed {
+                        let p = PendingClose {
+                            ticket_id: id,
+                            alert_uid: a.alert_uid.to_string(),
+                            closed_at: now,
+                            enqueued_at: None,
+                        };
+                        ops.push(pending_close_put(&p));
+                        *pending.lock().expect("lock") = Some(p);
+                    }
+                    ops
+                }
+                None => Vec::new(),
+            };
+            match self.close_ticket(id, note, agent_id, CloseOrigin::Agent, extra).await {
+                Err(Error::Store(StoreError::ConditionFailed { pk, .. })) if pk == ALERT => continue,
+                Err(e) => return Err(e),
+                Ok(t) => return Ok((t, pending.into_inner().expect("lock"))),
+            }
+        }
+        Err(StoreError::Unavailable(format!("ticket {id} is changing too fast; try again").into()).into())
     }
 }

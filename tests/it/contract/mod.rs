@@ -107,6 +107,9 @@ macro_rules! records_suite {
                 increment_starts_at_one_and_adds_by,
                 concurrent_increments_return_distinct_consecutive_values,
                 concurrent_creates_of_one_key_let_exactly_one_win,
+                concurrent_updates_of_one_version_let_exactly_one_win,
+                concurrent_claims_apply_exactly_one_transaction_whole,
+                a_failed_condition_fails_only_its_own_concurrent_writer,
                 malformed_writes_are_invalid_and_write_nothing,
             );
             $crate::contract::records_suite!(@store_at_now $fixture;
@@ -152,7 +155,9 @@ macro_rules! queue_suite {
                 receive_hands_out_at_most_max_and_each_message_once,
                 release_now_redelivers_with_a_higher_receive_count,
                 a_message_received_max_times_moves_to_the_dead_letters,
+                a_dead_lettered_message_is_dead_at_once_and_can_be_replayed,
                 a_replayed_dead_letter_can_be_received_and_acked,
+                a_replayed_poison_message_dies_again_after_exactly_max_receives,
                 replaying_an_unknown_dead_letter_is_not_found,
                 queues_are_independent,
                 one_failing_message_does_not_block_the_others,

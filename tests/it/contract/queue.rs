@@ -142,6 +142,41 @@ pub async fn a_message_received_max_times_moves_to_the_dead_letters(queue: &dyn 
     assert_nothing_to_receive(queue, A).await;
 }
 
+/// `dead_letter` on its first delivery moves a message to the dead letters at once (its
+/// other receives are not used up); it can be replayed like any dead letter, and its
+/// receipt is spent afterwards.
+pub async fn a_dead_lettered_message_is_dead_at_once_and_can_be_replayed(queue: &dyn Queue) {
+    let body = format!("never succeeds {}", unique("body"));
+    let id = queue.send(A, &body).await.expect("send");
+    let other = queue.send(A, "stays").await.expect("send");
+    let mut got = receive_up_to(queue, A, 2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    got.sort_by_key(|m| m.id != id);
+    let (m, keep) = (&got[0], &got[1]);
+    assert_eq!((m.id.as_str(), m.receive_count), (id.as_str(), 1));
+    queue.dead_letter(A, &m.receipt, &m.body).await.expect("dead letter");
+    queue.release(A, &keep.receipt, Duration::ZERO).await.expect("release");
+
+    let back = receive_one(queue, A).await;
+    assert_eq!(back.id, other, "only the other message is still on the queue");
+    queue.ack(A, &back.receipt).await.expect("ack");
+    assert_nothing_to_receive(queue, A).await;
+    let dead = queue.dead_letters(A).await.expect("dead letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0].body.as_str(), dead[0].queue), (body.as_str(), A));
+    assert!(
+        dead[0].receive_count < MAX_RECEIVES,
+        "dead before its receives ran out: {dead:?}"
+    );
+    assert!(queue.dead_letters(B).await.expect("dead letters").is_empty());
+
+    queue.replay(A, &dead[0].id).await.expect("replay");
+    let m = receive_one(queue, A).await;
+    assert_eq!((m.body.as_str(), m.receive_count), (body.as_str(), 1));
+    queue.ack(A, &m.receipt).await.expect("ack");
+    assert!(queue.dead_letters(A).await.expect("dead letters").is_empty());
+}
+
 /// A replayed dead letter is back on its queue with a fresh receive count, can be received
 /// and acked, and is no longer listed as dead.
 pub async fn a_replayed_dead_letter_can_be_received_and_acked(queue: &dyn Queue) {
@@ -157,6 +192,46 @@ pub async fn a_replayed_dead_letter_can_be_received_and_acked(queue: &dyn Queue)
 
     queue.replay(A, &dead[0].id).await.expect("replay");
     assert!(queue.dead_letters(A).await.expect("dead letters").is_empty());
+    let m = receive_one(queue, A).await;
+    assert_eq!((m.body.as_str(), m.receive_count), (body.as_str(), 1));
+    queue.ack(A, &m.receipt).await.expect("ack");
+    assert_nothing_to_receive(queue, A).await;
+    assert!(queue.dead_letters(A).await.expect("dead letters").is_empty());
+}
+
+/// Replay is not a one-off: a replayed poison message that keeps failing is handed out
+/// exactly `MAX_RECEIVES` times again (counting from 1 afresh) and is then a dead letter
+/// again, with the same id and body, replayable once more.
+pub async fn a_replayed_poison_message_dies_again_after_exactly_max_receives(queue: &dyn Queue) {
+    let body = format!("poison twice {}", unique("body"));
+    // SQS gives a replayed message a new id; within one round the id stays.
+    let mut id = Some(queue.send(A, &body).await.expect("send"));
+    let mut handed_out = 0;
+    for round in 1..=2 {
+        for expected in 1..=MAX_RECEIVES {
+            let m = receive_one(queue, A).await;
+            let id = id.get_or_insert_with(|| m.id.clone());
+            assert_eq!(
+                (m.id.as_str(), m.body.as_str(), m.receive_count),
+                (id.as_str(), body.as_str(), expected),
+                "round {round}"
+            );
+            handed_out += 1;
+            queue.release(A, &m.receipt, Duration::ZERO).await.expect("release");
+        }
+        assert_nothing_to_receive(queue, A).await;
+        let dead = queue.dead_letters(A).await.expect("dead letters");
+        assert_eq!(
+            dead.iter()
+                .map(|d| (d.id.as_str(), d.body.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(id.as_deref().unwrap(), body.as_str())],
+            "round {round}"
+        );
+        queue.replay(A, &dead[0].id).await.expect("replay");
+        id = None;
+    }
+    assert_eq!(handed_out, 2 * MAX_RECEIVES);
     let m = receive_one(queue, A).await;
     assert_eq!((m.body.as_str(), m.receive_count), (body.as_str(), 1));
     queue.ack(A, &m.receipt).await.expect("ack");

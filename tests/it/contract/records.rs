@@ -611,6 +611,87 @@ pub async fn concurrent_creates_of_one_key_let_exactly_one_win(store: &dyn Recor
     assert_eq!(stored.data, json!({"writer": winners[0]}));
 }
 
+/// Of ten concurrent writes conditioned on the same version of one item exactly one
+/// succeeds (even when the store commits concurrent writers together); the others fail
+/// with `ConditionFailed` on that item, and the stored record is the winner's.
+pub async fn concurrent_updates_of_one_version_let_exactly_one_win(store: &dyn RecordStore) {
+    let pk = unique("update-race");
+    write_ok(
+        store,
+        vec![put(record(&pk, "item", json!({"writer": null})), Condition::NotExists)],
+    )
+    .await;
+    let results = join_all((0..10).map(|i| {
+        let mut next = record(&pk, "item", json!({"writer": i}));
+        next.version = 2;
+        store.write(vec![put(next, Condition::VersionIs(1))])
+    }))
+    .await;
+    let winners: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "winners: {winners:?}; results: {results:?}");
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        assert_condition_failed(r, &pk, "item");
+    }
+    let stored = get(store, &pk, "item").await.expect("the item");
+    assert_eq!((stored.version, stored.data), (2, json!({"writer": winners[0]})));
+}
+
+/// Ten concurrent transactions each claim one shared item and write one item of their
+/// own: exactly one transaction is applied whole; every loser wrote neither item.
+pub async fn concurrent_claims_apply_exactly_one_transaction_whole(store: &dyn RecordStore) {
+    let pk = unique("claim-race");
+    let results = join_all((0..10).map(|i| {
+        store.write(vec![
+            put(
+                record(&pk, &format!("own#{i}"), json!({"writer": i})),
+                Condition::NotExists,
+            ),
+            put(record(&pk, "shared", json!({"writer": i})), Condition::NotExists),
+        ])
+    }))
+    .await;
+    let winners: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "winners: {winners:?}; results: {results:?}");
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        assert_condition_failed(r, &pk, "shared");
+    }
+    let mut q = Query::partition(Index::Primary, &pk);
+    q.sk_prefix = Some("own#".into());
+    assert_eq!(sks(&walk(store, &q).await), [format!("own#{}", winners[0])]);
+    let shared = get(store, &pk, "shared").await.expect("the shared item");
+    assert_eq!(shared.data, json!({"writer": winners[0]}));
+}
+
+/// Among twenty concurrent writers, the ten whose check fails get `ConditionFailed` and
+/// write nothing, while the ten others are all applied: one caller's failed condition
+/// never fails or undoes another caller's write.
+pub async fn a_failed_condition_fails_only_its_own_concurrent_writer(store: &dyn RecordStore) {
+    let pk = unique("mixed-batch");
+    write_ok(store, vec![put(record(&pk, "exists", json!({})), Condition::NotExists)]).await;
+    let results = join_all((0..20).map(|i| {
+        let mut ops = vec![put(
+            record(&pk, &format!("w#{i:02}"), json!({"i": i})),
+            Condition::NotExists,
+        )];
+        if i % 2 == 1 {
+            ops.push(check(&pk, "exists", Condition::NotExists));
+        }
+        store.write(ops)
+    }))
+    .await;
+    for (i, r) in results.into_iter().enumerate() {
+        if i % 2 == 1 {
+            assert_condition_failed(r, &pk, "exists");
+        } else {
+            r.unwrap_or_else(|e| panic!("writer {i} failed: {e:?}"));
+        }
+    }
+    let mut q = Query::partition(Index::Primary, &pk);
+    q.sk_prefix = Some("w#".into());
+    let expected: Vec<String> = (0..20).step_by(2).map(|i| format!("w#{i:02}")).collect();
+    assert_eq!(sks(&walk(store, &q).await), expected);
+}
+
 /// Two operations on one item in a write, or more than 100 operations, are `Invalid` and
 /// write nothing; exactly 100 operations are fine.
 pub async fn malformed_writes_are_invalid_and_write_nothing(store: &dyn RecordStore) {

@@ -1,0 +1,9 @@
+//! deskbridge's benchmarks as a library, so `scripts/bench` (through the `deskbridge-bench`
+//! binary) and the smoke test run the same code: ingest, sync, DynamoDB capacity.
+
+pub mod capacity;
+pub mod floor;
+pub mod ingest;
+pub mod load;
+pub mod procfs;
+pub mod sync;

@@ -1,0 +1,197 @@
+//! Datto RMM setup and lookups: settings (API secret write-only), the webhook setup helper
+//! and `state` rotation, the connection test, site mappings and alert lookup.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Actor, Context, ServiceResult};
+use crate::datto::connect::API_SECRET;
+use crate::datto::{setup, state as webhook_state};
+use crate::domain::alerts::{Alert, AlertUid};
+use crate::domain::datto::{AlertMethod, DattoSettings, ImportMode, PriorityMap, SiteMapping};
+use crate::domain::desk::Priority;
+use crate::domain::ids::{CustomerId, SiteId};
+use crate::domain::DomainError;
+use crate::ports::SecretString;
+
+/// Whether a write-only secret is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SecretSet {
+    pub set: bool,
+}
+
+/// The Datto settings as the API shows them.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DattoConfigView {
+    #[serde(flatten)]
+    pub settings: DattoSettings,
+    pub api_secret: SecretSet,
+}
+
+/// The settings a PUT carries; the API secret is write-only.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct DattoConfigInput {
+    #[serde(default)]
+    pub api_url: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub api_secret: Option<String>,
+    #[serde(default)]
+    pub alert_method: AlertMethod,
+    #[serde(default)]
+    pub from_address: Option<String>,
+    #[serde(default)]
+    pub default_ticket_type_id: Option<u64>,
+    #[serde(default)]
+    pub import_mode: ImportMode,
+    #[serde(default)]
+    pub import_customer_id: Option<u64>,
+    #[serde(default = "five")]
+    pub sync_interval_minutes: u32,
+    #[serde(default)]
+    pub priority_map: Option<BTreeMap<String, Priority>>,
+}
+
+fn five() -> u32 {
+    5
+}
+
+/// What to paste into Datto's webhook settings.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookSetup {
+    pub url: String,
+    pub content_type: String,
+    pub raised_payload: Value,
+    pub resolved_payload: Value,
+    pub additional_values_example: Value,
+}
+
+/// The answer of a state rotation.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Rotated {
+    pub rotated: bool,
+    pub previous_valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub state: SecretSet,
+}
+
+/// The answer of a connection test, in plain words.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConnectionTest {
+    pub ok: bool,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+async fn view(ctx: &Context, settings: DattoSettings) -> ServiceResult<DattoConfigView> {
+    let set = ctx.secrets.get(API_SECRET).await?.is_some();
+    Ok(DattoConfigView {
+        settings,
+        api_secret: SecretSet { set },
+    })
+}
+
+pub async fn config(ctx: &Context, _actor: &Actor) -> ServiceResult<DattoConfigView> {
+    let settings = ctx.store.datto_settings().await?;
+    view(ctx, settings).await
+}
+
+pub async fn save_config(ctx: &Context, _actor: &Actor, input: DattoConfigInput) -> ServiceResult<DattoConfigView> {
+    let blank = |o: Option<String>| o.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let settings = DattoSettings {
+        api_url: blank(input.api_url),
+        api_key: blank(input.api_key),
+        alert_method: input.alert_method,
+        from_address: blank(input.from_address),
+        default_ticket_type_id: input.default_ticket_type_id,
+        import_mode: input.import_mode,
+        import_customer_id: input.import_customer_id,
+        sync_interval_minutes: input.sync_interval_minutes,
+        priority_map: input.priority_map.map(PriorityMap).unwrap_or_default(),
+    };
+    ctx.store.save_datto_settings(&settings).await?;
+    if let Some(secret) = blank(input.api_secret) {
+        ctx.secrets.put(API_SECRET, &SecretString::new(secret)).await?;
+    }
+    view(ctx, settings).await
+}
+
+/// The webhook URL under `base`, the content type and the payloads with the current
+/// `state` (created on first use).
+pub async fn webhook_setup(ctx: &Context, _actor: &Actor, base: &str) -> ServiceResult<WebhookSetup> {
+    let st = webhook_state::load_or_create(ctx.secrets.as_ref()).await?;
+    Ok(WebhookSetup {
+        url: format!("{base}/datto/webhook"),
+        content_type: setup::CONTENT_TYPE.to_string(),
+        raised_payload: setup::webhook_payload(&st.current, false),
+        resolved_payload: setup::webhook_payload(&st.current, true),
+        additional_values_example: setup::additional_values_example(),
+    })
+}
+
+/// A new `state`; the previous one keeps working for 24 hours.
+pub async fn rotate_state(ctx: &Context, _actor: &Actor) -> ServiceResult<Rotated> {
+    let st = webhook_state::rotate(ctx.secrets.as_ref(), ctx.clock.now()).await?;
+    tracing::info!("datto webhook state rotated");
+    Ok(Rotated {
+        rotated: true,
+        previous_valid_until: st.previous_valid_until(),
+        state: SecretSet { set: true },
+    })
+}
+
+/// One cheap authenticated call; every outcome is an answer, not an error.
+pub async fn test_connection(ctx: &Context, _actor: &Actor) -> ServiceResult<ConnectionTest> {
+    let refused = |message: String| ConnectionTest {
+        ok: false,
+        message,
+        account: None,
+    };
+    Ok(match ctx.datto.connect().await {
+        Ok(None) => refused("The Datto API is not configured: set api_url, api_key and api_secret.".into()),
+        Err(e) => refused(e.message),
+        Ok(Some(api)) => match api.check().await {
+            Ok(account) => ConnectionTest {
+                ok: true,
+                message: format!("Connected to Datto RMM account {account}."),
+                account: Some(account),
+            },
+            Err(e) => refused(e.message),
+        },
+    })
+}
+
+pub async fn site_mapping(ctx: &Context, _actor: &Actor, datto_site_uid: &str) -> ServiceResult<SiteMapping> {
+    ctx.store
+        .site_mapping(datto_site_uid)
+        .await?
+        .ok_or_else(|| DomainError::not_found("site mapping", datto_site_uid).into())
+}
+
+pub async fn map_site(
+    ctx: &Context,
+    _actor: &Actor,
+    datto_site_uid: String,
+    customer: CustomerId,
+    site: SiteId,
+) -> ServiceResult<SiteMapping> {
+    let m = SiteMapping {
+        datto_site_uid,
+        customer_id: customer.get(),
+        site_id: site.get(),
+    };
+    Ok(ctx.store.put_site_mapping(&m).await?)
+}
+
+pub async fn alert(ctx: &Context, _actor: &Actor, uid: &str) -> ServiceResult<Alert> {
+    let uid = AlertUid::parse("uid", uid)?;
+    let (alert, _) = ctx
+        .store
+        .alert(&uid)
+        .await?
+        .ok_or_else(|| DomainError::not_found("alert", &uid))?;
+    Ok(alert)
+}
