@@ -206,7 +206,11 @@ type ApiResult<T> = Result<T, ApiError>;
         (status = 401, description = "UNAUTHORIZED: wrong e-mail or password (the same for both)", body = ErrorBody),
         (status = 429, description = "TOO_MANY_ATTEMPTS: locked after repeated failures; see `Retry-After`", body = ErrorBody),
     ))]
-async fn login(State(ctx): State<Context>, client: ClientAddr, ApiJson(input): ApiJson<LoginInput>) -> ApiResult<Response> {
+async fn login(
+    State(ctx): State<Context>,
+    client: ClientAddr,
+    ApiJson(input): ApiJson<LoginInput>,
+) -> ApiResult<Response> {
     Ok(signed_in(&ctx, accounts::login(&ctx, input, client).await?))
 }
 

@@ -152,7 +152,10 @@ async fn sign_in_candidate(ctx: &Context, email: &str) -> ServiceResult<Option<(
         }
     }
     if found.len() > 1 {
-        tracing::warn!(agents = found.len(), "several agents with a password share one e-mail; none can sign in with it");
+        tracing::warn!(
+            agents = found.len(),
+            "several agents with a password share one e-mail; none can sign in with it"
+        );
         return Ok(None);
     }
     Ok(found.pop())
@@ -200,7 +203,14 @@ pub async fn login(ctx: &Context, input: LoginInput, client: ClientAddr) -> Serv
         role: agent.role,
         via: SignInMethod::Session(SessionKey(secret_hash(&session.secret))),
     });
-    audit::record(ctx, &actor, AuditAction::SignedIn, format!("agent/{}", agent.id), vec![]).await?;
+    audit::record(
+        ctx,
+        &actor,
+        AuditAction::SignedIn,
+        format!("agent/{}", agent.id),
+        vec![],
+    )
+    .await?;
     tracing::info!(agent_id = agent.id, "signed in");
     Ok(session)
 }
@@ -246,7 +256,9 @@ pub async fn authenticate_session(ctx: &Context, secret: &str) -> ServiceResult<
     };
     if s.needs_touch(&policy, now) {
         s.last_seen_at = now;
-        ctx.store.touch_session(&key, &s, version, s.expires_at(&policy)).await?;
+        ctx.store
+            .touch_session(&key, &s, version, s.expires_at(&policy))
+            .await?;
     }
     let actor = Actor::Agent(SignedIn {
         id: AgentId(agent.id),
@@ -320,7 +332,14 @@ pub async fn create_token(ctx: &Context, actor: &Actor, input: NewTokenInput) ->
         created_at: ctx.clock.now(),
     };
     ctx.store.create_api_token(&secret_hash(&secret), &info).await?;
-    audit::record(ctx, actor, AuditAction::TokenCreated, format!("token/{}", info.id), vec![]).await?;
+    audit::record(
+        ctx,
+        actor,
+        AuditAction::TokenCreated,
+        format!("token/{}", info.id),
+        vec![],
+    )
+    .await?;
     Ok(NewToken { info, token: secret })
 }
 
@@ -348,7 +367,10 @@ pub async fn change_password(ctx: &Context, actor: &Actor, input: PasswordChange
     check_password("new_password", &input.new_password.0)?;
     let stored = ctx.store.credential(me.id.get()).await?.map(|c| c.password_hash);
     if !passwords::verify(input.old_password.0, stored).await {
-        return Err(ServiceError::forbidden("WRONG_PASSWORD", "old_password: is not the current password"));
+        return Err(ServiceError::forbidden(
+            "WRONG_PASSWORD",
+            "old_password: is not the current password",
+        ));
     }
     set_password(ctx, me.id, input.new_password).await?;
     let keep = match &me.via {
@@ -356,7 +378,14 @@ pub async fn change_password(ctx: &Context, actor: &Actor, input: PasswordChange
         SignInMethod::Token(_) => None,
     };
     ctx.store.end_sessions_of(me.id.get(), keep).await?;
-    audit::record(ctx, actor, AuditAction::PasswordChanged, format!("agent/{}", me.id), vec![]).await
+    audit::record(
+        ctx,
+        actor,
+        AuditAction::PasswordChanged,
+        format!("agent/{}", me.id),
+        vec![],
+    )
+    .await
 }
 
 /// An admin sets another agent's password (also: the first one of an agent made before
@@ -466,7 +495,14 @@ pub async fn create_first_admin(
         Err(e) => return Err(e.into()),
     };
     let by = actor.cloned().unwrap_or(Actor::System);
-    audit::record(ctx, &by, AuditAction::FirstAdminCreated, format!("agent/{}", agent.id), vec![]).await?;
+    audit::record(
+        ctx,
+        &by,
+        AuditAction::FirstAdminCreated,
+        format!("agent/{}", agent.id),
+        vec![],
+    )
+    .await?;
     tracing::info!(agent_id = agent.id, "first admin created");
     let session = match token_hash {
         Some(_) => Some(start_session(ctx, &agent).await?),
@@ -476,5 +512,9 @@ pub async fn create_first_admin(
 }
 
 fn admin_exists_error() -> ServiceError {
-    DomainError::conflict("ADMIN_EXISTS", "an admin exists already; sign in as that admin to add agents").into()
+    DomainError::conflict(
+        "ADMIN_EXISTS",
+        "an admin exists already; sign in as that admin to add agents",
+    )
+    .into()
 }

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::datto_setup::SecretSet;
 use super::{audit, Actor, Context, ServiceError, ServiceResult, Vendor};
-use crate::domain::accounts::AuditAction;
 use crate::beyondtrust::connect::{check_base_url, event_token, CLIENT_SECRET};
+use crate::domain::accounts::AuditAction;
 use crate::domain::bt::{BeyondTrustSettings, InviteTemplates};
 use crate::domain::desk::{NewTeam, Team, TeamUpdate};
 use crate::ports::SecretString;

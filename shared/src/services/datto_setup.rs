@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{audit, Actor, Context, ServiceResult};
-use crate::domain::accounts::AuditAction;
 use crate::datto::connect::API_SECRET;
 use crate::datto::{setup, state as webhook_state};
+use crate::domain::accounts::AuditAction;
 use crate::domain::alerts::{Alert, AlertUid};
 use crate::domain::datto::{AlertMethod, DattoSettings, ImportMode, PriorityMap, SiteMapping};
 use crate::domain::desk::Priority;
@@ -145,7 +145,14 @@ pub async fn rotate_state(ctx: &Context, actor: &Actor) -> ServiceResult<Rotated
     actor.require_admin("rotating the webhook state")?;
     let st = webhook_state::rotate(ctx.secrets.as_ref(), ctx.clock.now()).await?;
     tracing::info!("datto webhook state rotated");
-    audit::record(ctx, actor, AuditAction::WebhookStateRotated, "config/datto/webhook", vec![]).await?;
+    audit::record(
+        ctx,
+        actor,
+        AuditAction::WebhookStateRotated,
+        "config/datto/webhook",
+        vec![],
+    )
+    .await?;
     Ok(Rotated {
         rotated: true,
         previous_valid_until: st.previous_valid_until(),

@@ -3,11 +3,11 @@
 
 use super::{accounts, audit, invitations, Actor, Context, ServiceResult};
 use crate::domain::accounts::{AuditAction, Role};
-use crate::domain::DomainError;
 use crate::domain::chats::{Chat, NewChat, NewChatMessage};
 use crate::domain::desk::*;
 use crate::domain::ids::{AgentId, ChatId, CustomerId, SiteId, TeamId, TicketId, TicketTypeId, UserId};
 use crate::domain::tickets::{Action, NewAction, NewTicket, Ticket};
+use crate::domain::DomainError;
 use crate::store::{Listing, PageRequest, TicketFilter};
 
 // ---- customers, sites, users --------------------------------------------------------------
@@ -85,7 +85,14 @@ pub async fn create_agent(ctx: &Context, actor: &Actor, input: NewAgent) -> Serv
     actor.require_admin("creating agents")?;
     let agent = ctx.store.create_agent(input).await?;
     let fields = vec!["role".to_string()];
-    audit::record(ctx, actor, AuditAction::AgentCreated, format!("agent/{}", agent.id), fields).await?;
+    audit::record(
+        ctx,
+        actor,
+        AuditAction::AgentCreated,
+        format!("agent/{}", agent.id),
+        fields,
+    )
+    .await?;
     Ok(agent)
 }
 

@@ -42,7 +42,14 @@ pub async fn replay(ctx: &Context, actor: &Actor, id: &str) -> ServiceResult<Rep
         if found {
             ctx.queue.replay(q, id).await?;
             tracing::info!(queue = %q, message_id = %id, "dead letter replayed");
-            audit::record(ctx, actor, AuditAction::DeadLetterReplayed, format!("dead-letter/{id}"), vec![]).await?;
+            audit::record(
+                ctx,
+                actor,
+                AuditAction::DeadLetterReplayed,
+                format!("dead-letter/{id}"),
+                vec![],
+            )
+            .await?;
             return Ok(Replayed {
                 replayed: id.to_string(),
                 queue: q,

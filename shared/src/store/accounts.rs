@@ -243,11 +243,7 @@ impl Store {
 
     /// Store a new token under the hash of its secret.
     pub async fn create_api_token(&self, hash: &str, token: &ApiToken) -> Result<()> {
-        let mut r = Record::new(
-            API_TOKEN,
-            hash,
-            json(&StoredToken { token: token.clone() }),
-        );
+        let mut r = Record::new(API_TOKEN, hash, json(&StoredToken { token: token.clone() }));
         r.gsi1 = Some((token_index(token.agent_id), sk_id(token.id)));
         Ok(self
             .records()
@@ -353,6 +349,7 @@ impl Store {
 
     /// The audit log, newest first.
     pub async fn audit_log(&self, page: &PageRequest) -> Result<Listing<AuditEntry>> {
-        self.list(Index::Primary, AUDIT, true, page, |_: &AuditEntry| true).await
+        self.list(Index::Primary, AUDIT, true, page, |_: &AuditEntry| true)
+            .await
     }
 }
