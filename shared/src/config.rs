@@ -1,6 +1,7 @@
 //! Typed process configuration read from the environment; a missing or malformed variable
 //! stops start-up with its name, so template.yaml and code cannot drift silently.
 
+use crate::domain::accounts::{LoginThrottle, SessionPolicy};
 use crate::ports::SecretString;
 
 /// Why configuration could not be loaded.
@@ -33,13 +34,23 @@ pub struct HttpConfig {
     /// Base of the URLs that the config helpers show (webhook URL, event URL), without a
     /// trailing slash.
     pub public_url: String,
+    /// Session cookies carry `Secure`; off only for the local server on plain loopback http.
+    pub secure_cookies: bool,
+    /// Idle and absolute lifetime of sign-in sessions.
+    pub sessions: SessionPolicy,
+    /// How failed sign-ins are slowed and refused.
+    pub login_throttle: LoginThrottle,
 }
 
 impl HttpConfig {
+    /// Secure cookies, the default session lifetimes and sign-in throttle.
     pub fn new(api_token: SecretString, public_url: &str) -> Self {
         HttpConfig {
             api_token,
             public_url: public_url.trim_end_matches('/').to_string(),
+            secure_cookies: true,
+            sessions: SessionPolicy::DEFAULT,
+            login_throttle: LoginThrottle::DEFAULT,
         }
     }
 }

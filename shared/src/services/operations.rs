@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::{Actor, Context, ServiceResult};
+use super::{audit, Actor, Context, ServiceResult};
+use crate::domain::accounts::AuditAction;
 use crate::domain::DomainError;
 use crate::ports::{DeadLetter, QueueError, QueueName};
 
@@ -16,7 +17,8 @@ pub struct Replayed {
 }
 
 /// The dead letters of every queue this host has.
-pub async fn dead_letters(ctx: &Context, _actor: &Actor) -> ServiceResult<Vec<DeadLetter>> {
+pub async fn dead_letters(ctx: &Context, actor: &Actor) -> ServiceResult<Vec<DeadLetter>> {
+    actor.require_admin("reading dead letters")?;
     let mut items = Vec::new();
     for q in QueueName::ALL {
         match ctx.queue.dead_letters(q).await {
@@ -30,7 +32,8 @@ pub async fn dead_letters(ctx: &Context, _actor: &Actor) -> ServiceResult<Vec<De
 }
 
 /// Put one dead letter back on its queue with a fresh receive count.
-pub async fn replay(ctx: &Context, _actor: &Actor, id: &str) -> ServiceResult<Replayed> {
+pub async fn replay(ctx: &Context, actor: &Actor, id: &str) -> ServiceResult<Replayed> {
+    actor.require_admin("replaying dead letters")?;
     for q in QueueName::ALL {
         let found = match ctx.queue.dead_letters(q).await {
             Ok(list) => list.iter().any(|d| d.id == id),
@@ -39,6 +42,14 @@ pub async fn replay(ctx: &Context, _actor: &Actor, id: &str) -> ServiceResult<Re
         if found {
             ctx.queue.replay(q, id).await?;
             tracing::info!(queue = %q, message_id = %id, "dead letter replayed");
+            audit::record(
+                ctx,
+                actor,
+                AuditAction::DeadLetterReplayed,
+                format!("dead-letter/{id}"),
+                vec![],
+            )
+            .await?;
             return Ok(Replayed {
                 replayed: id.to_string(),
                 queue: q,
