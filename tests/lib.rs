@@ -41,7 +41,7 @@ pub mod emulators {
 
     /// An AWS SDK config pointing at `endpoint` with dummy credentials.
     pub async fn aws_config(endpoint: &str) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        deskbridge::hosting::sdk_loader()
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("eu-west-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

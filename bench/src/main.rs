@@ -133,7 +133,7 @@ async fn run_sync_dynamodb(endpoint: &str, smoke: bool, size: &SyncSize) -> anyh
         size.dynamodb_sites.unwrap_or(sites),
         size.dynamodb_alerts.unwrap_or(alerts),
     );
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = deskbridge::hosting::sdk_loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("eu-west-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

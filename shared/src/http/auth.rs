@@ -151,10 +151,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         if let Some(PeerAddr(ip)) = parts.extensions.get::<PeerAddr>() {
             return Ok(ClientAddr(Some(*ip)));
         }
+        #[cfg(feature = "aws")]
         let gateway = match parts.extensions.get::<lambda_http::request::RequestContext>() {
             Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => c.http.source_ip.clone(),
             _ => None,
         };
+        #[cfg(not(feature = "aws"))]
+        let gateway: Option<String> = None;
         Ok(ClientAddr(gateway.and_then(|ip| ip.parse().ok())))
     }
 }
