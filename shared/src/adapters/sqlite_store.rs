@@ -23,7 +23,9 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::ports::{Clock, Condition, Cursor, Index, Page, Query, Record, RecordStore, StoreError, WriteOp};
+use crate::ports::{
+    Clock, Condition, CounterTake, Cursor, Index, NumberedOps, Page, Query, Record, RecordStore, StoreError, WriteOp,
+};
 
 /// How long a connection waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -135,15 +137,31 @@ enum PreparedOp {
 
 /// One caller's unit of work for the writer.
 enum Job {
-    Write { ops: Vec<PreparedOp>, now: i64 },
-    Increment { pk: String, sk: String, by: i64 },
+    Write {
+        ops: Vec<PreparedOp>,
+        now: i64,
+    },
+    Increment {
+        pk: String,
+        sk: String,
+        by: i64,
+    },
+    /// Take numbers from counters, then write what `build` makes of them, all in the
+    /// caller's savepoint (`write_numbered`): a failed condition undoes the take too.
+    Numbered {
+        takes: Vec<(String, String, i64)>,
+        build: NumberedOps,
+        now: i64,
+    },
 }
 
-/// What a job produced: nothing for a write, the new value for an increment.
+/// What a job produced: nothing for a write, the new value for an increment, the first
+/// number of each take for a numbered write.
 #[derive(Debug, PartialEq, Eq)]
 enum Done {
     Written,
     Counter(i64),
+    Numbered(Vec<u64>),
 }
 
 struct Request {
@@ -356,16 +374,71 @@ fn commit_batch(conn: &mut Connection, jobs: &[&Job]) -> (Vec<Result<Done, Store
 fn apply_job(conn: &Connection, job: &Job) -> Result<Done, StoreError> {
     match job {
         Job::Write { ops, now } => apply_ops(conn, ops, *now).map(|()| Done::Written),
-        Job::Increment { pk, sk, by } => conn
-            .prepare_cached(
-                "INSERT INTO counters (pk, sk, value) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (pk, sk) DO UPDATE SET value = value + excluded.value \
-                 RETURNING value",
-            )
-            .and_then(|mut st| st.query_row(params![pk, sk, by], |row| row.get(0)))
-            .map(Done::Counter)
-            .map_err(StoreError::unavailable),
+        Job::Increment { pk, sk, by } => add_to_counter(conn, pk, sk, *by).map(Done::Counter),
+        Job::Numbered { takes, build, now } => {
+            let mut firsts = Vec::with_capacity(takes.len());
+            for (pk, sk, count) in takes {
+                let last = add_to_counter(conn, pk, sk, *count)?;
+                let first = last + 1 - count;
+                firsts.push(
+                    u64::try_from(first)
+                        .map_err(|_| StoreError::Invalid(format!("counter {pk}/{sk} overflowed to {last}")))?,
+                );
+            }
+            // `build` is the caller's code on the writer thread: a panic must not stop it.
+            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(&firsts)))
+                .map_err(|_| StoreError::Invalid("building a numbered write panicked".into()))?;
+            let ops = prepare(built)?;
+            apply_ops(conn, &ops, *now)?;
+            Ok(Done::Numbered(firsts))
+        }
     }
+}
+
+/// Add `by` to the counter at `(pk, sk)` (absent = 0) and return the new value.
+fn add_to_counter(conn: &Connection, pk: &str, sk: &str, by: i64) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO counters (pk, sk, value) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (pk, sk) DO UPDATE SET value = value + excluded.value \
+         RETURNING value",
+    )
+    .and_then(|mut st| st.query_row(params![pk, sk, by], |row| row.get(0)))
+    .map_err(StoreError::unavailable)
+}
+
+/// Check a write's limits (at most `MAX_OPS`, one operation per item) and serialise its
+/// JSON, ready for the writer.
+fn prepare(ops: Vec<WriteOp>) -> Result<Vec<PreparedOp>, StoreError> {
+    if ops.len() > MAX_OPS {
+        return Err(StoreError::Invalid(format!(
+            "{} operations in one write; at most {MAX_OPS}",
+            ops.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ops.len());
+    for op in &ops {
+        let (pk, sk) = op.key();
+        if !seen.insert((pk, sk)) {
+            return Err(StoreError::Invalid(format!("two operations on {pk}/{sk} in one write")));
+        }
+    }
+    ops.into_iter()
+        .map(|op| {
+            Ok(match op {
+                WriteOp::Put { record, condition } => PreparedOp::Put {
+                    version: to_i64("version", record.version)?,
+                    data: serde_json::to_string(&record.data).map_err(|e| StoreError::Invalid(e.to_string()))?,
+                    pk: record.pk,
+                    sk: record.sk,
+                    gsi1: record.gsi1,
+                    expires_at: record.expires_at,
+                    condition,
+                },
+                WriteOp::Delete { pk, sk, condition } => PreparedOp::Delete { pk, sk, condition },
+                WriteOp::Check { pk, sk, condition } => PreparedOp::Check { pk, sk, condition },
+            })
+        })
+        .collect()
 }
 
 fn to_i64(what: &str, v: u64) -> Result<i64, StoreError> {
@@ -569,37 +642,7 @@ impl RecordStore for SqliteRecordStore {
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        if ops.len() > MAX_OPS {
-            return Err(StoreError::Invalid(format!(
-                "{} operations in one write; at most {MAX_OPS}",
-                ops.len()
-            )));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for op in &ops {
-            let (pk, sk) = op.key();
-            if !seen.insert((pk, sk)) {
-                return Err(StoreError::Invalid(format!("two operations on {pk}/{sk} in one write")));
-            }
-        }
-        let prepared = ops
-            .into_iter()
-            .map(|op| {
-                Ok(match op {
-                    WriteOp::Put { record, condition } => PreparedOp::Put {
-                        version: to_i64("version", record.version)?,
-                        data: serde_json::to_string(&record.data).map_err(|e| StoreError::Invalid(e.to_string()))?,
-                        pk: record.pk,
-                        sk: record.sk,
-                        gsi1: record.gsi1,
-                        expires_at: record.expires_at,
-                        condition,
-                    },
-                    WriteOp::Delete { pk, sk, condition } => PreparedOp::Delete { pk, sk, condition },
-                    WriteOp::Check { pk, sk, condition } => PreparedOp::Check { pk, sk, condition },
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let prepared = prepare(ops)?;
         if prepared.is_empty() {
             return Ok(());
         }
@@ -620,8 +663,28 @@ impl RecordStore for SqliteRecordStore {
             Done::Counter(value) => {
                 u64::try_from(value).map_err(|_| StoreError::Invalid(format!("counter overflowed to {value}")))
             }
-            Done::Written => Err(StoreError::Unavailable(
+            _ => Err(StoreError::Unavailable(
                 "the writer answered an increment without a value".into(),
+            )),
+        }
+    }
+
+    /// The takes and the write happen in the caller's savepoint of one group-commit batch:
+    /// one fsync, shared with the batch; a failed condition rolls the takes back too.
+    async fn write_numbered(&self, takes: &[CounterTake], build: NumberedOps) -> Result<Vec<u64>, StoreError> {
+        let takes = takes
+            .iter()
+            .map(|t| Ok((t.pk.clone(), t.sk.clone(), to_i64("count", t.count)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let job = Job::Numbered {
+            takes,
+            build,
+            now: self.now(),
+        };
+        match self.submit(job).await? {
+            Done::Numbered(firsts) => Ok(firsts),
+            _ => Err(StoreError::Unavailable(
+                "the writer answered a numbered write without its numbers".into(),
             )),
         }
     }
