@@ -194,10 +194,10 @@ pub async fn accept_new(
             previous_version: None,
             ticket,
         };
-        decided.push((ev, outcome, alert));
+        decided.push((ev.clone(), outcome, alert));
     }
 
-    let mut pages: Vec<Vec<(&AlertEvent, Outcome, NewAlert)>> = Vec::new();
+    let mut pages: Vec<Vec<(AlertEvent, Outcome, NewAlert)>> = Vec::new();
     let mut ops = 0;
     for d in decided {
         let n = Store::new_alert_ops(&d.2);
@@ -209,36 +209,13 @@ pub async fn accept_new(
         pages.last_mut().expect("a page").push(d);
     }
 
-    let written = futures::stream::iter(pages)
-        .map(|page| async move {
-            let alerts = page.iter().map(|(_, _, a)| a.clone()).collect();
-            match store.write_new_alerts(alerts, Vec::new()).await {
-                Ok(tickets) => {
-                    let results: Vec<IntakeResult> = page
-                        .iter()
-                        .zip(tickets)
-                        .map(|((ev, outcome, _), ticket_id)| IntakeResult {
-                            result: *outcome,
-                            alert_uid: ev.uid.clone(),
-                            ticket_id,
-                        })
-                        .collect();
-                    tracing::info!(alerts = results.len(), "page of new alert events applied");
-                    Ok(results)
-                }
-                Err(Error::Store(StoreError::ConditionFailed { pk, .. })) if pk == "alert" => {
-                    let mut results = Vec::with_capacity(page.len());
-                    for (ev, _, _) in &page {
-                        results.push(ingest_with(store, settings, ev, None).await?);
-                    }
-                    Ok(results)
-                }
-                Err(e) => Err(e),
-            }
-        })
-        .buffered(PAGES_IN_FLIGHT)
-        .collect::<Vec<Result<Vec<IntakeResult>>>>()
-        .await;
+    // Futures made up front (not in a stream's closure) keep the future `Send` for spawn.
+    let writes: Vec<_> = pages
+        .into_iter()
+        .map(|page| write_page(store, settings, page))
+        .collect();
+    let written: Vec<Result<Vec<IntakeResult>>> =
+        futures::stream::iter(writes).buffered(PAGES_IN_FLIGHT).collect().await;
     let mut results = Vec::with_capacity(events.len());
     for page in written {
         results.extend(page?);
@@ -247,6 +224,38 @@ pub async fn accept_new(
         request_enrichment(queue, settings, r).await;
     }
     Ok(results)
+}
+
+/// One page of [`accept_new`]: one write, or alert by alert after a lost race.
+async fn write_page(
+    store: &Store,
+    settings: &DattoSettings,
+    page: Vec<(AlertEvent, Outcome, NewAlert)>,
+) -> Result<Vec<IntakeResult>> {
+    let alerts = page.iter().map(|(_, _, a)| a.clone()).collect();
+    match store.write_new_alerts(alerts, Vec::new()).await {
+        Ok(tickets) => {
+            let results: Vec<IntakeResult> = page
+                .iter()
+                .zip(tickets)
+                .map(|((ev, outcome, _), ticket_id)| IntakeResult {
+                    result: *outcome,
+                    alert_uid: ev.uid.clone(),
+                    ticket_id,
+                })
+                .collect();
+            tracing::info!(alerts = results.len(), "page of new alert events applied");
+            Ok(results)
+        }
+        Err(Error::Store(StoreError::ConditionFailed { pk, .. })) if pk == "alert" => {
+            let mut results = Vec::with_capacity(page.len());
+            for (ev, _, _) in &page {
+                results.push(ingest_with(store, settings, ev, None).await?);
+            }
+            Ok(results)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// After an intake created a ticket, ask for its enrichment when the Datto API is set up.

@@ -36,13 +36,13 @@ const PAGES_IN_FLIGHT: usize = 4;
 /// meanwhile, site by site instead (each finds or imports its mapping).
 async fn import_sites(
     store: &Store,
-    page: &[(String, Option<String>)],
+    page: Vec<(String, Option<String>)>,
     settings: &crate::domain::datto::DattoSettings,
 ) -> Result<Vec<crate::domain::datto::SiteMapping>> {
-    match store.import_datto_sites(page, settings).await {
+    match store.import_datto_sites(&page, settings).await {
         Err(crate::error::Error::Store(crate::ports::StoreError::ConditionFailed { .. })) => {
             let mut out = Vec::with_capacity(page.len());
-            for (uid, name) in page {
+            for (uid, name) in &page {
                 out.push(store.site_for_datto(uid, name.as_deref(), settings).await?);
             }
             Ok(out)
@@ -123,11 +123,11 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
                     None => new.push((site.uid.clone(), Some(site.name.clone()))),
                 }
             }
-            let imported = futures::stream::iter(new.chunks(SITES_PER_WRITE))
-                .map(|page| import_sites(store, page, &settings))
-                .buffered(PAGES_IN_FLIGHT)
-                .collect::<Vec<_>>()
-                .await;
+            let imports: Vec<_> = new
+                .chunks(SITES_PER_WRITE)
+                .map(|page| import_sites(store, page.to_vec(), &settings))
+                .collect();
+            let imported: Vec<_> = futures::stream::iter(imports).buffered(PAGES_IN_FLIGHT).collect().await;
             for page in imported {
                 for m in page? {
                     mappings.insert(m.datto_site_uid.clone(), m);
