@@ -806,6 +806,7 @@ mod tests {
             .map(|r| match r {
                 Ok(Done::Written) => "written".to_string(),
                 Ok(Done::Counter(n)) => format!("counter {n}"),
+                Ok(Done::Numbered(firsts)) => format!("numbered {firsts:?}"),
                 Err(StoreError::ConditionFailed { pk, sk }) => format!("failed {pk}/{sk}"),
                 Err(e) => format!("error {e}"),
             })
@@ -830,6 +831,60 @@ mod tests {
             "the failed caller's first op is undone"
         );
         assert!(conn.is_autocommit(), "the batch's transaction is closed");
+    }
+
+    fn numbered_job(sk: &'static str, condition: Condition, panics: bool) -> Job {
+        Job::Numbered {
+            takes: vec![("c".into(), "n".into(), 2)],
+            build: Arc::new(move |firsts: &[u64]| {
+                assert!(!panics, "a builder that panics");
+                vec![WriteOp::Put {
+                    record: Record::new("p", sk, serde_json::json!({ "first": firsts[0] })),
+                    condition,
+                }]
+            }),
+            now: 0,
+        }
+    }
+
+    /// Numbered writes in one batch: each takes its range in its own savepoint, so one whose
+    /// condition fails (or whose builder panics) gives its numbers back and the next caller
+    /// takes them; the writer carries on.
+    #[test]
+    fn a_numbered_write_that_fails_in_a_batch_gives_its_numbers_back() {
+        let (_dir, mut conn) = batch_connection();
+        let jobs = [
+            numbered_job("a", Condition::NotExists, false),
+            numbered_job("a", Condition::NotExists, false),
+            numbered_job("b", Condition::NotExists, true),
+            numbered_job("b", Condition::NotExists, false),
+        ];
+        let (results, committed) = commit_batch(&mut conn, &jobs.iter().collect::<Vec<_>>());
+        assert!(committed);
+        let shape: Vec<String> = results
+            .iter()
+            .map(|r| match r {
+                Ok(Done::Numbered(firsts)) => format!("numbered {firsts:?}"),
+                Err(StoreError::ConditionFailed { pk, sk }) => format!("failed {pk}/{sk}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                "numbered [1]",
+                "failed p/a",
+                "Err(Invalid(\"building a numbered write panicked\"))",
+                "numbered [3]"
+            ]
+        );
+        assert_eq!(stored_data(&conn, "p", "b").as_deref(), Some("{\"first\":3}"));
+        let counter: i64 = conn
+            .query_row("SELECT value FROM counters WHERE pk = 'c' AND sk = 'n'", [], |row| {
+                row.get(0)
+            })
+            .expect("counter");
+        assert_eq!(counter, 4);
     }
 
     /// When the batch's transaction cannot even begin, every caller hears `Unavailable`.
