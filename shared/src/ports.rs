@@ -93,6 +93,30 @@ impl WriteOp {
     }
 }
 
+/// Numbers to take from one counter in a [`RecordStore::write_numbered`]: `count`
+/// consecutive values of the counter at `(pk, sk)` (absent = 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterTake {
+    pub pk: String,
+    pub sk: String,
+    pub count: u64,
+}
+
+impl CounterTake {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>, count: u64) -> Self {
+        CounterTake {
+            pk: pk.into(),
+            sk: sk.into(),
+            count,
+        }
+    }
+}
+
+/// Builds the operations of a numbered write from the first number taken from each
+/// counter (in the order of the takes). It may be called more than once (a backend that
+/// retries calls it again with the new numbers) and must depend only on its argument.
+pub type NumberedOps = std::sync::Arc<dyn Fn(&[u64]) -> Vec<WriteOp> + Send + Sync>;
+
 /// A page-wise walk over one partition of the primary key or of the secondary index.
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -201,6 +225,27 @@ pub trait RecordStore: Send + Sync {
     /// error is `ConditionFailed` naming that item. At most 100 operations, one per item.
     /// Returns only once the write is durable.
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+
+    /// Take numbers from counters and write what `build` makes of them, as one atomic
+    /// write under the rules of `write` (the built operations count against its limit of
+    /// 100). Returns the first number taken from each counter, in the order of `takes`:
+    /// take *i* got `first[i] ..first[i] + count`. Numbers are never handed out twice,
+    /// whether the write succeeds or not, so a caller that loses a race on a condition
+    /// leaves a gap, never a duplicate; when the write fails nothing `build` made is
+    /// written (the numbers may stay taken).
+    ///
+    /// The default takes each range with its own `increment` first (one durable write
+    /// each) and then writes; a backend that can take them inside the write's own
+    /// transaction (SQLite) overrides it.
+    async fn write_numbered(&self, takes: &[CounterTake], build: NumberedOps) -> Result<Vec<u64>, StoreError> {
+        let mut firsts = Vec::with_capacity(takes.len());
+        for t in takes {
+            let last = self.increment(&t.pk, &t.sk, t.count).await?;
+            firsts.push(last + 1 - t.count);
+        }
+        self.write(build(&firsts)).await?;
+        Ok(firsts)
+    }
 
     /// Atomically add `by` to the counter at `(pk, sk)` (absent = 0) and return the new
     /// value. Two concurrent calls never return the same value.

@@ -24,6 +24,7 @@ mod openapi;
 mod scripted_datto;
 mod security;
 mod store_faults;
+mod sync_batches;
 mod template;
 mod tidy;
 mod vendor_fidelity;

@@ -5,14 +5,17 @@
 pub mod mail;
 pub mod ses;
 
+use std::collections::HashMap;
+
+use futures::StreamExt;
 use rand::Rng;
 
 use crate::domain::alerts::{apply, ticket_draft, AlertEvent, AlertSource, AlertUid, Effect, Outcome};
-use crate::domain::datto::DattoSettings;
+use crate::domain::datto::{DattoSettings, SiteMapping};
 use crate::domain::tickets::{Action, ActionKind, Ticket, TicketStatus};
 use crate::error::{Error, Result};
 use crate::ports::{Queue, QueueName, StoreError};
-use crate::store::{AlertWrite, RequestLogEntry, Store};
+use crate::store::{AlertWrite, NewAlert, RequestLogEntry, Store};
 
 /// How often a decision is retaken after another writer changed the alert first.
 const ATTEMPTS: usize = 40;
@@ -43,25 +46,47 @@ fn source_word(s: AlertSource) -> &'static str {
     }
 }
 
-/// Build the ticket an alert opens (customer and site from the mapping or the import).
-async fn new_alert_ticket(store: &Store, ev: &AlertEvent, settings: &DattoSettings) -> Result<Ticket> {
+/// The customer site an alert's ticket goes to: the mapping, or the site imported now.
+async fn alert_site(store: &Store, ev: &AlertEvent, settings: &DattoSettings) -> Result<SiteMapping> {
     let facts = &ev.facts;
-    let draft = ticket_draft(&ev.uid, facts, &settings.priority_map)?;
-    let mapping = match facts.site_uid.as_deref() {
+    match facts.site_uid.as_deref() {
         Some(site_uid) => {
             store
                 .site_for_datto(site_uid, facts.site_name.as_deref(), settings)
-                .await?
+                .await
         }
-        None => store.fallback_alert_site(settings).await?,
-    };
-    let ticket_type_id = match settings.default_ticket_type_id {
-        Some(t) => Some(t),
-        None => store.default_ticket_type().await?.map(|t| t.id),
-    };
-    // The number comes first: a lost race leaves a gap, never a second ticket.
-    let id = store.next_id("ticket").await?;
-    let (action_id, now) = store.new_action_stamp().await?;
+        None => store.fallback_alert_site(settings).await,
+    }
+}
+
+/// The ticket type of alert tickets: the configured one, else the desk's default.
+async fn alert_ticket_type(store: &Store, settings: &DattoSettings) -> Result<Option<u64>> {
+    match settings.default_ticket_type_id {
+        Some(t) => Ok(Some(t)),
+        None => Ok(store.default_ticket_type().await?.map(|t| t.id)),
+    }
+}
+
+/// Build the ticket an alert opens (customer and site from the mapping or the import).
+async fn new_alert_ticket(store: &Store, ev: &AlertEvent, settings: &DattoSettings) -> Result<Ticket> {
+    let mapping = alert_site(store, ev, settings).await?;
+    let ticket_type_id = alert_ticket_type(store, settings).await?;
+    alert_ticket_draft(ev, settings, &mapping, ticket_type_id, store.clock().now())
+}
+
+/// The ticket an alert opens, as a draft: its number and its action's number are taken
+/// in the write that stores it (`Store::write_alert`), so a lost race leaves a gap, never a
+/// second ticket.
+fn alert_ticket_draft(
+    ev: &AlertEvent,
+    settings: &DattoSettings,
+    mapping: &SiteMapping,
+    ticket_type_id: Option<u64>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Ticket> {
+    let facts = &ev.facts;
+    let draft = ticket_draft(&ev.uid, facts, &settings.priority_map)?;
+    let (id, action_id) = (0, 0);
     let note = format!(
         "Datto RMM alert raised (via {}): {}",
         source_word(ev.source),
@@ -117,6 +142,122 @@ pub async fn accept(
     Ok(result)
 }
 
+/// Alerts of one numbered write in [`accept_new`]: at most this many store operations
+/// (the store's limit is 100; an alert with its ticket and action is 3).
+const PAGE_OPS: usize = 99;
+
+/// Pages of [`accept_new`] written at once: on SQLite they share group commits, on
+/// DynamoDB their transactions overlap.
+const PAGES_IN_FLIGHT: usize = 4;
+
+/// Apply many events of alerts the caller found absent from the store (a sync's new
+/// alerts) with one atomic write per page instead of one per alert, then ask for the new
+/// tickets' enrichment; the decisions are those `accept` takes for an absent alert.
+/// `mappings` (Datto site uid → site, as the caller read them) saves a read per alert
+/// and learns the sites imported here. A page that loses a race (a webhook stored one
+/// of its alerts meanwhile) is written nowhere and goes through `accept` alert by alert,
+/// which reads and decides again. Results are in the order of `events`.
+pub async fn accept_new(
+    store: &Store,
+    queue: &dyn Queue,
+    settings: &DattoSettings,
+    events: &[AlertEvent],
+    mappings: &mut HashMap<String, SiteMapping>,
+) -> Result<Vec<IntakeResult>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ticket_type_id = alert_ticket_type(store, settings).await?;
+    let now = store.clock().now();
+    let mut decided = Vec::with_capacity(events.len());
+    for ev in events {
+        let applied = apply(None, ev);
+        let ticket = if applied.effect == Some(Effect::OpenTicket) {
+            let cached = ev.facts.site_uid.as_deref().and_then(|uid| mappings.get(uid).cloned());
+            let mapping = match cached {
+                Some(m) => m,
+                None => {
+                    let m = alert_site(store, ev, settings).await?;
+                    if let Some(uid) = &ev.facts.site_uid {
+                        mappings.insert(uid.clone(), m.clone());
+                    }
+                    m
+                }
+            };
+            Some(alert_ticket_draft(ev, settings, &mapping, ticket_type_id, now)?)
+        } else {
+            None
+        };
+        let outcome = applied.outcome;
+        let alert = NewAlert {
+            alert: applied.alert,
+            previous_version: None,
+            ticket,
+        };
+        decided.push((ev.clone(), outcome, alert));
+    }
+
+    let mut pages: Vec<Vec<(AlertEvent, Outcome, NewAlert)>> = Vec::new();
+    let mut ops = 0;
+    for d in decided {
+        let n = Store::new_alert_ops(&d.2);
+        if pages.is_empty() || ops + n > PAGE_OPS {
+            pages.push(Vec::new());
+            ops = 0;
+        }
+        ops += n;
+        pages.last_mut().expect("a page").push(d);
+    }
+
+    // Futures made up front (not in a stream's closure) keep the future `Send` for spawn.
+    let writes: Vec<_> = pages
+        .into_iter()
+        .map(|page| write_page(store, settings, page))
+        .collect();
+    let written: Vec<Result<Vec<IntakeResult>>> =
+        futures::stream::iter(writes).buffered(PAGES_IN_FLIGHT).collect().await;
+    let mut results = Vec::with_capacity(events.len());
+    for page in written {
+        results.extend(page?);
+    }
+    for r in &results {
+        request_enrichment(queue, settings, r).await;
+    }
+    Ok(results)
+}
+
+/// One page of [`accept_new`]: one write, or alert by alert after a lost race.
+async fn write_page(
+    store: &Store,
+    settings: &DattoSettings,
+    page: Vec<(AlertEvent, Outcome, NewAlert)>,
+) -> Result<Vec<IntakeResult>> {
+    let alerts = page.iter().map(|(_, _, a)| a.clone()).collect();
+    match store.write_new_alerts(alerts, Vec::new()).await {
+        Ok(tickets) => {
+            let results: Vec<IntakeResult> = page
+                .iter()
+                .zip(tickets)
+                .map(|((ev, outcome, _), ticket_id)| IntakeResult {
+                    result: *outcome,
+                    alert_uid: ev.uid.clone(),
+                    ticket_id,
+                })
+                .collect();
+            tracing::info!(alerts = results.len(), "page of new alert events applied");
+            Ok(results)
+        }
+        Err(Error::Store(StoreError::ConditionFailed { pk, .. })) if pk == "alert" => {
+            let mut results = Vec::with_capacity(page.len());
+            for (ev, _, _) in &page {
+                results.push(ingest_with(store, settings, ev, None).await?);
+            }
+            Ok(results)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// After an intake created a ticket, ask for its enrichment when the Datto API is set up.
 async fn request_enrichment(queue: &dyn Queue, settings: &DattoSettings, result: &IntakeResult) {
     if result.result != Outcome::Created || settings.api_url.is_none() || settings.api_key.is_none() {
@@ -151,14 +292,12 @@ pub async fn ingest_with(
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
         let current = store.alert(&ev.uid).await?;
-        let mut applied = apply(current.as_ref().map(|(a, _)| a), ev);
+        let applied = apply(current.as_ref().map(|(a, _)| a), ev);
         let mut new_ticket = None;
         if applied.effect == Some(Effect::OpenTicket) {
-            let t = new_alert_ticket(store, ev, settings).await?;
-            applied.alert.ticket_id = Some(t.id);
-            new_ticket = Some(t);
+            new_ticket = Some(new_alert_ticket(store, ev, settings).await?);
         }
-        let result = IntakeResult {
+        let mut result = IntakeResult {
             result: applied.outcome,
             alert_uid: ev.uid.clone(),
             ticket_id: applied.alert.ticket_id,
@@ -186,7 +325,10 @@ pub async fn ingest_with(
             log: log.as_ref(),
         };
         match store.write_alert(write).await {
-            Ok(()) => {
+            Ok(ticket_id) => {
+                if ticket_id.is_some() {
+                    result.ticket_id = ticket_id;
+                }
                 tracing::info!(alert_uid = %ev.uid, outcome = outcome_word(applied.outcome), ticket_id = ?result.ticket_id, "alert event applied");
                 return Ok(result);
             }

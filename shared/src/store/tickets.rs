@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::ports::{Condition, Index, Query, Record, WriteOp};
 
 pub(crate) const TICKET: &str = "ticket";
-const ACTION: &str = "action";
+pub(crate) const ACTION: &str = "action";
 
 /// Filters of the ticket list; all given ones must match.
 #[derive(Debug, Clone, Default)]
