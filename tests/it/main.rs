@@ -21,6 +21,7 @@ mod jobs_sync;
 mod lambda_events;
 mod openapi;
 mod scripted_datto;
+mod secrets;
 mod security;
 mod store_faults;
 mod template;
