@@ -265,6 +265,28 @@ pub fn queue_depth(data_dir: &Path) -> anyhow::Result<(u64, u64)> {
     Ok((waiting as u64, dead as u64))
 }
 
+/// The waiting messages by queue and receive count, and the latest time one becomes
+/// visible again (for a run whose queues did not drain).
+fn waiting_breakdown(data_dir: &Path) -> anyhow::Result<String> {
+    let db = rusqlite::Connection::open_with_flags(
+        data_dir.join("queues.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let mut stmt = db.prepare(
+        "SELECT queue, receive_count, COUNT(*), MAX(visible_at) FROM queue_messages WHERE dead = 0 GROUP BY queue, receive_count",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(format!(
+            "{} × {} received {} times (latest visible at {})",
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(3)?
+        ))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?.join("; "))
+}
+
 /// Everything one soak measured.
 #[derive(Debug, Clone)]
 pub struct SoakFigures {
@@ -383,7 +405,10 @@ pub async fn run(
             break (dead, answered.elapsed());
         }
         if answered.elapsed() > drain_timeout {
-            bail!("{waiting} queue messages still waiting {drain_timeout:?} after the load");
+            bail!(
+                "{waiting} queue messages still waiting {drain_timeout:?} after the load: {}",
+                waiting_breakdown(&data_dir).unwrap_or_else(|e| e.to_string())
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
