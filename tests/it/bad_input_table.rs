@@ -47,8 +47,7 @@ struct Row {
 }
 
 fn row(
-    surface: &'static str,
-    reason: &'static str,
+    (surface, reason): (&'static str, &'static str),
     method: &'static str,
     path: impl Into<String>,
     content_type: Option<&'static str>,
@@ -199,8 +198,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
     let rows = vec![
         // ---------------------------------------------------------------- Datto webhook
         row(
-            "webhook",
-            "wrong content type (text/plain)",
+            ("webhook", "wrong content type (text/plain)"),
             "POST",
             wh,
             Some("text/plain"),
@@ -209,8 +207,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "application/json",
         ),
         row(
-            "webhook",
-            "form content type",
+            ("webhook", "form content type"),
             "POST",
             wh,
             form_ct,
@@ -219,8 +216,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "application/json",
         ),
         row(
-            "webhook",
-            "no content type",
+            ("webhook", "no content type"),
             "POST",
             wh,
             None,
@@ -229,8 +225,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "application/json",
         ),
         row(
-            "webhook",
-            "invalid UTF-8 in a string",
+            ("webhook", "invalid UTF-8 in a string"),
             "POST",
             wh,
             json_ct,
@@ -244,8 +239,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "unicode",
         ),
         row(
-            "webhook",
-            "truncated JSON",
+            ("webhook", "truncated JSON"),
             "POST",
             wh,
             json_ct,
@@ -253,10 +247,9 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             400,
             "json",
         ),
-        row("webhook", "empty body", "POST", wh, json_ct, "", 400, "json"),
+        row(("webhook", "empty body"), "POST", wh, json_ct, "", 400, "json"),
         row(
-            "webhook",
-            "a JSON array, not an object",
+            ("webhook", "a JSON array, not an object"),
             "POST",
             wh,
             json_ct,
@@ -266,8 +259,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         )
         .logged(Logged::Any),
         row(
-            "webhook",
-            "deep nesting (10,000 levels)",
+            ("webhook", "deep nesting (10,000 levels)"),
             "POST",
             wh,
             json_ct,
@@ -276,8 +268,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "json",
         ),
         row(
-            "webhook",
-            "over 256 KiB (a huge alert_message)",
+            ("webhook", "over 256 KiB (a huge alert_message)"),
             "POST",
             wh,
             json_ct,
@@ -286,8 +277,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "256 KiB",
         ),
         row(
-            "webhook",
-            "missing state",
+            ("webhook", "missing state"),
             "POST",
             wh,
             json_ct,
@@ -299,8 +289,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         )
         .logged(Logged::Any),
         row(
-            "webhook",
-            "wrong state",
+            ("webhook", "wrong state"),
             "POST",
             wh,
             json_ct,
@@ -310,8 +299,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         )
         .logged(Logged::Any),
         row(
-            "webhook",
-            "state with a NUL byte appended",
+            ("webhook", "state with a NUL byte appended"),
             "POST",
             wh,
             json_ct,
@@ -321,8 +309,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         )
         .logged(Logged::Any),
         row(
-            "webhook",
-            "missing alert_uid",
+            ("webhook", "missing alert_uid"),
             "POST",
             wh,
             json_ct,
@@ -333,8 +320,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "alert_uid",
         ),
         row(
-            "webhook",
-            "non-UUID alert_uid",
+            ("webhook", "non-UUID alert_uid"),
             "POST",
             wh,
             json_ct,
@@ -343,8 +329,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "alert_uid",
         ),
         row(
-            "webhook",
-            "path traversal in alert_uid",
+            ("webhook", "path traversal in alert_uid"),
             "POST",
             wh,
             json_ct,
@@ -353,8 +338,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "alert_uid",
         ),
         row(
-            "webhook",
-            "SQL-looking alert_uid",
+            ("webhook", "SQL-looking alert_uid"),
             "POST",
             wh,
             json_ct,
@@ -363,8 +347,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "alert_uid",
         ),
         row(
-            "webhook",
-            "NUL byte in alert_uid",
+            ("webhook", "NUL byte in alert_uid"),
             "POST",
             wh,
             json_ct,
@@ -373,8 +356,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "alert_uid",
         ),
         row(
-            "webhook",
-            "numeric alert_uid",
+            ("webhook", "numeric alert_uid"),
             "POST",
             wh,
             json_ct,
@@ -383,8 +365,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "alert_uid",
         ),
         row(
-            "webhook",
-            "alert_resolved not a boolean",
+            ("webhook", "alert_resolved not a boolean"),
             "POST",
             wh,
             json_ct,
@@ -393,8 +374,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "alert_resolved",
         ),
         row(
-            "webhook",
-            "huge array as additional_values",
+            ("webhook", "huge array as additional_values"),
             "POST",
             wh,
             json_ct,
@@ -404,8 +384,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         ),
         // ---------------------------------------------------------------- BeyondTrust event
         row(
-            "beyondtrust",
-            "wrong token",
+            ("beyondtrust", "wrong token"),
             "POST",
             wrong_event.clone(),
             form_ct,
@@ -415,8 +394,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         )
         .logged(Logged::Any),
         row(
-            "beyondtrust",
-            "path traversal as the token",
+            ("beyondtrust", "path traversal as the token"),
             "POST",
             "/beyondtrust/events/..%2F..%2Fetc%2Fpasswd",
             form_ct,
@@ -426,8 +404,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         )
         .logged(Logged::Any),
         row(
-            "beyondtrust",
-            "right token, session end without lsid (recorded)",
+            ("beyondtrust", "right token, session end without lsid (recorded)"),
             "POST",
             event.clone(),
             form_ct,
@@ -436,8 +413,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "lsid",
         ),
         row(
-            "beyondtrust",
-            "right token, invalid UTF-8 body (recorded)",
+            ("beyondtrust", "right token, invalid UTF-8 body (recorded)"),
             "POST",
             event.clone(),
             form_ct,
@@ -446,8 +422,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "lsid",
         ),
         row(
-            "beyondtrust",
-            "right token, JSON instead of a form (recorded)",
+            ("beyondtrust", "right token, JSON instead of a form (recorded)"),
             "POST",
             event.clone(),
             json_ct,
@@ -456,8 +431,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "form",
         ),
         row(
-            "beyondtrust",
-            "right token, path traversal in lsid (recorded)",
+            ("beyondtrust", "right token, path traversal in lsid (recorded)"),
             "POST",
             event.clone(),
             form_ct,
@@ -466,8 +440,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "lsid",
         ),
         row(
-            "beyondtrust",
-            "right token, NUL byte in lsid (recorded)",
+            ("beyondtrust", "right token, NUL byte in lsid (recorded)"),
             "POST",
             event.clone(),
             form_ct,
@@ -476,8 +449,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "lsid",
         ),
         row(
-            "beyondtrust",
-            "right token, 10,000-character lsid (recorded)",
+            ("beyondtrust", "right token, 10,000-character lsid (recorded)"),
             "POST",
             event.clone(),
             form_ct,
@@ -489,8 +461,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "lsid",
         ),
         row(
-            "beyondtrust",
-            "right token, SQL-looking lsid (recorded)",
+            ("beyondtrust", "right token, SQL-looking lsid (recorded)"),
             "POST",
             event.clone(),
             form_ct,
@@ -499,8 +470,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "lsid",
         ),
         row(
-            "beyondtrust",
-            "over 256 KiB",
+            ("beyondtrust", "over 256 KiB"),
             "POST",
             event.clone(),
             form_ct,
@@ -511,8 +481,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         .logged(Logged::Any),
         // ---------------------------------------------------------------- inbound mail
         row(
-            "mail",
-            "no Alert{uid} in the subject",
+            ("mail", "no Alert{uid} in the subject"),
             "POST",
             "/local/mail",
             mail_ct,
@@ -521,8 +490,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "Alert{uid}",
         ),
         row(
-            "mail",
-            "path traversal as the uid",
+            ("mail", "path traversal as the uid"),
             "POST",
             "/local/mail",
             mail_ct,
@@ -535,8 +503,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "Alert{uid}",
         ),
         row(
-            "mail",
-            "SQL-looking uid",
+            ("mail", "SQL-looking uid"),
             "POST",
             "/local/mail",
             mail_ct,
@@ -545,8 +512,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "Alert{uid}",
         ),
         row(
-            "mail",
-            "invalid UTF-8 in the headers",
+            ("mail", "invalid UTF-8 in the headers"),
             "POST",
             "/local/mail",
             mail_ct,
@@ -560,8 +526,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "from address",
         ),
         row(
-            "mail",
-            "NUL bytes in the message",
+            ("mail", "NUL bytes in the message"),
             "POST",
             "/local/mail",
             mail_ct,
@@ -573,8 +538,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "RFC 5322",
         ),
         row(
-            "mail",
-            "no headers at all",
+            ("mail", "no headers at all"),
             "POST",
             "/local/mail",
             mail_ct,
@@ -583,8 +547,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "sender (none)",
         ),
         row(
-            "mail",
-            "missing API token",
+            ("mail", "missing API token"),
             "POST",
             "/local/mail",
             mail_ct,
@@ -596,8 +559,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         .logged(Logged::Nothing),
         // ---------------------------------------------------------------- helpdesk API
         row(
-            "api",
-            "invalid UTF-8 in JSON",
+            ("api", "invalid UTF-8 in JSON"),
             "POST",
             "/api/tickets",
             json_ct,
@@ -611,8 +573,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "unicode",
         ),
         row(
-            "api",
-            "deep nesting in custom_fields",
+            ("api", "deep nesting in custom_fields"),
             "POST",
             "/api/tickets",
             json_ct,
@@ -624,8 +585,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "json",
         ),
         row(
-            "api",
-            "huge array in custom_fields",
+            ("api", "huge array in custom_fields"),
             "POST",
             "/api/tickets",
             json_ct,
@@ -637,8 +597,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "custom_fields",
         ),
         row(
-            "api",
-            "negative customer_id",
+            ("api", "negative customer_id"),
             "POST",
             "/api/tickets",
             json_ct,
@@ -647,8 +606,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "customer_id",
         ),
         row(
-            "api",
-            "customer_id beyond u64",
+            ("api", "customer_id beyond u64"),
             "POST",
             "/api/tickets",
             json_ct,
@@ -657,8 +615,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "customer_id",
         ),
         row(
-            "api",
-            "customer_id as a float",
+            ("api", "customer_id as a float"),
             "POST",
             "/api/tickets",
             json_ct,
@@ -667,8 +624,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "customer_id",
         ),
         row(
-            "api",
-            "wrong content type (text/html)",
+            ("api", "wrong content type (text/html)"),
             "POST",
             "/api/customers",
             Some("text/html"),
@@ -677,8 +633,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "application/json",
         ),
         row(
-            "api",
-            "negative ticket id",
+            ("api", "negative ticket id"),
             "GET",
             "/api/tickets/-1",
             None,
@@ -687,8 +642,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "id",
         ),
         row(
-            "api",
-            "ticket id beyond u64",
+            ("api", "ticket id beyond u64"),
             "GET",
             "/api/tickets/99999999999999999999",
             None,
@@ -697,8 +651,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "id",
         ),
         row(
-            "api",
-            "path traversal as a ticket id",
+            ("api", "path traversal as a ticket id"),
             "GET",
             "/api/tickets/..%2F..%2Fetc%2Fpasswd",
             None,
@@ -707,8 +660,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "id",
         ),
         row(
-            "api",
-            "HTML as a ticket id",
+            ("api", "HTML as a ticket id"),
             "POST",
             "/api/tickets/%3Cscript%3E/close",
             json_ct,
@@ -717,8 +669,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "id",
         ),
         row(
-            "api",
-            "path traversal as an alert uid",
+            ("api", "path traversal as an alert uid"),
             "GET",
             "/api/alerts/..%2F..%2Fetc%2Fpasswd",
             None,
@@ -727,8 +678,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "uid",
         ),
         row(
-            "api",
-            "SQL-looking alert uid",
+            ("api", "SQL-looking alert uid"),
             "GET",
             "/api/alerts/%27%20OR%201%3D1%20--",
             None,
@@ -737,8 +687,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "uid",
         ),
         row(
-            "api",
-            "negative limit",
+            ("api", "negative limit"),
             "GET",
             "/api/tickets?limit=-5",
             None,
@@ -747,8 +696,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "limit",
         ),
         row(
-            "api",
-            "non-numeric limit",
+            ("api", "non-numeric limit"),
             "GET",
             "/api/tickets?limit=abc",
             None,
@@ -757,8 +705,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "limit",
         ),
         row(
-            "api",
-            "SQL-looking cursor",
+            ("api", "SQL-looking cursor"),
             "GET",
             "/api/tickets?cursor=%27%3B%20DROP%20TABLE%20tickets%3B--",
             None,
@@ -767,8 +714,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "cursor",
         ),
         row(
-            "api",
-            "SQL-looking X-Agent-Id",
+            ("api", "SQL-looking X-Agent-Id"),
             "POST",
             format!("/api/tickets/{tid}/close"),
             json_ct,
@@ -778,8 +724,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         )
         .header("x-agent-id", "1; DROP TABLE agents"),
         row(
-            "api",
-            "header injection in the BeyondTrust base URL",
+            ("api", "header injection in the BeyondTrust base URL"),
             "PUT",
             "/api/config/beyondtrust",
             json_ct,
@@ -788,8 +733,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "base_url",
         ),
         row(
-            "api",
-            "huge name (300 KiB)",
+            ("api", "huge name (300 KiB)"),
             "POST",
             "/api/customers",
             json_ct,
@@ -798,8 +742,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "256 KiB",
         ),
         row(
-            "webhook",
-            "HTML in alert_uid",
+            ("webhook", "HTML in alert_uid"),
             "POST",
             wh,
             json_ct,
@@ -808,8 +751,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "alert_uid",
         ),
         row(
-            "webhook",
-            "state as a number",
+            ("webhook", "state as a number"),
             "POST",
             wh,
             json_ct,
@@ -819,8 +761,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
         )
         .logged(Logged::Any),
         row(
-            "api",
-            "a JSON string as the body",
+            ("api", "a JSON string as the body"),
             "POST",
             "/api/customers",
             json_ct,
@@ -829,8 +770,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "body",
         ),
         row(
-            "api",
-            "negative customer_id filter",
+            ("api", "negative customer_id filter"),
             "GET",
             "/api/tickets?customer_id=-3",
             None,
@@ -839,8 +779,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "customer_id",
         ),
         row(
-            "api",
-            "non-numeric customer id in the path",
+            ("api", "non-numeric customer id in the path"),
             "PUT",
             "/api/customers/abc",
             json_ct,
@@ -849,8 +788,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "id",
         ),
         row(
-            "api",
-            "header injection in the invite e-mail subject template",
+            ("api", "header injection in the invite e-mail subject template"),
             "PUT",
             "/api/config/beyondtrust",
             json_ct,
@@ -859,8 +797,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "email_subject",
         ),
         row(
-            "api",
-            "chat message text null",
+            ("api", "chat message text null"),
             "POST",
             format!("/api/chats/{}/messages", chat["id"]),
             json_ct,
@@ -869,8 +806,7 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "text",
         ),
         row(
-            "api",
-            "SQL-looking ticket status filter",
+            ("api", "SQL-looking ticket status filter"),
             "GET",
             "/api/tickets?status=open%27%20OR%20%271%27%3D%271",
             None,
