@@ -145,8 +145,23 @@ fn spawn(name: &str, mut command: Command, prefix: &str, log: &Path) -> anyhow::
 
 /// `deskbridge serve` on a fresh `data_dir`, API token `token`, default log level.
 pub fn spawn_deskbridge(bin: &Path, data_dir: &Path, token: &str) -> anyhow::Result<Spawned> {
+    spawn_deskbridge_with(bin, data_dir, token, false)
+}
+
+/// [`spawn_deskbridge`], with vendor URLs on loopback allowed when `loopback_vendors` (for
+/// fakes of Datto or BeyondTrust in the calling process).
+pub fn spawn_deskbridge_with(
+    bin: &Path,
+    data_dir: &Path,
+    token: &str,
+    loopback_vendors: bool,
+) -> anyhow::Result<Spawned> {
     let mut cmd = Command::new(bin);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+    cmd.arg("serve");
+    if loopback_vendors {
+        cmd.arg("--allow-loopback-vendors");
+    }
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("DESKBRIDGE_API_TOKEN", token)
         .env("NO_COLOR", "1")

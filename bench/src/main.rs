@@ -47,6 +47,20 @@ enum Bench {
         #[command(flatten)]
         size: SyncSize,
     },
+    /// The soak: mixed traffic (new alerts, duplicates, resolves, API reads, BeyondTrust
+    /// session ends) at a fixed rate against `deskbridge serve`, then its queues drained;
+    /// fails on any error, RSS growth over 10 % after warm-up, or queues left undrained.
+    Soak {
+        /// The `deskbridge` binary.
+        #[arg(long)]
+        deskbridge_bin: PathBuf,
+        /// Length of the run in seconds (default 600; 30 with --smoke).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Requests per second (default 100).
+        #[arg(long)]
+        rate: Option<f64>,
+    },
     /// DynamoDB capacity per new alert, duplicate, agent close and imported session.
     Capacity {
         #[command(flatten)]
@@ -157,6 +171,64 @@ async fn run_sync_dynamodb(endpoint: &str, smoke: bool, size: &SyncSize) -> anyh
     Ok(())
 }
 
+async fn run_soak(bin: &std::path::Path, smoke: bool, seconds: Option<f64>, rate: Option<f64>) -> anyhow::Result<()> {
+    use deskbridge_bench::soak::{self, SoakPlan};
+    let mut plan = if smoke { SoakPlan::smoke() } else { SoakPlan::full() };
+    if let Some(s) = seconds {
+        plan.warmup_seconds = plan.warmup_seconds.min(s / 5.0);
+        plan.seconds = s;
+    }
+    if let Some(r) = rate {
+        plan.rate = r;
+    }
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("deskbridge");
+    let token = "bench-soak-token";
+    let server = ingest::spawn_deskbridge_with(bin, &data_dir, token, true)?;
+    println!(
+        "soak: deskbridge serve at {} (pid {}), {} s at {} req/s, warm-up {} s (load average {})",
+        server.target.base,
+        server.target.pid,
+        plan.seconds,
+        plan.rate,
+        plan.warmup_seconds,
+        procfs::load_average()
+    );
+    let client = deskbridge_bench::load::client();
+    let setup = Arc::new(soak::configure(&client, &server.target.base, token, &plan).await?);
+    let figures = soak::run(
+        &plan,
+        setup,
+        server.target.pid,
+        data_dir.clone(),
+        std::time::Duration::from_secs(300),
+    )
+    .await?;
+    figures.print();
+    println!("  load average at the end: {}", procfs::load_average());
+    for (t, kib) in figures.rss.iter().step_by((figures.rss.len() / 12).max(1)) {
+        println!("    RSS at {t:>5.0} s: {:.1} MiB", *kib as f64 / 1024.0);
+    }
+    let errors = figures.load.non_2xx + figures.load.failed;
+    let log = server.stop()?;
+    let growth = figures.rss_growth();
+    if errors > 0 || figures.dead_letters > 0 || figures.sessions_imported != figures.sessions_sent || growth > 0.10 {
+        anyhow::bail!(
+            "soak failed: {errors} errors, {} dead letters, {} of {} sessions imported, RSS growth {:+.1} % (server log: {} lines)",
+            figures.dead_letters,
+            figures.sessions_imported,
+            figures.sessions_sent,
+            growth * 100.0,
+            log.lines().count()
+        );
+    }
+    println!(
+        "soak passed: 0 errors, queues drained, RSS growth {:+.1} % (limit 10 %)",
+        growth * 100.0
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -171,6 +243,11 @@ async fn main() -> anyhow::Result<()> {
         Bench::Ingest { bins } => run_ingest(bins, cli.smoke).await?,
         Bench::SyncSqlite => run_sync_sqlite(cli.smoke).await?,
         Bench::SyncDynamodb { dynamodb, size } => run_sync_dynamodb(&dynamodb.dynamodb_url, cli.smoke, size).await?,
+        Bench::Soak {
+            deskbridge_bin,
+            seconds,
+            rate,
+        } => run_soak(deskbridge_bin, cli.smoke, *seconds, *rate).await?,
         Bench::Capacity { dynamodb } => {
             capacity::run(&dynamodb.dynamodb_url, count).await?;
         }

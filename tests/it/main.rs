@@ -4,6 +4,7 @@
 mod accounts;
 mod api_core;
 mod bad_input;
+mod bad_input_table;
 mod bt_e2e;
 mod bt_lambda;
 mod bt_local;
@@ -22,6 +23,7 @@ mod lambda_events;
 mod lambda_process;
 mod openapi;
 mod scripted_datto;
+mod secrets;
 mod security;
 mod store_faults;
 mod sync_batches;

@@ -60,11 +60,22 @@ pub fn with_common_layers(router: Router) -> Router {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-")
                 .to_string();
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            let path = loggable_path(req.uri().path());
+            tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(middleware::from_fn(security::headers))
+}
+
+/// The request path as logged: BeyondTrust's event URL carries its token in the path, so
+/// that segment is replaced (DESIGN §6: no token in any log line, also inside a URL path).
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/beyondtrust/events/") {
+        "/beyondtrust/events/{token}"
+    } else {
+        path
+    }
 }
 
 /// The Host header of a request, for URLs shown when no public URL is configured.

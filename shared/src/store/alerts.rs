@@ -59,10 +59,66 @@ impl RequestLogEntry {
         }
     }
 
-    /// Keep (up to 16 KiB of) the body that could not be understood.
+    /// Keep (up to 16 KiB of) the body that could not be understood, with the string
+    /// value of every `"state"` key (Datto's webhook secret) replaced: the request log is
+    /// read through the API, and no secret may appear in an API answer.
     pub fn keep_raw(&mut self, body: &[u8]) {
         let cut = &body[..body.len().min(16 * 1024)];
-        self.raw_body = Some(String::from_utf8_lossy(cut).into_owned());
+        self.raw_body = Some(redact_state(&String::from_utf8_lossy(cut)));
+    }
+}
+
+/// `text` with the string after each `"state"` key and its colon replaced by `[redacted]`;
+/// works on bodies that are not valid JSON (a value cut off runs to the end).
+fn redact_state(text: &str) -> String {
+    const KEY: &str = "\"state\"";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(KEY) {
+        let after_key = at + KEY.len();
+        out.push_str(&rest[..after_key]);
+        rest = &rest[after_key..];
+        let colon = rest.len() - rest.trim_start().len();
+        let Some(tail) = rest[colon..].strip_prefix(':') else {
+            continue;
+        };
+        let quote = tail.len() - tail.trim_start().len();
+        let Some(value) = tail[quote..].strip_prefix('"') else {
+            continue;
+        };
+        out.push_str(&rest[..colon + 1 + quote + 1]);
+        let mut escaped = false;
+        let end = value
+            .char_indices()
+            .find(|&(_, c)| {
+                let close = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                close
+            })
+            .map_or(value.len(), |(i, _)| i);
+        out.push_str("[redacted]");
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_state;
+
+    #[test]
+    fn the_state_value_is_redacted_even_in_broken_json() {
+        assert_eq!(
+            redact_state(r#"{"state": "s3cr\"et", "alert_uid": "#),
+            r#"{"state": "[redacted]", "alert_uid": "#
+        );
+        assert_eq!(redact_state(r#"{"state":"abc"#), r#"{"state":"[redacted]"#);
+        assert_eq!(
+            redact_state(r#"{"state": 5, "x": "state"}"#),
+            r#"{"state": 5, "x": "state"}"#
+        );
+        assert_eq!(redact_state("no key"), "no key");
     }
 }
 
