@@ -154,7 +154,7 @@ pub async fn create_admin(data_dir: &Path, name: &str, email: &str, password: St
     };
     let (agent, _) = accounts::create_first_admin(&ctx, Some(&deskbridge::services::Actor::System), input)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", deskbridge::http::error::ApiError::from(e).message().to_string()))?;
+        .map_err(|e| anyhow::anyhow!("{}", deskbridge::http::error::ApiError::from(e).message()))?;
     Ok(agent.id)
 }
 
