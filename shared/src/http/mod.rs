@@ -9,6 +9,7 @@ pub mod api_bt;
 pub mod api_datto;
 pub mod api_ops;
 pub mod beyondtrust;
+pub mod console;
 pub mod datto;
 pub mod error;
 pub mod extract;
@@ -126,11 +127,13 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document_with(OpenApiRouter::new())
 }
 
-/// `GET /healthz` and `GET /api/openapi.json`: no token needed.
+/// `GET /healthz`, `GET /api/openapi.json` and the console's page and assets: no token
+/// needed (the console signs in against the API).
 fn unauthenticated_routes() -> OpenApiRouter<openapi::Served> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(openapi::openapi_json))
+        .merge(console::routes())
 }
 
 /// The helpdesk API (`/api/*`, bearer token) plus `extra` routes behind the same token,
@@ -151,7 +154,8 @@ fn helpdesk_router_with(ctx: Context, extra: OpenApiRouter<Context>) -> Router {
     with_common_layers(open.with_state(served).merge(api).fallback(not_found))
 }
 
-/// The helpdesk API (`/api/*`, bearer token), `GET /healthz`, `GET /api/openapi.json`.
+/// The helpdesk API (`/api/*`, bearer token), `GET /healthz`, `GET /api/openapi.json`,
+/// the console (`/console`).
 pub fn helpdesk_router(ctx: Context) -> Router {
     helpdesk_router_with(ctx, OpenApiRouter::new())
 }

@@ -30,6 +30,7 @@ use super::error::ErrorBody;
         (name = "operations", description = "Request log, dead letters, the API document"),
         (name = "intake", description = "Vendor calls into deskbridge, authenticated by a shared secret"),
         (name = "local", description = "Routes only the local server has"),
+        (name = "console", description = "The web console: its HTML document and embedded assets (no token; it signs in against the API)"),
     )
 )]
 struct Frame;
@@ -55,7 +56,8 @@ fn needs_token(path: &str) -> bool {
     !(path.starts_with("/datto/")
         || path.starts_with("/beyondtrust/")
         || path == "/healthz"
-        || path == "/api/openapi.json")
+        || path == "/api/openapi.json"
+        || path.starts_with(super::security::CONSOLE_PREFIX))
 }
 
 /// The error answers an operation can give besides its own: every one may be refused for
