@@ -83,7 +83,7 @@ export async function setup(ctx) {
       copyBlock('Resolved payload', JSON.stringify(w.resolved_payload, null, 2), 'resolved_payload'),
       copyBlock('Additional values example', JSON.stringify(w.additional_values_example, null, 2), 'additional_values_example'),
       w.email_subject && copyBlock('E-mail subject', w.email_subject, 'email_subject'));
-    graceOut.textContent = w.previous_valid_until
+    graceOut.textContent = w.previous_valid_until && new Date(w.previous_valid_until) > new Date()
       ? `The previous state still works until ${when(w.previous_valid_until)} (grace period).`
       : 'No previous state is in its grace period.';
   }

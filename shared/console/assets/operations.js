@@ -8,6 +8,20 @@ const SOURCES = [['', 'Any'], ['datto-webhook', 'Datto webhook'], ['datto-mail',
 const OUTCOMES = [['', 'Any'], ['created', 'created'], ['duplicate', 'duplicate'], ['resolved', 'resolved'], ['test_accepted', 'test accepted'],
   ['recorded', 'recorded'], ['ignored', 'ignored'], ['rejected', 'rejected'], ['unauthorized', 'unauthorized']];
 
+// The entries last listed, by id: a row opens its entry from here (the request log has
+// no per-entry route; an entry not listed yet is looked up in the newest 1000).
+const listed = new Map();
+
+async function entry(id) {
+  if (!listed.has(id)) {
+    const page = await api.get('/api/request-log?limit=1000');
+    page.items.forEach((e) => listed.set(String(e.id), e));
+  }
+  const e = listed.get(id);
+  if (!e) throw new api.ApiError(404, 'NOT_FOUND', `request-log entry ${id} not found (entries are kept 30 days)`);
+  return e;
+}
+
 export async function requests(ctx) {
   const out = h('div', { 'aria-live': 'polite' });
   const filters = form({ role: 'search', 'aria-label': 'Filter the request log', class: 'filters' }, [
@@ -24,6 +38,7 @@ export async function requests(ctx) {
       const page = await api.get(`/api/request-log${api.query({ source: v.source.value, outcome: v.outcome.value, limit: 500 })}`);
       const from = v.from.value ? new Date(v.from.value) : null;
       const until = v.until.value ? new Date(v.until.value) : null;
+      page.items.forEach((e) => listed.set(String(e.id), e));
       const id = v.id.value.trim().toLowerCase();
       const rows = page.items.filter((e) => (!from || new Date(e.at) >= from) && (!until || new Date(e.at) <= until)
         && (!id || [e.alert_uid, e.lsid].some((x) => x && x.toLowerCase().includes(id))));
@@ -42,7 +57,7 @@ export async function requests(ctx) {
 }
 
 export async function request(ctx) {
-  const e = await api.get(`/api/request-log/${encodeURIComponent(ctx.params.id)}`);
+  const e = await entry(ctx.params.id);
   let raw = e.raw_body ?? '';
   try {
     raw = JSON.stringify(JSON.parse(raw), null, 2);
