@@ -129,14 +129,14 @@ export async function whoAmI() {
   }
 }
 
-/** Whether the server has agent sign-in (the accounts routes), and whether it needs its first admin. */
+/** Whether the server has agent sign-in (the accounts routes): GET /api/auth/me answers 401 then. */
 export async function signInOptions() {
   try {
-    const s = await get('/api/auth/setup');
-    return { sessions: true, needsFirstAdmin: !!(s && s.needs_first_admin) };
+    await get('/api/auth/me');
+    return { sessions: true };
   } catch (e) {
-    if (e.status === 404 && e.message === 'no such route') return { sessions: false, needsFirstAdmin: false };
-    if (e.status === 404 || e.status === 405) return { sessions: true, needsFirstAdmin: false };
+    if (e.status === 404 && e.message === 'no such route') return { sessions: false };
+    if (e.status === 401) return { sessions: true };
     throw e;
   }
 }
@@ -146,9 +146,10 @@ export async function logIn(email, password) {
   return whoAmI();
 }
 
+/** The first admin, made with the one-time setup token `deskbridge serve` printed; signed in. */
 export async function createFirstAdmin(body) {
   await post('/api/auth/setup', body);
-  return logIn(body.email, body.password);
+  return whoAmI();
 }
 
 export async function useToken(token, agentId) {

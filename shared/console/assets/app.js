@@ -12,6 +12,7 @@ import * as operations from './operations.js';
 
 const ROUTES = [
   ['/signin', signin.screen, { open: true }],
+  ['/setup', signin.setup, { open: true }],
   ['/tickets', tickets.list],
   ['/tickets/new', tickets.create],
   ['/tickets/:id', tickets.page],

@@ -6,9 +6,13 @@ import { h, field, input, form } from './dom.js';
 
 export async function screen(ctx) {
   const opts = await api.signInOptions();
-  if (opts.sessions && opts.needsFirstAdmin) return firstAdmin(ctx);
   if (opts.sessions) return passwordSignIn(ctx);
   return tokenSignIn(ctx);
+}
+
+/** First start: the first admin, with the setup token the server printed. */
+export async function setup(ctx) {
+  return firstAdmin(ctx);
 }
 
 function page(title, intro, body) {
@@ -20,10 +24,11 @@ function firstAdmin(ctx) {
     field('Name', 'name', input({ autocomplete: 'name', required: true })),
     field('E-mail', 'email', input({ type: 'email', autocomplete: 'username', required: true })),
     field('Password', 'password', input({ type: 'password', autocomplete: 'new-password', required: true }), 'At least 12 characters.'),
+    field('Setup token', 'setup_token', input({ autocomplete: 'off', required: true }), 'deskbridge serve printed it on its first start.'),
     h('button', { type: 'submit' }, 'Create admin and sign in'),
   ], async (el) => {
     const v = (n) => el.elements[n].value;
-    await api.createFirstAdmin({ name: v('name'), email: v('email'), password: v('password') });
+    await api.createFirstAdmin({ name: v('name'), email: v('email'), password: v('password'), setup_token: v('setup_token') });
     ctx.afterSignIn();
   });
   return page('Set up deskbridge', 'No agent exists yet. The first one you create here is an admin.', f);
@@ -38,7 +43,8 @@ function passwordSignIn(ctx) {
     await api.logIn(el.elements.email.value, el.elements.password.value);
     ctx.afterSignIn();
   });
-  return page('Sign in', 'Sign in with your agent account.', f);
+  return page('Sign in', 'Sign in with your agent account.', [f,
+    h('p', {}, 'First start, no admin yet? ', h('a', { href: '#/setup' }, 'Create the first admin'), '.')]);
 }
 
 function tokenSignIn(ctx) {
