@@ -7,7 +7,8 @@
 //! - `POST /bt/log-out {"rep_id"}` / `POST /bt/log-in {"id", "display_name", "private_display_name"}`
 //! - `POST /bt/parked-session`: the fake's report for an unlinked session ended by rep 21
 //!   (Sam), answered with `{"lsid", "event_body"}`: the outbound event to post to deskbridge
-//! - `POST /datto/fail {"path_prefix", "times", "status"}`: answer the next calls with a status
+//! - `POST /datto/fail {"path_prefix", "times", "status"}`: answer the next calls with a
+//!   status; status 401 answers as if the token had expired (a refusal no retry heals)
 //! - `GET /datto/requests`: how many requests the Datto fake has had
 
 use std::sync::Arc;
@@ -65,7 +66,14 @@ async fn parked_session(State(f): Shared) -> Json<Value> {
 }
 
 async fn datto_fail(State(f): Shared, Json(r): Json<Fail>) -> Json<Value> {
-    f.datto.fail_next_on(&r.path_prefix, r.times, Failure::Status(r.status));
+    let failure = match r.status {
+        401 => Failure::Unauthorized,
+        403 => Failure::Forbidden,
+        429 => Failure::TooManyRequests { retry_after: None },
+        s if s >= 500 => Failure::ServerError(s),
+        s => Failure::Status(s),
+    };
+    f.datto.fail_next_on(&r.path_prefix, r.times, failure);
     Json(json!({"armed": r.times}))
 }
 

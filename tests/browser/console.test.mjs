@@ -374,7 +374,7 @@ test('the chat screen sends an invite into the chat', async () => {
   await page.getByLabel('Invite into', { exact: true }).selectOption({ label: 'Agent: Alice Martin' });
   await page.getByRole('button', { name: 'Send BeyondTrust invite' }).click();
   await waitText('#invite-result', '✓');
-  await waitText('.messages', 'Open https://');
+  await waitText('.messages', 'Open http');
   await axe('chat');
   await shot('chat', true);
 });
@@ -406,9 +406,9 @@ test('link a parked remote session from the search screen', async () => {
 });
 
 test('replay a dead letter', async () => {
-  // Datto refuses the next alert lookup with a 400: the enrichment can never succeed as is,
-  // so it is dead-lettered at once; the replay then finds Datto answering again.
-  await control('/datto/fail', { path_prefix: '/api/v2/alert/', times: 1, status: 400 });
+  // Datto refuses the alert lookup with a 401 twice (a fresh token too): a refusal no retry
+  // heals, so the enrichment is dead-lettered at once; the replay finds Datto answering again.
+  await control('/datto/fail', { path_prefix: '/api/v2/alert/', times: 2, status: 401 });
   const uid = randomUUID();
   const answer = await postWebhook(asDattoSends(state.raised, uid));
   const dead = await until('the enrichment in the dead letters', async () => {

@@ -226,7 +226,7 @@ export async function create(ctx) {
   const cs = await customers();
   const types = (await api.get('/api/ticket-types?limit=1000')).items;
   const f = form({ 'aria-label': 'New ticket' }, [
-    field('Summary', 'summary', input({ name: 'summary', maxlength: 200 })),
+    field('Summary', 'summary', input({ name: 'summary' })),
     field('Customer', 'customer_id', select('customer_id', [['', 'Choose a customer'], ...cs.map((c) => [c.id, c.name])])),
     field('Ticket type', 'ticket_type_id', select('ticket_type_id', [['', 'The default type'], ...types.map((t) => [t.id, t.name])])),
     field('Details', 'details', textarea({ name: 'details', rows: 4 })),
