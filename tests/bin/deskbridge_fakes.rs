@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use deskbridge::beyondtrust::fake::{FakeBeyondTrust, FakeRep};
 use deskbridge::beyondtrust::fixtures as bt_fixtures;
-use deskbridge::datto::fake::{FakeDatto, Failure};
+use deskbridge::datto::fake::{Failure, FakeDatto};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

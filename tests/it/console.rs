@@ -90,7 +90,10 @@ async fn an_unknown_asset_is_404_in_words_and_no_token_is_needed_for_the_console
             assert_eq!(s, 404, "{host} {path}");
             let v: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(v["error"], "NOT_FOUND", "{host} {path}");
-            assert!(v["message"].as_str().unwrap().contains("no asset named"), "{host} {path}: {v}");
+            assert!(
+                v["message"].as_str().unwrap().contains("no asset named"),
+                "{host} {path}: {v}"
+            );
             assert_eq!(header(&h, "content-security-policy"), CONSOLE_CSP, "{host} {path}");
         }
         // The API next to it still wants its token.
@@ -119,7 +122,10 @@ fn the_shipped_files_reference_only_this_origin_and_nothing_inline() {
     assert!(refs.len() >= 4, "{refs:?}");
     for r in &refs {
         if let Some(name) = r.strip_prefix("/console/assets/") {
-            assert!(asset(name).is_some(), "index.html references {r}, which is not embedded");
+            assert!(
+                asset(name).is_some(),
+                "index.html references {r}, which is not embedded"
+            );
         } else {
             assert!(
                 r.starts_with('#') || *r == "data:,",
@@ -138,12 +144,27 @@ fn the_shipped_files_reference_only_this_origin_and_nothing_inline() {
             let rest = &a.body[i + 7..];
             let target = &rest[..rest.find('\'').unwrap()];
             if let Some(local) = target.strip_prefix("./") {
-                assert!(asset(local).is_some(), "{} imports {target}, which is not embedded", a.name);
+                assert!(
+                    asset(local).is_some(),
+                    "{} imports {target}, which is not embedded",
+                    a.name
+                );
             } else {
-                panic!("{} imports {target}: only the console's own modules may be imported", a.name);
+                panic!(
+                    "{} imports {target}: only the console's own modules may be imported",
+                    a.name
+                );
             }
         }
-        for banned in ["innerHTML", "outerHTML", "eval(", "new Function", "import(", "document.write", ".style."] {
+        for banned in [
+            "innerHTML",
+            "outerHTML",
+            "eval(",
+            "new Function",
+            "import(",
+            "document.write",
+            ".style.",
+        ] {
             assert!(!a.body.contains(banned), "{} uses {banned}", a.name);
         }
         // fetch goes through api.js, which only ever fetches a path on this origin.
@@ -154,15 +175,30 @@ fn the_shipped_files_reference_only_this_origin_and_nothing_inline() {
     let api = asset("api.js").unwrap().body;
     assert!(api.contains("fetch(path,"), "api.js fetches the path it is given");
     for a in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
-        for call in ["api.get(`", "api.post(`", "api.put(`", "api.del(`", "api.get('", "api.post('"] {
+        for call in [
+            "api.get(`",
+            "api.post(`",
+            "api.put(`",
+            "api.del(`",
+            "api.get('",
+            "api.post('",
+        ] {
             for (i, _) in a.body.match_indices(call) {
                 let path = &a.body[i + call.len()..];
-                assert!(path.starts_with("/api/"), "{}: {call}{}", a.name, &path[..path.len().min(40)]);
+                assert!(
+                    path.starts_with("/api/"),
+                    "{}: {call}{}",
+                    a.name,
+                    &path[..path.len().min(40)]
+                );
             }
         }
     }
     let css = asset("console.css").unwrap().body;
-    assert!(!css.contains("@import") && !css.contains("url("), "the style sheet loads nothing");
+    assert!(
+        !css.contains("@import") && !css.contains("url("),
+        "the style sheet loads nothing"
+    );
 }
 
 // ---- endpoints the screens need, on both stores ---------------------------------------
@@ -180,10 +216,20 @@ async fn chats_are_listed_and_open_leaves_out_the_ended(d: Desk) {
     assert_eq!(s, 200);
     let (s, all) = d.get("/api/chats").await;
     assert_eq!(s, 200, "{all}");
-    let listed: Vec<u64> = all["items"].as_array().unwrap().iter().map(|c| c["id"].as_u64().unwrap()).collect();
+    let listed: Vec<u64> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
     assert_eq!(listed, ids);
     let (_, open) = d.get("/api/chats?open=true").await;
-    let listed: Vec<u64> = open["items"].as_array().unwrap().iter().map(|c| c["id"].as_u64().unwrap()).collect();
+    let listed: Vec<u64> = open["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
     assert_eq!(listed, vec![ids[0], ids[2]]);
     let (_, page) = d.get("/api/chats?limit=1").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
@@ -211,7 +257,11 @@ async fn with_datto(mut d: Desk, fake: &FakeDatto) -> Desk {
 
 async fn datto_sites_are_listed_beside_their_mappings_and_can_be_unmapped(d: Desk) {
     let (s, refused) = d.get("/api/datto/sites").await;
-    assert_eq!((s, refused["error"].as_str()), (409, Some("DATTO_API_NOT_CONFIGURED")), "{refused}");
+    assert_eq!(
+        (s, refused["error"].as_str()),
+        (409, Some("DATTO_API_NOT_CONFIGURED")),
+        "{refused}"
+    );
     let fake = FakeDatto::start().await;
     fake.seed_fixtures();
     let d = with_datto(d, &fake).await;
@@ -227,25 +277,42 @@ async fn datto_sites_are_listed_beside_their_mappings_and_can_be_unmapped(d: Des
     let (s, m) = d.put(&format!("/api/site-mappings/{uid}"), body).await;
     assert_eq!(s, 200, "{m}");
     let (_, sites) = d.get("/api/datto/sites").await;
-    let row = sites["items"].as_array().unwrap().iter().find(|s| s["uid"] == uid.as_str()).unwrap().clone();
+    let row = sites["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["uid"] == uid.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(row["mapping"]["site_id"], c["main_site_id"], "{row}");
 
-    let (s, gone) = d.call("DELETE", &format!("/api/site-mappings/{uid}"), None, vec![], true).await;
+    let (s, gone) = d
+        .call("DELETE", &format!("/api/site-mappings/{uid}"), None, vec![], true)
+        .await;
     assert_eq!(s, 200, "{gone}");
     assert_eq!(gone["datto_site_uid"], uid.as_str());
     let (s, _) = d.get(&format!("/api/site-mappings/{uid}")).await;
     assert_eq!(s, 404);
-    let (s, again) = d.call("DELETE", &format!("/api/site-mappings/{uid}"), None, vec![], true).await;
+    let (s, again) = d
+        .call("DELETE", &format!("/api/site-mappings/{uid}"), None, vec![], true)
+        .await;
     assert_eq!((s, again["error"].as_str()), (404, Some("NOT_FOUND")), "{again}");
     let (_, sites) = d.get("/api/datto/sites").await;
-    assert!(sites["items"].as_array().unwrap().iter().all(|s| s.get("mapping").is_none()));
+    assert!(sites["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s.get("mapping").is_none()));
 }
 
 async fn health_shows_queue_depths_vendor_calls_and_the_datto_budget(d: Desk) {
     let (s, h) = d.get("/api/operations/health").await;
     assert_eq!(s, 200, "{h}");
     assert_eq!(h["queues"].as_array().unwrap().len(), QueueName::ALL.len(), "{h}");
-    assert!(h["datto"]["last_success"].is_null() && h["datto"]["last_failure"].is_null(), "{h}");
+    assert!(
+        h["datto"]["last_success"].is_null() && h["datto"]["last_failure"].is_null(),
+        "{h}"
+    );
     assert_eq!(h["datto_budget"]["used"], 0, "{h}");
     assert_eq!(h["datto_budget"]["limit"], 500, "{h}");
 
@@ -256,8 +323,18 @@ async fn health_shows_queue_depths_vendor_calls_and_the_datto_budget(d: Desk) {
     let (s, t) = d.post("/api/config/datto/test", json!({})).await;
     assert_eq!((s, t["ok"].as_bool()), (200, Some(true)), "{t}");
     let (_, h) = d.get("/api/operations/health").await;
-    let enrich = h["queues"].as_array().unwrap().iter().find(|q| q["queue"] == "alert-enrich").unwrap().clone();
-    assert_eq!((enrich["waiting"].as_u64(), enrich["dead_letters"].as_u64()), (Some(1), Some(0)), "{h}");
+    let enrich = h["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "alert-enrich")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (enrich["waiting"].as_u64(), enrich["dead_letters"].as_u64()),
+        (Some(1), Some(0)),
+        "{h}"
+    );
     assert_eq!(h["datto"]["last_success"]["call"], "account", "{h}");
     assert!(h["datto"]["last_failure"].is_null(), "{h}");
     let used = h["datto_budget"]["used"].as_u64().unwrap();
@@ -268,10 +345,21 @@ async fn health_shows_queue_depths_vendor_calls_and_the_datto_budget(d: Desk) {
     assert_eq!(t["ok"], false, "{t}");
     let (_, h) = d.get("/api/operations/health").await;
     assert_eq!(h["datto"]["last_failure"]["call"], "account", "{h}");
-    assert!(h["datto"]["last_failure"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{h}");
-    assert_eq!(h["datto"]["last_success"]["call"], "account", "the earlier success stays: {h}");
+    assert!(
+        h["datto"]["last_failure"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{h}"
+    );
+    assert_eq!(
+        h["datto"]["last_success"]["call"], "account",
+        "the earlier success stays: {h}"
+    );
     let text = h.to_string();
-    assert!(!text.contains(FakeDatto::API_SECRET) && !text.contains(FakeDatto::API_KEY), "{h}");
+    assert!(
+        !text.contains(FakeDatto::API_SECRET) && !text.contains(FakeDatto::API_KEY),
+        "{h}"
+    );
 }
 
 on_both_stores!(

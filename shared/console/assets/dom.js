@@ -1,5 +1,6 @@
 // dom.js - building the page: elements, labelled fields, tables, error display, copy.
-// No innerHTML anywhere: every text goes in as a text node, so no API value can inject markup.
+// No markup is ever parsed from a string: every text goes in as a text node, so no API value
+// can inject markup.
 
 /** h('button', {class: 'x', onclick: f}, 'text', child) -> an element. */
 export function h(tag, attrs = {}, ...children) {

@@ -339,7 +339,8 @@ impl Queue for SqsQueue {
     /// queue and of its dead-letter queue.
     async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
         let (url, dlq) = self.urls(queue)?;
-        let count = |attrs: &Option<std::collections::HashMap<QueueAttributeName, String>>, name: QueueAttributeName| {
+        let count = |attrs: &Option<std::collections::HashMap<QueueAttributeName, String>>,
+                     name: QueueAttributeName| {
             attrs
                 .as_ref()
                 .and_then(|a| a.get(&name))

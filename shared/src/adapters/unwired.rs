@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::ports::{DeadLetter, MailError, Mailer, OutgoingMail, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage};
+use crate::ports::{
+    DeadLetter, MailError, Mailer, OutgoingMail, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage,
+};
 
 /// A queue port for a function that sends to no queue: every call is `NotConfigured`.
 #[derive(Debug, Default, Clone, Copy)]

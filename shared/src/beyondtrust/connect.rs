@@ -135,7 +135,9 @@ impl BeyondTrustConnect for SettingsConnect {
             timeout: self.timeout,
             retry: self.retry.clone(),
         };
-        Ok(Some(Client::new(config, self.tokens.clone())?.with_health(self.health.clone())))
+        Ok(Some(
+            Client::new(config, self.tokens.clone())?.with_health(self.health.clone()),
+        ))
     }
 
     fn allows_loopback(&self) -> bool {

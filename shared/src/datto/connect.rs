@@ -107,7 +107,8 @@ impl DattoApi for Noted {
         self.note("sites", DattoApi::sites(&self.client).await).await
     }
     async fn open_alerts(&self) -> Result<Vec<DattoAlert>, DattoCallError> {
-        self.note("open_alerts", DattoApi::open_alerts(&self.client).await).await
+        self.note("open_alerts", DattoApi::open_alerts(&self.client).await)
+            .await
     }
     async fn alert(&self, uid: &AlertUid) -> Result<Option<DattoAlert>, DattoCallError> {
         self.note("alert", DattoApi::alert(&self.client, uid).await).await
@@ -116,10 +117,12 @@ impl DattoApi for Noted {
         self.note("resolve", DattoApi::resolve(&self.client, uid).await).await
     }
     async fn device(&self, device_uid: &str) -> Result<Option<serde_json::Value>, DattoCallError> {
-        self.note("device", DattoApi::device(&self.client, device_uid).await).await
+        self.note("device", DattoApi::device(&self.client, device_uid).await)
+            .await
     }
     async fn read_headroom(&self) -> Result<Option<i64>, DattoCallError> {
-        self.note("request_rate", DattoApi::read_headroom(&self.client).await).await
+        self.note("request_rate", DattoApi::read_headroom(&self.client).await)
+            .await
     }
     async fn check(&self) -> Result<String, DattoCallError> {
         self.note("account", DattoApi::check(&self.client).await).await

@@ -420,7 +420,9 @@ async fn list_chats(
         cursor: q.cursor,
     }
     .page()?;
-    Ok(Json(desk::chats(&ctx, &actor, q.open.unwrap_or(false), &page).await?.into()))
+    Ok(Json(
+        desk::chats(&ctx, &actor, q.open.unwrap_or(false), &page).await?.into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/chats", tag = "desk", request_body = NewChat, responses((status = 201, description = "The new chat", body = Chat)))]

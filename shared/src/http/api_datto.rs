@@ -15,7 +15,9 @@ use super::request_host;
 use crate::domain::alerts::Alert;
 use crate::domain::datto::SiteMapping;
 use crate::domain::ids::{CustomerId, SiteId};
-use crate::services::datto_setup::{self, ConnectionTest, DattoSiteRow, DattoConfigInput, DattoConfigView, Rotated, WebhookSetup};
+use crate::services::datto_setup::{
+    self, ConnectionTest, DattoConfigInput, DattoConfigView, DattoSiteRow, Rotated, WebhookSetup,
+};
 use crate::services::{datto_sync, request_log, Actor, Context};
 use crate::store::{RequestLogEntry, RequestLogFilter, SyncRun, SyncTrigger};
 
@@ -123,7 +125,11 @@ async fn put_mapping(
 }
 
 #[utoipa::path(delete, path = "/api/site-mappings/{datto_site_uid}", tag = "datto", params(("datto_site_uid" = String, Path, description = "The Datto site's uid")), responses((status = 200, description = "The mapping that was removed", body = SiteMapping)))]
-async fn delete_mapping(State(ctx): State<Context>, actor: Actor, TextPath(uid): TextPath) -> ApiResult<Json<SiteMapping>> {
+async fn delete_mapping(
+    State(ctx): State<Context>,
+    actor: Actor,
+    TextPath(uid): TextPath,
+) -> ApiResult<Json<SiteMapping>> {
     Ok(Json(datto_setup::unmap_site(&ctx, &actor, &uid).await?))
 }
 

@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use super::{Actor, Context, ServiceResult};
-use crate::domain::DomainError;
 use crate::datto::budget::{BudgetConfig, RequestBudget};
+use crate::domain::DomainError;
 use crate::ports::{DeadLetter, QueueDepth, QueueError, QueueName};
 use crate::store::VendorHealth;
 

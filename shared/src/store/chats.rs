@@ -3,9 +3,9 @@
 use super::desk::{missing_reference, CUSTOMER, USER};
 use super::tickets::TICKET;
 use super::{Listing, PageRequest, Store};
-use crate::ports::Index;
 use crate::domain::chats::*;
 use crate::error::Result;
+use crate::ports::Index;
 
 pub(crate) const CHAT: &str = "chat";
 

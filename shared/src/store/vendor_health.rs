@@ -86,7 +86,9 @@ pub struct HealthNotes {
 
 impl std::fmt::Debug for HealthNotes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HealthNotes").field("vendor", &self.vendor).finish_non_exhaustive()
+        f.debug_struct("HealthNotes")
+            .field("vendor", &self.vendor)
+            .finish_non_exhaustive()
     }
 }
 

@@ -329,7 +329,10 @@ pub async fn depth_counts_waiting_in_flight_and_dead_messages(queue: &dyn Queue)
     let got = receive_up_to(queue, A, 2).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(of(A).await, depth(1, 2, 0));
-    queue.dead_letter(A, &got[0].receipt, &got[0].body).await.expect("dead letter");
+    queue
+        .dead_letter(A, &got[0].receipt, &got[0].body)
+        .await
+        .expect("dead letter");
     queue.ack(A, &got[1].receipt).await.expect("ack");
     assert_eq!(of(A).await, depth(1, 0, 1));
     assert_eq!(of(B).await, depth(1, 0, 0));
