@@ -1,6 +1,8 @@
 //! Test support shared by the integration tests: where the emulators are, and the rule
 //! that a missing emulator skips loudly on a laptop but fails under `CI=true`.
 
+pub mod lambda_host;
+
 pub mod emulators {
     /// Endpoint of DynamoDB Local, from `DESKBRIDGE_TEST_DYNAMODB_URL` (set by scripts/test).
     pub fn dynamodb() -> Option<String> {

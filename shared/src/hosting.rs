@@ -69,12 +69,12 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
         datto: Arc::new(crate::datto::connect::SettingsConnect::new(
             store.clone(),
             secrets.clone(),
-            false,
+            config.allow_loopback_vendors,
         )),
         beyondtrust: Arc::new(crate::beyondtrust::connect::SettingsConnect::new(
             store.clone(),
             secrets.clone(),
-            false,
+            config.allow_loopback_vendors,
         )),
     };
     Ok(AwsHost { config, sdk, ctx })

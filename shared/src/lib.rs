@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod beyondtrust;
+pub mod cold_start;
 pub mod config;
 pub mod datto;
 pub mod domain;

@@ -173,6 +173,19 @@ impl StoreError {
     }
 }
 
+/// Partitions whose sort key is the hash of a secret (sessions, personal tokens, setup
+/// tokens): adapters never put those keys in a log line or span.
+pub const SECRET_KEYED_PARTITIONS: [&str; 3] = ["session", "api-token", "setup-token"];
+
+/// The sort key as a log line may show it (`<hash>` for a secret-keyed partition).
+pub fn loggable_sk<'a>(pk: &str, sk: &'a str) -> &'a str {
+    if SECRET_KEYED_PARTITIONS.contains(&pk) {
+        "<hash>"
+    } else {
+        sk
+    }
+}
+
 /// Durable keyed storage with conditional, atomic multi-item writes — the single storage
 /// primitive; the typed repositories in `store/` are built on it.
 #[async_trait]

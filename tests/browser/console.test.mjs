@@ -30,6 +30,8 @@ const CHROMIUM = process.env.DESKBRIDGE_CHROMIUM || '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync'];
 const TOKEN = randomBytes(20).toString('hex');
+const ADMIN = { email: 'ada@msp.example', password: `pw-${randomBytes(8).toString('hex')}` };
+const TECH = { email: 'tina@msp.example', password: `pw-${randomBytes(8).toString('hex')}` };
 const ACME_SITE_UID = '0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f';
 const DEVICE_UID = 'b2e4a7c1-6f3d-4e58-a9b0-7d2c1e8f4a63';
 
@@ -200,6 +202,8 @@ before(async () => {
   state.alice = await api('POST', '/api/agents', { name: 'Alice Martin', email: 'alice@msp.example', bt_enabled: true, bt_name: 'Alice Martin' });
   state.bob = await api('POST', '/api/agents', { name: 'Bob Keller', email: 'bob@msp.example', bt_enabled: true, bt_name: 'Bob' });
   state.sam = await api('POST', '/api/agents', { name: 'Sam Ortiz', email: 'sam@msp.example', bt_enabled: true, bt_name: 'Sam' });
+  state.tina = await api('POST', '/api/agents', { name: 'Tina Tech', email: TECH.email, role: 'technician' });
+  await api('PUT', `/api/agents/${state.tina.id}/password`, { password: TECH.password });
   state.chat = await api('POST', '/api/chats', { user_name: 'Mark Lee', customer_id: state.customer.id });
   await api('POST', `/api/chats/${state.chat.id}/messages`, { from: 'Mark Lee', text: 'My screen is frozen' });
 
@@ -256,29 +260,40 @@ test('the first page load stays under 300 KB and every console answer is timed',
   await shot('sign-in', true);
 });
 
-test('sign in', async () => {
-  const sessions = await page.evaluate(async () => (await fetch('/api/auth/me')).status !== 404);
-  state.sessions = sessions;
-  if (sessions) {
-    // TODO(accounts): first-admin setup with the printed setup token, then e-mail + password.
-    throw new Error('the server has agent sign-in: this test still signs in with the service token only');
-  }
-  console.log('sign-in: this server has no agent accounts yet; signing in with the service API token');
-  await page.getByLabel('API token', { exact: true }).fill(TOKEN);
-  await page.getByLabel('Act as agent (id)', { exact: true }).fill(String(state.alice.id));
+test('first-admin setup from the link deskbridge serve printed, and sign-in', async () => {
+  const printed = state.serverOut.join('');
+  const m = /\/console\/setup#token=(\S+)/.exec(printed);
+  assert.ok(m, `deskbridge serve printed the first-admin link: ${printed}`);
+  await page.goto(`${origin}/console/setup#token=${m[1]}`);
+  await until('the setup screen', async () => (await text('main h1')) === 'Set up deskbridge');
+  assert.equal(await page.getByLabel('Setup token', { exact: true }).inputValue(), m[1], 'the link fills the token in');
+  await axe('first-admin');
+  await shot('first-admin');
+  await page.getByLabel('Name', { exact: true }).fill('Ada Admin');
+  await page.getByLabel('E-mail', { exact: true }).fill(ADMIN.email);
+  await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
+  await page.getByRole('button', { name: 'Create admin and sign in' }).click();
+  await until('the ticket list', async () => (await text('main h1')) === 'Tickets');
+  await waitText('#who', 'Ada Admin (admin)');
+  state.admin = (await page.evaluate(async () => (await fetch('/api/auth/me')).json())).agent;
+
+  // Signed out, the admin signs in again with e-mail and password.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await until('the sign-in page', async () => (await text('main h1')) === 'Sign in');
+  await page.getByLabel('E-mail', { exact: true }).fill(ADMIN.email);
+  await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await until('the ticket list', async () => (await text('main h1')) === 'Tickets');
-  await waitText('#who', 'Alice Martin');
+  await waitText('#who', 'Ada Admin (admin)');
 });
 
-test('a wrong token is refused next to the form, never swallowed', async () => {
+test('a wrong password is refused next to the form, never swallowed', async () => {
   const p2 = await context.newPage();
   await p2.goto(`${origin}/console#/signin`);
-  await p2.evaluate(() => sessionStorage.clear());
-  await p2.reload();
-  await p2.getByLabel('API token', { exact: true }).fill('not-the-token');
+  await p2.getByLabel('E-mail', { exact: true }).fill('nobody@msp.example');
+  await p2.getByLabel('Password', { exact: true }).fill('not-the-password');
   await p2.getByRole('button', { name: 'Sign in' }).click();
-  await until('the refusal', async () => ((await p2.locator('form .form-error').first().textContent()) || '').includes('wrong bearer token'));
+  await until('the refusal', async () => ((await p2.locator('form .form-error').first().textContent()) || '').includes('wrong e-mail or password'));
   await p2.close();
 });
 
@@ -444,6 +459,8 @@ test('every other main page passes axe and is photographed', async () => {
   await waitText('#datto-budget', 'of 500');
   assert.match(await text('main'), /alert-enrich/);
   assert.match(await text('main'), /Last success/);
+  await visit('audit-log', '/operations/audit', 'Audit log');
+  await waitText('main', 'first_admin_created');
 });
 
 test('a new ticket with a field error shown beside its field, then created', async () => {
@@ -457,6 +474,36 @@ test('a new ticket with a field error shown beside its field, then created', asy
   await page.getByLabel('Summary', { exact: true }).fill('Printer offline');
   await page.getByRole('button', { name: 'Create ticket' }).click();
   await until('the new ticket page', async () => (await text('main h1')).includes('Printer offline'));
+});
+
+test('a technician does not see the admin screens and gets the API\'s 403 on their URLs', async () => {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await until('the sign-in page', async () => (await text('main h1')) === 'Sign in');
+  await page.getByLabel('E-mail', { exact: true }).fill(TECH.email);
+  await page.getByLabel('Password', { exact: true }).fill(TECH.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await until('the ticket list', async () => (await text('main h1')) === 'Tickets');
+  await waitText('#who', 'Tina Tech (technician)');
+  const nav = await text('#nav');
+  assert.match(nav, /Tickets/);
+  for (const adminLink of ['Datto setup', 'BeyondTrust setup', 'Dead letters', 'Request log', 'Health', 'Audit log', 'Agents']) {
+    assert.ok(!nav.includes(adminLink), `a technician's navigation has no "${adminLink}": ${nav}`);
+  }
+  await shot('technician-tickets');
+  for (const [hash, name] of [['/datto', 'datto'], ['/beyondtrust', 'beyondtrust'], ['/operations/dead-letters', 'dead-letters'], ['/operations/health', 'health'], ['/datto/sites', 'sites']]) {
+    await page.goto(`${origin}/console#/tickets`);
+    await until('the ticket list', async () => (await text('main h1')) === 'Tickets');
+    await page.goto(`${origin}/console#${hash}`);
+    await until(`the 403 page at ${hash}`, async () => (await text('main h1')) === 'Not allowed (403)');
+    assert.match(await text('main .form-error'), /needs the admin role/, hash);
+    if (name === 'datto') {
+      await axe('forbidden');
+      await shot('technician-403', true);
+    }
+  }
+  // Daily work stays open to the technician.
+  await open(`/tickets/${state.ticketId}`, `#${state.ticketId}`);
+  await open(`/chats/${state.chat.id}`, `Chat #${state.chat.id}`);
 });
 
 test('every request the page made went to the server', async () => {

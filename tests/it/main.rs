@@ -1,6 +1,7 @@
 //! The one integration-test binary: contract suites per port, HTTP scenarios, Lambda event
 //! paths. (The binary as a child process is tested in `infra/local/tests/binary.rs`.)
 
+mod accounts;
 mod api_core;
 mod bad_input;
 mod bt_e2e;
@@ -19,6 +20,7 @@ mod jobs_close;
 mod jobs_lambda;
 mod jobs_sync;
 mod lambda_events;
+mod lambda_process;
 mod openapi;
 mod scripted_datto;
 mod security;

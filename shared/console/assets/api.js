@@ -1,12 +1,9 @@
 // api.js - the one place the console talks to the JSON API: how it authenticates, the
 // error shape, and the signed-in agent. Every screen calls api.get/post/put/del.
 //
-// Two ways in: an agent's session (POST /api/auth/login sets the cookie; GET /api/auth/me
-// answers the agent and the CSRF token, sent in X-CSRF-Token on unsafe methods), or the
-// service token (Authorization: Bearer, X-Agent-Id naming the agent to act as) where the
-// server has no sign-in yet. The token is kept in sessionStorage: it ends with the tab.
-
-const STORE = 'deskbridge.console.auth';
+// The way in is an agent's session: POST /api/auth/login (or the first-admin setup) sets the
+// HttpOnly cookie, GET /api/auth/me answers the agent and the CSRF token, which goes in
+// X-CSRF-Token on unsafe methods. The page never holds a password or a bearer token.
 
 /** An error answer of the API: `{error, message}`, the field the message names, the status. */
 export class ApiError extends Error {
@@ -22,27 +19,7 @@ export class ApiError extends Error {
 const state = {
   me: null, // {id, name, email, role}
   csrf: null,
-  token: null,
-  agentId: null,
 };
-
-function load() {
-  try {
-    const saved = JSON.parse(sessionStorage.getItem(STORE) || 'null');
-    if (saved && saved.token) {
-      state.token = saved.token;
-      state.agentId = saved.agentId ?? null;
-    }
-  } catch {
-    sessionStorage.removeItem(STORE);
-  }
-}
-load();
-
-function save() {
-  if (state.token) sessionStorage.setItem(STORE, JSON.stringify({ token: state.token, agentId: state.agentId }));
-  else sessionStorage.removeItem(STORE);
-}
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -50,10 +27,7 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export async function call(method, path, body) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (state.token) {
-    headers.Authorization = `Bearer ${state.token}`;
-    if (state.agentId) headers['X-Agent-Id'] = String(state.agentId);
-  } else if (state.csrf && UNSAFE.has(method)) {
+  if (state.csrf && UNSAFE.has(method)) {
     headers['X-CSRF-Token'] = state.csrf;
   }
   let resp;
@@ -101,42 +75,16 @@ export function query(params) {
 export const me = () => state.me;
 export const isAdmin = () => state.me && state.me.role === 'admin';
 
-/**
- * Find out who we are: the session's agent (GET /api/auth/me), or the agent the service
- * token acts as. Resolves to the agent or null when nobody is signed in.
- */
+/** Find out who we are (GET /api/auth/me): the agent, or null when nobody is signed in. */
 export async function whoAmI() {
-  if (state.token) {
-    try {
-      const agent = state.agentId ? await get(`/api/agents/${state.agentId}`) : null;
-      await get('/api/customers?limit=1'); // proves the token
-      state.me = { id: agent?.id ?? null, name: agent?.name ?? 'Service token', email: agent?.email ?? '', role: 'admin', via: 'token' };
-      return state.me;
-    } catch (e) {
-      if (e.status === 401) signOutLocally();
-      throw e;
-    }
-  }
   try {
     const answer = await get('/api/auth/me');
-    const agent = answer.agent || answer;
-    state.me = { id: agent.id, name: agent.name, email: agent.email, role: agent.role, via: 'session' };
-    state.csrf = answer.csrf_token || answer.csrf || null;
+    const agent = answer.agent || {};
+    state.me = { id: agent.id, name: agent.name, email: agent.email, role: agent.role, via: answer.via };
+    state.csrf = answer.csrf_token || null;
     return state.me;
   } catch (e) {
-    if (e.status === 401 || e.status === 404) return null;
-    throw e;
-  }
-}
-
-/** Whether the server has agent sign-in (the accounts routes): GET /api/auth/me answers 401 then. */
-export async function signInOptions() {
-  try {
-    await get('/api/auth/me');
-    return { sessions: true };
-  } catch (e) {
-    if (e.status === 404 && e.message === 'no such route') return { sessions: false };
-    if (e.status === 401) return { sessions: true };
+    if (e.status === 401) return null;
     throw e;
   }
 }
@@ -152,25 +100,14 @@ export async function createFirstAdmin(body) {
   return whoAmI();
 }
 
-export async function useToken(token, agentId) {
-  state.token = token.trim();
-  state.agentId = agentId ? Number(agentId) : null;
-  save();
-  return whoAmI();
-}
-
 function signOutLocally() {
-  state.token = null;
-  state.agentId = null;
   state.me = null;
   state.csrf = null;
-  save();
 }
 
 export async function logOut() {
-  const viaSession = state.me && state.me.via === 'session';
   try {
-    if (viaSession) await post('/api/auth/logout');
+    await post('/api/auth/logout');
   } finally {
     signOutLocally();
   }

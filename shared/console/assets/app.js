@@ -140,5 +140,11 @@ async function render() {
   }
 }
 
+// `deskbridge serve` prints /console/setup#token=...: keep the token for the setup form.
+const setupToken = /^#token=([^&]+)/.exec(location.hash);
+if (setupToken) {
+  sessionStorage.setItem('deskbridge.console.setup-token', decodeURIComponent(setupToken[1]));
+  history.replaceState(null, '', `${location.pathname}#/setup`);
+}
 window.addEventListener('hashchange', render);
 render();

@@ -116,14 +116,18 @@ export async function setup(ctx) {
 }
 
 export async function sites(ctx) {
+  // Datto's list first: a caller who may not read it gets the API's answer as the page.
+  const first = await api.get('/api/datto/sites');
   const [cs, deskSites] = await Promise.all([api.get('/api/customers?limit=1000'), api.get('/api/sites?limit=1000')]);
   const customerName = new Map(cs.items.map((c) => [c.id, c.name]));
   const siteOptions = [['', 'Not mapped'], ...deskSites.items.map((s) => [`${s.customer_id}:${s.id}`, `${customerName.get(s.customer_id) || s.customer_id} — ${s.name}`])];
   const out = h('div', {});
+  let pending = first;
   async function load() {
     let datto;
     try {
-      datto = await api.get('/api/datto/sites');
+      datto = pending || await api.get('/api/datto/sites');
+      pending = null;
     } catch (e) {
       fill(out, h('p', { class: 'form-error', role: 'alert' }, `${e.message} (${e.code})`));
       return;

@@ -120,7 +120,9 @@ export async function health(ctx) {
 export async function audit() {
   const list = await api.get('/api/audit-log?limit=200');
   return h('section', {}, h('h1', {}, 'Audit log'), table('Audit log, newest first', [
-    ['When', (e) => when(e.at)], ['Agent', (e) => String(e.agent_name || e.agent_id || e.actor || '')],
-    ['Action', (e) => e.action || e.event || ''], ['Details', (e) => e.details ? (typeof e.details === 'string' ? e.details : JSON.stringify(e.details)) : (e.target || '')],
+    ['When', (e) => when(e.at)],
+    ['Who', (e) => (e.actor ? `${e.actor.kind}${e.actor.agent_id ? ` (agent ${e.actor.agent_id})` : ''}` : '')],
+    ['Action', (e) => e.action], ['Target', (e) => e.target || ''],
+    ['Fields', (e) => (e.fields ? [].concat(e.fields).join(', ') : '')],
   ], list.items));
 }

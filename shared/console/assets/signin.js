@@ -1,13 +1,11 @@
-// signin.js - signing in: the first admin's setup, e-mail + password, or (on a server
-// without agent sign-in) the service token and the agent to act as.
+// signin.js - signing in: e-mail + password, and the first admin's setup with the one-time
+// token `deskbridge serve` printed.
 
 import * as api from './api.js';
 import { h, field, input, form } from './dom.js';
 
 export async function screen(ctx) {
-  const opts = await api.signInOptions();
-  if (opts.sessions) return passwordSignIn(ctx);
-  return tokenSignIn(ctx);
+  return passwordSignIn(ctx);
 }
 
 /** First start: the first admin, with the setup token the server printed. */
@@ -24,11 +22,13 @@ function firstAdmin(ctx) {
     field('Name', 'name', input({ autocomplete: 'name', required: true })),
     field('E-mail', 'email', input({ type: 'email', autocomplete: 'username', required: true })),
     field('Password', 'password', input({ type: 'password', autocomplete: 'new-password', required: true }), 'At least 12 characters.'),
-    field('Setup token', 'setup_token', input({ autocomplete: 'off', required: true }), 'deskbridge serve printed it on its first start.'),
+    field('Setup token', 'setup_token', input({ autocomplete: 'off', required: true, value: sessionStorage.getItem('deskbridge.console.setup-token') || '' }),
+      'deskbridge serve printed it on its first start (the link it printed fills it in).'),
     h('button', { type: 'submit' }, 'Create admin and sign in'),
   ], async (el) => {
     const v = (n) => el.elements[n].value;
     await api.createFirstAdmin({ name: v('name'), email: v('email'), password: v('password'), setup_token: v('setup_token') });
+    sessionStorage.removeItem('deskbridge.console.setup-token');
     ctx.afterSignIn();
   });
   return page('Set up deskbridge', 'No agent exists yet. The first one you create here is an admin.', f);
@@ -45,19 +45,4 @@ function passwordSignIn(ctx) {
   });
   return page('Sign in', 'Sign in with your agent account.', [f,
     h('p', {}, 'First start, no admin yet? ', h('a', { href: '#/setup' }, 'Create the first admin'), '.')]);
-}
-
-function tokenSignIn(ctx) {
-  const f = form({ 'aria-label': 'Sign in with the API token' }, [
-    field('API token', 'token', input({ type: 'password', autocomplete: 'off', required: true }),
-      'deskbridge serve prints it on first start and keeps it in <data dir>/api-token.'),
-    field('Act as agent (id)', 'X-Agent-Id', input({ inputmode: 'numeric' }), 'Optional: the agent your notes, closes and invites are made as.'),
-    h('button', { type: 'submit' }, 'Sign in'),
-  ], async (el) => {
-    const token = el.elements.token.value;
-    if (!token.trim()) throw new api.ApiError(400, 'VALIDATION', 'token: enter the API token');
-    await api.useToken(token, el.elements['X-Agent-Id'].value);
-    ctx.afterSignIn();
-  });
-  return page('Sign in', 'This server signs in with its service API token.', f);
 }

@@ -183,7 +183,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 
 #[async_trait]
 impl RecordStore for DynamoRecordStore {
-    #[tracing::instrument(skip_all, fields(table = %self.table, %pk, %sk))]
+    #[tracing::instrument(skip_all, fields(table = %self.table, %pk, sk = %crate::ports::loggable_sk(pk, sk)))]
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Record>, StoreError> {
         let request = self
             .client
@@ -301,13 +301,13 @@ impl RecordStore for DynamoRecordStore {
         outcome.map_err(Failure::into_store_error)
     }
 
-    #[tracing::instrument(skip_all, fields(table = %self.table, %pk, %sk))]
+    #[tracing::instrument(skip_all, fields(table = %self.table, %pk, sk = %crate::ports::loggable_sk(pk, sk)))]
     async fn increment(&self, pk: &str, sk: &str, by: u64) -> Result<u64, StoreError> {
         self.add_to_counter(pk, sk, by, None).await
     }
 
     /// The counter also carries `expires_at`, so the table's TTL removes it later.
-    #[tracing::instrument(skip_all, fields(table = %self.table, %pk, %sk))]
+    #[tracing::instrument(skip_all, fields(table = %self.table, %pk, sk = %crate::ports::loggable_sk(pk, sk)))]
     async fn increment_expiring(&self, pk: &str, sk: &str, by: u64, expires_at: i64) -> Result<u64, StoreError> {
         self.add_to_counter(pk, sk, by, Some(expires_at)).await
     }

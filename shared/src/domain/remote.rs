@@ -753,6 +753,8 @@ mod tests {
             email: format!("a{id}@example.com"),
             bt_enabled: enabled,
             bt_name: bt_name.map(str::to_string),
+            role: Default::default(),
+            disabled: false,
         }
     }
 

@@ -62,6 +62,7 @@ pub fn asset(name: &str) -> Option<&'static Asset> {
 pub fn routes<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
     OpenApiRouter::new()
         .routes(routes!(console_page))
+        .routes(routes!(console_setup_page))
         .routes(routes!(console_asset))
 }
 
@@ -77,6 +78,14 @@ async fn console_page() -> Response {
         INDEX_HTML,
     )
         .into_response()
+}
+
+/// The same document at the address `deskbridge serve` prints for the first admin
+/// (`/console/setup#token=...`): the page opens its first-admin screen with the token.
+#[utoipa::path(get, path = "/console/setup", tag = "console",
+    responses((status = 200, description = "The console's HTML document, opening the first-admin screen", content_type = "text/html", body = String)))]
+async fn console_setup_page() -> Response {
+    console_page().await
 }
 
 /// A script or the style sheet of the console; 404 for any other name.

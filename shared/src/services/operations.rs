@@ -4,8 +4,9 @@
 
 use serde::Serialize;
 
-use super::{Actor, Context, ServiceResult};
+use super::{audit, Actor, Context, ServiceResult};
 use crate::datto::budget::{BudgetConfig, RequestBudget};
+use crate::domain::accounts::AuditAction;
 use crate::domain::DomainError;
 use crate::ports::{DeadLetter, QueueDepth, QueueError, QueueName};
 use crate::store::VendorHealth;
@@ -19,7 +20,8 @@ pub struct Replayed {
 }
 
 /// The dead letters of every queue this host has.
-pub async fn dead_letters(ctx: &Context, _actor: &Actor) -> ServiceResult<Vec<DeadLetter>> {
+pub async fn dead_letters(ctx: &Context, actor: &Actor) -> ServiceResult<Vec<DeadLetter>> {
+    actor.require_admin("reading dead letters")?;
     let mut items = Vec::new();
     for q in QueueName::ALL {
         match ctx.queue.dead_letters(q).await {
@@ -33,7 +35,8 @@ pub async fn dead_letters(ctx: &Context, _actor: &Actor) -> ServiceResult<Vec<De
 }
 
 /// Put one dead letter back on its queue with a fresh receive count.
-pub async fn replay(ctx: &Context, _actor: &Actor, id: &str) -> ServiceResult<Replayed> {
+pub async fn replay(ctx: &Context, actor: &Actor, id: &str) -> ServiceResult<Replayed> {
+    actor.require_admin("replaying dead letters")?;
     for q in QueueName::ALL {
         let found = match ctx.queue.dead_letters(q).await {
             Ok(list) => list.iter().any(|d| d.id == id),
@@ -42,6 +45,14 @@ pub async fn replay(ctx: &Context, _actor: &Actor, id: &str) -> ServiceResult<Re
         if found {
             ctx.queue.replay(q, id).await?;
             tracing::info!(queue = %q, message_id = %id, "dead letter replayed");
+            audit::record(
+                ctx,
+                actor,
+                AuditAction::DeadLetterReplayed,
+                format!("dead-letter/{id}"),
+                vec![],
+            )
+            .await?;
             return Ok(Replayed {
                 replayed: id.to_string(),
                 queue: q,
@@ -69,7 +80,8 @@ pub struct Health {
 }
 
 /// Queue depths, vendor health and the Datto budget, as the store and queues know them.
-pub async fn health(ctx: &Context, _actor: &Actor) -> ServiceResult<Health> {
+pub async fn health(ctx: &Context, actor: &Actor) -> ServiceResult<Health> {
+    actor.require_admin("reading the operations health")?;
     let mut queues = Vec::new();
     for q in QueueName::ALL {
         match ctx.queue.depth(q).await {

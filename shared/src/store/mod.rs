@@ -6,6 +6,7 @@
 //! `pk = ticket#<id>`, `sk = action#<action id>`; counters at `pk = counter`, `sk = kind`;
 //! the vendors' shared access tokens at `pk = vendor-token`, `sk = <vendor>` (sealed).
 
+pub mod accounts;
 mod alerts;
 mod chats;
 mod desk;
@@ -26,6 +27,7 @@ use crate::domain::DomainError;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, StoreError, WriteOp};
 
+pub use accounts::Credential;
 pub use alerts::{AlertWrite, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
 pub use lease::Lease;
 pub use propagation::PendingClose;
