@@ -324,6 +324,18 @@ pub struct DeadLetter {
     pub receive_count: u32,
 }
 
+/// How many messages a queue holds right now (approximate on SQS, which counts lazily).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct QueueDepth {
+    pub queue: QueueName,
+    /// Visible, waiting for a consumer.
+    pub waiting: u64,
+    /// Received and not yet acked (invisible until their timeout).
+    pub in_flight: u64,
+    /// In the dead-letter queue.
+    pub dead_letters: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("queue unavailable: {0}")]
@@ -367,6 +379,9 @@ pub trait Queue: Send + Sync {
 
     /// Messages waiting in the queue's dead-letter queue, oldest first (at most 100).
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// How many messages wait, are in flight, and are dead-lettered.
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError>;
 
     /// Move one dead letter back onto its queue with a fresh receive count.
     async fn replay(&self, queue: QueueName, id: &str) -> Result<(), QueueError>;

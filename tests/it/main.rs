@@ -8,6 +8,7 @@ mod bad_input_table;
 mod bt_e2e;
 mod bt_lambda;
 mod bt_local;
+mod console;
 mod contract;
 mod datto_e2e;
 mod desk;

@@ -15,7 +15,7 @@ use aws_sdk_sqs::types::{
 };
 use aws_sdk_sqs::Client;
 
-use crate::ports::{DeadLetter, Queue, QueueError, QueueName, ReceivedMessage, MAX_RECEIVES};
+use crate::ports::{DeadLetter, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage, MAX_RECEIVES};
 
 /// SQS hands out at most ten messages per receive.
 const SQS_BATCH: usize = 10;
@@ -333,6 +333,50 @@ impl Queue for SqsQueue {
                 receive_count,
             })
             .collect())
+    }
+
+    /// SQS's approximate counts (`ApproximateNumberOfMessages`, `...NotVisible`) of the
+    /// queue and of its dead-letter queue.
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
+        let (url, dlq) = self.urls(queue)?;
+        let count = |attrs: &Option<std::collections::HashMap<QueueAttributeName, String>>,
+                     name: QueueAttributeName| {
+            attrs
+                .as_ref()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let main = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(QueueError::unavailable)?
+            .attributes;
+        let dead = self
+            .client
+            .get_queue_attributes()
+            .queue_url(dlq)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(QueueError::unavailable)?
+            .attributes;
+        Ok(QueueDepth {
+            queue,
+            waiting: count(&main, QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: count(&main, QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                + count(&main, QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+            // A dead letter being peeked at by a listing is still one.
+            dead_letters: count(&dead, QueueAttributeName::ApproximateNumberOfMessages)
+                + count(&dead, QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        })
     }
 
     /// Looks through the DLQ as `dead_letters` does, sends the body to the source queue

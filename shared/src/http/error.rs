@@ -36,6 +36,8 @@ pub struct ErrorBody {
 pub enum RoutingError {
     #[error("no such route")]
     NoRoute,
+    #[error("the console has no asset named {0:?}")]
+    NoAsset(String),
 }
 
 impl ApiError {
@@ -162,7 +164,9 @@ impl From<InputError> for ApiError {
 impl From<RoutingError> for ApiError {
     fn from(e: RoutingError) -> Self {
         match e {
-            RoutingError::NoRoute => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", e.to_string()),
+            RoutingError::NoRoute | RoutingError::NoAsset(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", e.to_string())
+            }
         }
     }
 }

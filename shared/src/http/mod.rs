@@ -10,6 +10,7 @@ pub mod api_datto;
 pub mod api_ops;
 pub mod auth;
 pub mod beyondtrust;
+pub mod console;
 pub mod datto;
 pub mod error;
 pub mod extract;
@@ -121,11 +122,13 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document_with(OpenApiRouter::new())
 }
 
-/// `GET /healthz` and `GET /api/openapi.json`: no token needed.
+/// `GET /healthz`, `GET /api/openapi.json` and the console's page and assets: no token
+/// needed (the console signs in against the API).
 fn unauthenticated_routes() -> OpenApiRouter<openapi::Served> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(openapi::openapi_json))
+        .merge(console::routes())
 }
 
 /// The helpdesk API (`/api/*`, behind `auth::authenticate`) plus `extra` routes behind the
@@ -152,7 +155,8 @@ fn helpdesk_router_with(ctx: Context, extra: OpenApiRouter<Context>) -> Router {
     )
 }
 
-/// The helpdesk API (`/api/*`, bearer token), `GET /healthz`, `GET /api/openapi.json`.
+/// The helpdesk API (`/api/*`, bearer token), `GET /healthz`, `GET /api/openapi.json`,
+/// the console (`/console`).
 pub fn helpdesk_router(ctx: Context) -> Router {
     helpdesk_router_with(ctx, OpenApiRouter::new())
 }

@@ -33,6 +33,7 @@ use super::error::ErrorBody;
         (name = "operations", description = "Request log, dead letters, audit log, the API document"),
         (name = "intake", description = "Vendor calls into deskbridge, authenticated by a shared secret"),
         (name = "local", description = "Routes only the local server has"),
+        (name = "console", description = "The web console: its HTML document and embedded assets (no token; it signs in against the API)"),
     )
 )]
 struct Frame;
@@ -66,7 +67,8 @@ fn needs_token(path: &str) -> bool {
         || path == "/healthz"
         || path == "/api/openapi.json"
         || path == "/api/auth/login"
-        || path == "/api/auth/setup")
+        || path == "/api/auth/setup"
+        || path.starts_with(super::security::CONSOLE_PREFIX))
 }
 
 /// The error answers an operation can give besides its own: every one may be refused for

@@ -68,6 +68,10 @@ pub struct WebhookSetup {
     pub raised_payload: Value,
     pub resolved_payload: Value,
     pub additional_values_example: Value,
+    /// The subject to paste into a monitor's e-mail response (alert e-mails).
+    pub email_subject: String,
+    /// Until when the state before the last rotation still works (its grace period).
+    pub previous_valid_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The answer of a state rotation.
@@ -137,6 +141,8 @@ pub async fn webhook_setup(ctx: &Context, actor: &Actor, base: &str) -> ServiceR
         raised_payload: setup::webhook_payload(&st.current, false),
         resolved_payload: setup::webhook_payload(&st.current, true),
         additional_values_example: setup::additional_values_example(),
+        email_subject: setup::EMAIL_SUBJECT.to_string(),
+        previous_valid_until: st.previous_valid_until(),
     })
 }
 
@@ -208,6 +214,38 @@ pub async fn map_site(
     let fields = vec!["customer_id".into(), "site_id".into()];
     audit::record(ctx, actor, AuditAction::SettingsChanged, target, fields).await?;
     Ok(saved)
+}
+
+/// Remove a Datto site's mapping (404 when it has none).
+pub async fn unmap_site(ctx: &Context, actor: &Actor, datto_site_uid: &str) -> ServiceResult<SiteMapping> {
+    actor.require_admin("changing site mappings")?;
+    Ok(ctx.store.delete_site_mapping(datto_site_uid).await?)
+}
+
+/// A Datto site as Datto lists it, with the desk site its alerts go to (if mapped).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DattoSiteRow {
+    pub uid: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<SiteMapping>,
+}
+
+/// The sites Datto lists now (one live call; "Deleted Devices" included, as Datto shows
+/// it), each beside its mapping.
+pub async fn datto_sites(ctx: &Context, actor: &Actor) -> ServiceResult<Vec<DattoSiteRow>> {
+    actor.require_admin("reading the Datto sites")?;
+    let api = ctx.datto_api().await?;
+    let sites = api.sites().await?;
+    let mut mappings = ctx.store.site_mappings().await?;
+    Ok(sites
+        .into_iter()
+        .map(|s| DattoSiteRow {
+            mapping: mappings.remove(&s.uid),
+            uid: s.uid,
+            name: s.name,
+        })
+        .collect())
 }
 
 pub async fn alert(ctx: &Context, _actor: &Actor, uid: &str) -> ServiceResult<Alert> {

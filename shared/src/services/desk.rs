@@ -221,6 +221,11 @@ pub async fn create_chat(ctx: &Context, _actor: &Actor, input: NewChat) -> Servi
     Ok(ctx.store.create_chat(input).await?)
 }
 
+/// A page of chats by id; `open_only` leaves out the ended ones.
+pub async fn chats(ctx: &Context, _actor: &Actor, open_only: bool, page: &PageRequest) -> ServiceResult<Listing<Chat>> {
+    Ok(ctx.store.chats(open_only, page).await?)
+}
+
 pub async fn chat(ctx: &Context, _actor: &Actor, id: ChatId) -> ServiceResult<Chat> {
     Ok(ctx.store.chat(id.get()).await?)
 }

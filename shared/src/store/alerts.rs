@@ -364,6 +364,23 @@ impl Store {
         }
     }
 
+    /// Remove a Datto site's mapping; its alerts then go where the import mode sends
+    /// unmapped sites. Not found when there is none.
+    pub async fn delete_site_mapping(&self, datto_site_uid: &str) -> Result<SiteMapping> {
+        let m = self
+            .site_mapping(datto_site_uid)
+            .await?
+            .ok_or_else(|| DomainError::not_found("site mapping", datto_site_uid))?;
+        self.records()
+            .write(vec![WriteOp::Delete {
+                pk: SITE_MAPPING.to_string(),
+                sk: datto_site_uid.to_string(),
+                condition: Condition::Exists,
+            }])
+            .await?;
+        Ok(m)
+    }
+
     /// Map a Datto site onto an existing customer site (replacing any earlier mapping).
     pub async fn put_site_mapping(&self, m: &SiteMapping) -> Result<SiteMapping> {
         if m.datto_site_uid.trim().is_empty() || m.datto_site_uid.len() > 100 {

@@ -15,6 +15,7 @@ mod propagation;
 mod remote;
 mod sync_runs;
 mod tickets;
+pub mod vendor_health;
 pub mod vendor_tokens;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use propagation::PendingClose;
 pub use remote::{RemoteSessionFilter, SessionImport};
 pub use sync_runs::{SyncRun, SyncRunState, SyncSummary, SyncTrigger, SYNC_RUN_DAYS};
 pub use tickets::TicketFilter;
+pub use vendor_health::{HealthNotes, VendorCall, VendorHealth};
 pub use vendor_tokens::{MintedToken, TokenCache, TokenOwner, TokenWaitTimeout};
 
 /// How many times an optimistic read-modify-write is retried after losing a race.

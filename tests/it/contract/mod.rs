@@ -165,6 +165,7 @@ macro_rules! queue_suite {
                 replaying_an_unknown_dead_letter_is_not_found,
                 queues_are_independent,
                 one_failing_message_does_not_block_the_others,
+                depth_counts_waiting_in_flight_and_dead_messages,
             );
         }
     };
