@@ -67,6 +67,11 @@ pub struct WebhookSetup {
     pub raised_payload: Value,
     pub resolved_payload: Value,
     pub additional_values_example: Value,
+    /// The subject line to paste into a monitor's e-mail response (alert method `email`
+    /// or `both`): Datto fills the placeholders; `Alert{[alertuid]}` is required.
+    pub email_subject: String,
+    /// Where such mails go and how to set the subject, in plain words.
+    pub email_instructions: String,
 }
 
 /// The answer of a state rotation.
@@ -129,6 +134,8 @@ pub async fn webhook_setup(ctx: &Context, _actor: &Actor, base: &str) -> Service
         raised_payload: setup::webhook_payload(&st.current, false),
         resolved_payload: setup::webhook_payload(&st.current, true),
         additional_values_example: setup::additional_values_example(),
+        email_subject: setup::EMAIL_SUBJECT.to_string(),
+        email_instructions: setup::email_instructions(None),
     })
 }
 

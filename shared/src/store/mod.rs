@@ -25,7 +25,7 @@ use crate::domain::DomainError;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, StoreError, WriteOp};
 
-pub use alerts::{AlertWrite, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
+pub use alerts::{AlertWrite, EnrichmentChange, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
 pub use lease::Lease;
 pub use propagation::PendingClose;
 pub use remote::{RemoteSessionFilter, SessionImport};
