@@ -9,7 +9,7 @@ use deskbridge::ports::QueueName;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::desk::{on_both_stores, Desk, TOKEN};
+use crate::desk::{on_both_stores, Desk, NowUtc, TOKEN};
 
 const L1: &str = "0123456789abcdef0123456789abcdef";
 const L2: &str = "fedcba9876543210fedcba9876543210";
@@ -397,22 +397,33 @@ async fn with_only_generated_here_off_a_foreign_session_is_parked(d: Desk) {
 
 // ---- intake -------------------------------------------------------------------------------
 
+/// Issue 10 changed this contract (DESIGN §3): with the right token an unusable body is
+/// answered 200 and recorded `rejected` (it used to be a 400, which stalls the
+/// appliance's whole feed). It still enqueues nothing and fetches no report.
 async fn a_wrong_token_or_a_malformed_body_records_nothing(d: Desk) {
     let bt = setup(&d, json!({})).await;
     let token = event_token(&d).await;
-    let (s, _) = post_event(&d, "btevt_wrong", end_event(L1)).await;
+    let (s, v) = post_event(&d, "btevt_wrong", end_event(L1)).await;
     assert_eq!(s, 401);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("holds back every later event until this URL is fixed"),
+        "{v}"
+    );
     let (s, _) = post_event(&d, "", end_event(L1)).await;
     assert!(s == 401 || s == 404 || s == 405, "{s}");
     let (s, v) = post_event(&d, &token, b"\xff\xfe=%%%".to_vec()).await;
-    assert_eq!(s, 400, "{v}");
+    assert_eq!((s, v["result"].as_str()), (200, Some("rejected")), "{v}");
     let (s, v) = post_event(
         &d,
         &token,
         b"event=support_conference_end&timestamp=1795425312".to_vec(),
     )
     .await;
-    assert_eq!(s, 400, "{v}");
+    assert_eq!((s, v["result"].as_str()), (200, Some("rejected")), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("lsid"), "{v}");
     assert_eq!(d.drain(QueueName::SessionImport).await, (0, 0), "nothing enqueued");
     let (s, v) = post_event(
         &d,
@@ -425,7 +436,87 @@ async fn a_wrong_token_or_a_malformed_body_records_nothing(d: Desk) {
     let log = d.request_log("&source=beyondtrust-event").await;
     let outcomes: Vec<&str> = log.iter().map(|e| e["outcome"].as_str().unwrap()).collect();
     assert!(outcomes.contains(&"unauthorized") && outcomes.contains(&"rejected") && outcomes.contains(&"ignored"));
+    let refused = log.iter().find(|e| e["outcome"] == "unauthorized").unwrap();
+    assert_eq!(refused["status"], 401);
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("holds back every later event until this URL is fixed"),
+        "{refused}"
+    );
+    let (_, setup) = d.get("/api/config/beyondtrust/event-url").await;
+    assert!(setup["note"]
+        .as_str()
+        .unwrap()
+        .contains("holds back every later event until this URL is fixed"));
     assert_eq!(bt.fake.report_fetches(L1), 0);
+}
+
+async fn an_unusable_body_gets_200_is_logged_rejected_and_the_next_event_imports(d: Desk) {
+    let bt = setup(&d, json!({})).await;
+    let t = ticket(&d, &bt).await;
+    bt.fake.set_report(L1, report(L1, &format!("T{t}")));
+    bt.fake.set_report(L2, report(L2, &format!("T{t}")));
+    let token = event_token(&d).await;
+    // A session end whose timestamp the appliance garbled, then a good one behind it.
+    let garbled = format!("event=support_conference_end&version=3&timestamp=soon&lsid={L2}");
+    let (s, v) = post_event(&d, &token, garbled.clone().into_bytes()).await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("rejected")), "{v}");
+    let (s, v) = post_event(&d, &token, end_event(L1)).await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("enqueued")), "{v}");
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0));
+    assert_eq!(remote_actions(&d, t).await.len(), 1, "the good event was imported");
+    let rejected = d.request_log("&source=beyondtrust-event&outcome=rejected").await;
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let r = &rejected[0];
+    assert_eq!(r["status"], 200);
+    assert!(r["reason"].as_str().unwrap().contains("timestamp"), "{r}");
+    assert_eq!(r["raw_body"], garbled.as_str(), "kept for replay");
+    // Replay: the kept body still cannot be used, so it is refused and nothing changes.
+    let replay = format!("/api/request-log/{}/replay", r["id"].as_str().unwrap());
+    let (s, v) = d.post(&replay, json!({})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("VALIDATION")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("timestamp"), "{v}");
+    assert_eq!(d.drain(QueueName::SessionImport).await, (0, 0));
+    let (s, v) = d.post("/api/request-log/nosuchentry/replay", json!({})).await;
+    assert_eq!(s, 404, "{v}");
+}
+
+async fn a_kept_body_replays_once_the_cause_is_fixed(d: Desk) {
+    let bt = setup(&d, json!({})).await;
+    let t = ticket(&d, &bt).await;
+    bt.fake.set_report(L2, report(L2, &format!("T{t}")));
+    let token = event_token(&d).await;
+    // A body an older parser refused and today's reads: recorded as intake records a
+    // rejected body (log entry + kept body in one write), then replayed by the admin.
+    let mut log = deskbridge::store::RequestLogEntry::new("beyondtrust-event", d.clock.now_utc());
+    log.status = 200;
+    log.outcome = "rejected".into();
+    log.reason = Some("timestamp: not understood by an older parser".into());
+    d.ctx.store.log_rejected_event(&log, &end_event(L2)).await.unwrap();
+    let (s, v) = d.post(&format!("/api/request-log/{}/replay", log.id), json!({})).await;
+    assert_eq!(
+        (s, v["result"].as_str(), v["lsid"].as_str()),
+        (200, Some("enqueued"), Some(L2)),
+        "{v}"
+    );
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0));
+    assert_eq!(remote_actions(&d, t).await.len(), 1);
+    // A second replay is a duplicate: the import is idempotent by lsid.
+    let (s, v) = d.post(&format!("/api/request-log/{}/replay", log.id), json!({})).await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("duplicate")), "{v}");
+    let (s, v) = post_event(&d, &token, end_event(L2)).await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("duplicate")), "{v}");
+    assert_eq!(remote_actions(&d, t).await.len(), 1);
+    let replayed = d.request_log("&source=beyondtrust-event&outcome=enqueued").await;
+    assert!(
+        replayed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("replay of request-log entry {}", log.id)),
+        "{replayed:?}"
+    );
 }
 
 // ---- invitations --------------------------------------------------------------------------
@@ -843,6 +934,8 @@ on_both_stores!(
     only_generated_here_ignores_foreign_sessions_and_keeps_ours,
     with_only_generated_here_off_a_foreign_session_is_parked,
     a_wrong_token_or_a_malformed_body_records_nothing,
+    an_unusable_body_gets_200_is_logged_rejected_and_the_next_event_imports,
+    a_kept_body_replays_once_the_cause_is_fixed,
     an_invite_for_oneself_emails_the_code_and_the_link,
     an_agent_who_is_not_logged_in_is_unavailable_unless_the_default_team_stands_in,
     quick_invites_and_invites_for_others_can_be_refused,

@@ -28,7 +28,7 @@ use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, 
 pub use alerts::{AlertWrite, EnrichmentChange, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
 pub use lease::Lease;
 pub use propagation::PendingClose;
-pub use remote::{RemoteSessionFilter, SessionImport};
+pub use remote::{KeptEvent, RemoteSessionFilter, SessionImport};
 pub use sync_runs::{SyncRun, SyncRunState, SyncSummary, SyncTrigger, SYNC_RUN_DAYS};
 pub use tickets::TicketFilter;
 pub use vendor_tokens::{MintedToken, TokenCache, TokenOwner, TokenWaitTimeout};
