@@ -11,18 +11,18 @@ use tower::ServiceExt;
 
 use crate::desk::{on_both_stores, Desk, NowUtc, TOKEN};
 
-const L1: &str = "0123456789abcdef0123456789abcdef";
-const L2: &str = "fedcba9876543210fedcba9876543210";
+pub(crate) const L1: &str = "0123456789abcdef0123456789abcdef";
+pub(crate) const L2: &str = "fedcba9876543210fedcba9876543210";
 
 /// The fixture report of a session with another lsid and external key.
-fn report(lsid: &str, key: &str) -> String {
+pub(crate) fn report(lsid: &str, key: &str) -> String {
     fixtures::REPORT.replace(fixtures::LSID_T1042, lsid).replace(
         "<external_key>T1042</external_key>",
         &format!("<external_key>{key}</external_key>"),
     )
 }
 
-fn report_incomplete(lsid: &str, key: &str) -> String {
+pub(crate) fn report_incomplete(lsid: &str, key: &str) -> String {
     fixtures::REPORT_INCOMPLETE.replace(fixtures::LSID_T1042, lsid).replace(
         "<external_key>T1042</external_key>",
         &format!("<external_key>{key}</external_key>"),
@@ -39,12 +39,18 @@ fn report_sam(lsid: &str, display_name: &str) -> String {
         )
 }
 
-fn end_event(lsid: &str) -> Vec<u8> {
+pub(crate) fn end_event(lsid: &str) -> Vec<u8> {
     format!("event=support_conference_end&version=3&timestamp=1795425312&appliance_id=ba8a&lsid={lsid}&external_key=")
         .into_bytes()
 }
 
-async fn call_as(d: &Desk, method: &str, path: &str, agent: Option<u64>, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call_as(
+    d: &Desk,
+    method: &str,
+    path: &str,
+    agent: Option<u64>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -65,25 +71,25 @@ async fn call_as(d: &Desk, method: &str, path: &str, agent: Option<u64>, body: O
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-struct Bt {
-    fake: FakeBeyondTrust,
-    customer: u64,
-    user: u64,
-    alice: u64,
-    bob: u64,
+pub(crate) struct Bt {
+    pub(crate) fake: FakeBeyondTrust,
+    pub(crate) customer: u64,
+    pub(crate) user: u64,
+    pub(crate) alice: u64,
+    pub(crate) bob: u64,
 }
 
-fn id(v: &Value) -> u64 {
+pub(crate) fn id(v: &Value) -> u64 {
     v["id"].as_u64().unwrap_or_else(|| panic!("no id in {v}"))
 }
 
-async fn create(d: &Desk, path: &str, body: Value) -> Value {
+pub(crate) async fn create(d: &Desk, path: &str, body: Value) -> Value {
     let (s, v) = d.post(path, body).await;
     assert_eq!(s, 201, "{path}: {v}");
     v
 }
 
-async fn configure(d: &Desk, fake: &FakeBeyondTrust, extra: Value) -> Value {
+pub(crate) async fn configure(d: &Desk, fake: &FakeBeyondTrust, extra: Value) -> Value {
     let mut cfg = json!({
         "base_url": fake.base_url(), "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
         "templates": {
@@ -103,8 +109,13 @@ async fn configure(d: &Desk, fake: &FakeBeyondTrust, extra: Value) -> Value {
 
 /// The fake, the settings, a customer with a user, Alice (public name, sloppy case and
 /// spaces) and Bob (private name) as technicians.
-async fn setup(d: &Desk, extra: Value) -> Bt {
+pub(crate) async fn setup(d: &Desk, extra: Value) -> Bt {
     let (_, fake) = FakeBeyondTrust::start().await;
+    setup_with(d, fake, extra).await
+}
+
+/// [`setup`] against a given fake (e.g. one on the desk's manual clock).
+pub(crate) async fn setup_with(d: &Desk, fake: FakeBeyondTrust, extra: Value) -> Bt {
     configure(d, &fake, extra).await;
     let customer = id(&create(d, "/api/customers", json!({"name": "Contoso"})).await);
     let user = id(&create(
@@ -134,7 +145,7 @@ async fn setup(d: &Desk, extra: Value) -> Bt {
     }
 }
 
-async fn ticket(d: &Desk, bt: &Bt) -> u64 {
+pub(crate) async fn ticket(d: &Desk, bt: &Bt) -> u64 {
     id(&create(
         d,
         "/api/tickets",
@@ -143,7 +154,7 @@ async fn ticket(d: &Desk, bt: &Bt) -> u64 {
     .await)
 }
 
-async fn event_token(d: &Desk) -> String {
+pub(crate) async fn event_token(d: &Desk) -> String {
     let (s, v) = d.get("/api/config/beyondtrust/event-url").await;
     assert_eq!(s, 200);
     let url = v["url"].as_str().unwrap().to_string();
@@ -154,7 +165,7 @@ async fn event_token(d: &Desk) -> String {
     url.rsplit('/').next().unwrap().to_string()
 }
 
-async fn post_event(d: &Desk, token: &str, body: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn post_event(d: &Desk, token: &str, body: Vec<u8>) -> (u16, Value) {
     d.call(
         "POST",
         &format!("/beyondtrust/events/{token}"),
@@ -165,14 +176,14 @@ async fn post_event(d: &Desk, token: &str, body: Vec<u8>) -> (u16, Value) {
     .await
 }
 
-async fn end_session(d: &Desk, lsid: &str) {
+pub(crate) async fn end_session(d: &Desk, lsid: &str) {
     let token = event_token(d).await;
     let (s, v) = post_event(d, &token, end_event(lsid)).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"], "enqueued");
 }
 
-async fn remote_actions(d: &Desk, ticket: u64) -> Vec<Value> {
+pub(crate) async fn remote_actions(d: &Desk, ticket: u64) -> Vec<Value> {
     let (s, t) = d.get(&format!("/api/tickets/{ticket}")).await;
     assert_eq!(s, 200);
     t["actions"]
@@ -184,7 +195,7 @@ async fn remote_actions(d: &Desk, ticket: u64) -> Vec<Value> {
         .collect()
 }
 
-async fn sessions(d: &Desk, query: &str) -> Vec<Value> {
+pub(crate) async fn sessions(d: &Desk, query: &str) -> Vec<Value> {
     let (s, v) = d.get(&format!("/api/remote-sessions?limit=100{query}")).await;
     assert_eq!(s, 200, "{v}");
     v["items"].as_array().unwrap().clone()

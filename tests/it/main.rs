@@ -4,6 +4,7 @@
 mod api_core;
 mod bad_input;
 mod bt_e2e;
+mod bt_fidelity;
 mod bt_lambda;
 mod bt_local;
 mod contract;

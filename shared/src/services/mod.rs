@@ -7,6 +7,7 @@
 
 pub mod alert_intake;
 pub mod beyondtrust_setup;
+pub mod beyondtrust_sync;
 pub mod close_propagation;
 pub mod consumers;
 pub mod datto_setup;

@@ -151,6 +151,20 @@ impl Store {
         Ok(self.fetch(INVITE, "remote invite", id).await?.0)
     }
 
+    /// Record how an invitation's mail went, with the ticket action saying so, in one
+    /// transaction.
+    pub async fn record_invite_mail(&self, invite: &RemoteInvite, ticket_id: u64, action: &Action) -> Result<()> {
+        let mail = (invite.email_to.clone(), invite.email_failed.clone());
+        self.update(INVITE, "remote invite", invite.id, |i: &mut RemoteInvite, ops| {
+            (i.email_to, i.email_failed) = mail.clone();
+            ops.push(Self::must_exist(TICKET, ticket_id));
+            ops.push(put_action(ticket_id, action));
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     // ---- end events ---------------------------------------------------------------------
 
     /// Record the end event of `lsid`; `false` when the lsid was recorded before.
