@@ -113,10 +113,11 @@ async fn send(desk: &Desk, r: &Row) -> (u16, String) {
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Every record but the request log's entries (which bad input is meant to add).
+/// Every record but the request log's entries (which bad input is meant to add) and the
+/// kept bodies of rejected BeyondTrust events (written in the same write as their entry).
 async fn records(faults: &FaultyStore) -> BTreeMap<(String, String), Record> {
     let mut s = faults.snapshot().await;
-    s.retain(|(pk, _), _| pk != "request-log");
+    s.retain(|(pk, _), _| pk != "request-log" && pk != "bt-kept-event");
     s
 }
 
@@ -125,11 +126,10 @@ fn text_has(v: &Value, needle: &str) -> bool {
         .is_some_and(|t| t.to_lowercase().contains(&needle.to_lowercase()))
 }
 
-/// What a correctly authenticated BeyondTrust event we cannot use is answered. DESIGN §3
-/// and issue 10 say 200 once recorded `rejected` (the appliance holds back every later
-/// event until one gets 200); main still answers 400 `MALFORMED_EVENT` (logged, nothing
-/// stored) until the fidelity2 branch (issue 10 wiring) lands: then this becomes 200.
-const BT_UNUSABLE: u16 = 400;
+/// What a correctly authenticated BeyondTrust event we cannot use is answered: 200 once
+/// recorded `rejected` with its reason and its body kept for replay (DESIGN §3, issue 10:
+/// the appliance holds back every later event until one gets 200).
+const BT_UNUSABLE: u16 = 200;
 
 fn webhook(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap()

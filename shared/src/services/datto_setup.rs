@@ -68,8 +68,11 @@ pub struct WebhookSetup {
     pub raised_payload: Value,
     pub resolved_payload: Value,
     pub additional_values_example: Value,
-    /// The subject to paste into a monitor's e-mail response (alert e-mails).
+    /// The subject line to paste into a monitor's e-mail response (alert method `email`
+    /// or `both`): Datto fills the placeholders; `Alert{[alertuid]}` is required.
     pub email_subject: String,
+    /// Where such mails go and how to set the subject, in plain words.
+    pub email_instructions: String,
     /// Until when the state before the last rotation still works (its grace period).
     pub previous_valid_until: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -143,6 +146,7 @@ pub async fn webhook_setup(ctx: &Context, actor: &Actor, base: &str) -> ServiceR
         additional_values_example: setup::additional_values_example(),
         email_subject: setup::EMAIL_SUBJECT.to_string(),
         previous_valid_until: st.previous_valid_until(),
+        email_instructions: setup::email_instructions(None),
     })
 }
 
