@@ -293,7 +293,21 @@ impl QueueName {
     pub fn parse(s: &str) -> Option<QueueName> {
         QueueName::ALL.into_iter().find(|q| q.as_str() == s)
     }
+
+    /// How many receives a message of this queue gets before the dead-letter queue:
+    /// `MAX_RECEIVES`, except session imports, which follow their retry schedule
+    /// (`jobs::session_import::RETRY_SCHEDULE`: six waits, so seven receives).
+    pub fn max_receives(self) -> u32 {
+        match self {
+            QueueName::SessionImport => SESSION_IMPORT_RECEIVES,
+            _ => MAX_RECEIVES,
+        }
+    }
 }
+
+/// Receives of a `session-import` message: one first try and one after each of the six
+/// waits of its retry schedule (5 s, 15 s, 30 s, 1 min, 2 min, 5 min).
+pub const SESSION_IMPORT_RECEIVES: u32 = 7;
 
 impl fmt::Display for QueueName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -301,7 +315,8 @@ impl fmt::Display for QueueName {
     }
 }
 
-/// How many receives a message gets before it moves to the dead-letter queue.
+/// How many receives a message gets before it moves to the dead-letter queue (see
+/// `QueueName::max_receives` for the one queue that differs).
 pub const MAX_RECEIVES: u32 = 5;
 
 /// A message handed out by `receive`; invisible to other receivers until acked, released

@@ -189,9 +189,11 @@ async fn admin_and_technician_have_their_roles(d: Desk) {
     assert_eq!(me.body["agent"]["email"], "tom@msp.example");
     assert_eq!(me.body["csrf_token"], tech.csrf.as_str());
 
-    let forbidden: [(Method, &str, Value); 6] = [
+    let forbidden: [(Method, &str, Value); 8] = [
         (Method::PUT, "/api/config/datto", json!({"alert_method": "webhook"})),
         (Method::POST, "/api/dead-letters/x/replay", json!({})),
+        (Method::POST, "/api/request-log/x/replay", json!({})),
+        (Method::POST, "/api/sync/beyondtrust", json!({})),
         (
             Method::POST,
             "/api/agents",
@@ -219,6 +221,7 @@ async fn admin_and_technician_have_their_roles(d: Desk) {
         "/api/dead-letters",
         "/api/request-log",
         "/api/config/datto",
+        "/api/sync/beyondtrust/runs",
     ] {
         assert_eq!(
             app.call(Method::GET, path, sess(&tech), None).await.status,

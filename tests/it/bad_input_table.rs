@@ -113,10 +113,11 @@ async fn send(desk: &Desk, r: &Row) -> (u16, String) {
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Every record but the request log's entries (which bad input is meant to add).
+/// Every record but the request log's entries (which bad input is meant to add) and the
+/// kept bodies of rejected BeyondTrust events (written in the same write as their entry).
 async fn records(faults: &FaultyStore) -> BTreeMap<(String, String), Record> {
     let mut s = faults.snapshot().await;
-    s.retain(|(pk, _), _| pk != "request-log");
+    s.retain(|(pk, _), _| pk != "request-log" && pk != "bt-kept-event");
     s
 }
 
@@ -125,11 +126,10 @@ fn text_has(v: &Value, needle: &str) -> bool {
         .is_some_and(|t| t.to_lowercase().contains(&needle.to_lowercase()))
 }
 
-/// What a correctly authenticated BeyondTrust event we cannot use is answered. DESIGN §3
-/// and issue 10 say 200 once recorded `rejected` (the appliance holds back every later
-/// event until one gets 200); main still answers 400 `MALFORMED_EVENT` (logged, nothing
-/// stored) until the fidelity2 branch (issue 10 wiring) lands: then this becomes 200.
-const BT_UNUSABLE: u16 = 400;
+/// What a correctly authenticated BeyondTrust event we cannot use is answered: 200 once
+/// recorded `rejected` with its reason and its body kept for replay (DESIGN §3, issue 10:
+/// the appliance holds back every later event until one gets 200).
+const BT_UNUSABLE: u16 = 200;
 
 fn webhook(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap()
@@ -470,15 +470,14 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "lsid",
         ),
         row(
-            ("beyondtrust", "over 256 KiB"),
+            ("beyondtrust", "right token, over 256 KiB (recorded)"),
             "POST",
             event.clone(),
             form_ct,
             format!("event=support_conference_end&lsid={}", "a".repeat(300 * 1024)),
-            413,
+            BT_UNUSABLE,
             "256 KiB",
-        )
-        .logged(Logged::Any),
+        ),
         // ---------------------------------------------------------------- inbound mail
         row(
             ("mail", "no Alert{uid} in the subject"),
@@ -813,6 +812,72 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             "",
             400,
             "status",
+        ),
+        // ------------------------------------------------ gaps the first table found
+        row(
+            ("webhook", "alert_uid given twice (duplicate JSON key)"),
+            "POST",
+            wh,
+            json_ct,
+            raised_text.replacen('{', "{\"alert_uid\": \"0b0b0b0b-1111-4222-8333-444455556666\", ", 1),
+            400,
+            "alert_uid",
+        ),
+        row(
+            ("api", "summary given twice (duplicate JSON key)"),
+            "POST",
+            "/api/tickets",
+            json_ct,
+            format!("{{\"summary\": \"a\", \"summary\": \"b\", \"customer_id\": {cid}}}"),
+            400,
+            "summary",
+        ),
+        row(
+            ("api", "duplicate key nested in custom fields"),
+            "POST",
+            "/api/tickets",
+            json_ct,
+            format!(
+                "{{\"summary\": \"a\", \"customer_id\": {cid}, \"custom_fields\": {{\"k\": \"1\", \"k\": \"2\"}}}}"
+            ),
+            400,
+            "custom_fields.k",
+        ),
+        row(
+            ("api", "NUL byte in a ticket summary"),
+            "POST",
+            "/api/tickets",
+            json_ct,
+            format!("{{\"summary\": \"Disk\\u0000full\", \"customer_id\": {cid}}}"),
+            400,
+            "summary",
+        ),
+        row(
+            ("api", "javascript: as the Datto API URL"),
+            "PUT",
+            "/api/config/datto",
+            json_ct,
+            "{\"api_url\": \"javascript:alert(1)\", \"alert_method\": \"webhook\"}",
+            400,
+            "api_url",
+        ),
+        row(
+            ("api", "path traversal as a Datto site uid"),
+            "PUT",
+            "/api/site-mappings/..%2F..%2Fetc",
+            json_ct,
+            format!("{{\"customer_id\": {cid}, \"site_id\": 1}}"),
+            400,
+            "datto_site_uid",
+        ),
+        row(
+            ("beyondtrust", "right token, two different lsids (recorded)"),
+            "POST",
+            event.clone(),
+            form_ct,
+            "event=support_conference_end&timestamp=1795425312&lsid=aaaa1111bbbb2222&lsid=cccc3333dddd4444",
+            BT_UNUSABLE,
+            "lsid",
         ),
     ];
     assert!(rows.len() >= 50, "{} rows", rows.len());

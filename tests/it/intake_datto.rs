@@ -401,6 +401,12 @@ async fn the_setup_helper_payloads_round_trip_through_the_webhook(d: Desk) {
     assert_eq!(h["url"], "https://desk.example.test/datto/webhook");
     assert_eq!(h["content_type"], "application/json");
     assert!(h["additional_values_example"].is_object());
+    // The e-mail route: the subject line to paste into a monitor's e-mail response.
+    assert_eq!(
+        h["email_subject"],
+        "Alert on device: [ipaddress], reason [alert] - Alert{[alertuid]}"
+    );
+    assert!(h["email_instructions"].as_str().unwrap().contains("Alert{[alertuid]}"));
     // Datto substitutes placeholders as plain text, without JSON escaping.
     let values = [
         ("[alert_uid]", UID),

@@ -6,6 +6,7 @@ mod api_core;
 mod bad_input;
 mod bad_input_table;
 mod bt_e2e;
+mod bt_fidelity;
 mod bt_lambda;
 mod bt_local;
 mod console;

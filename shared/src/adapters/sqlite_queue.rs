@@ -95,6 +95,7 @@ fn receive_blocking(
     now: i64,
     visibility_ms: i64,
 ) -> rusqlite::Result<Vec<ReceivedMessage>> {
+    let max_receives = QueueName::parse(queue).map_or(MAX_RECEIVES, QueueName::max_receives);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Vec::new();
     let mut after_seq = i64::MIN;
@@ -115,7 +116,7 @@ fn receive_blocking(
         }
         for (seq, id, body, count) in batch {
             after_seq = seq;
-            if count >= MAX_RECEIVES {
+            if count >= max_receives {
                 tx.prepare_cached("UPDATE queue_messages SET dead = 1, receipt = NULL WHERE seq = ?1")?
                     .execute(params![seq])?;
                 continue;

@@ -266,6 +266,9 @@ pub enum Decision {
     /// Datto confirmed the agent's close (or knew nothing of the alert).
     ResolvePropagated,
     TicketReopened,
+    /// Enrichment filled fields that arrived unknown from the Datto API (the event says
+    /// which, from where and what they were).
+    FieldsCorrected,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -156,7 +156,6 @@ impl From<InputError> for ApiError {
             }
             InputError::MalformedJson { .. } => ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", message),
             InputError::Invalid { .. } => ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION", message),
-            InputError::MalformedEvent(_) => ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_EVENT", message),
         }
     }
 }

@@ -62,7 +62,16 @@ pub struct ConfigCheck {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UrlAnswer {
     pub url: String,
+    /// What to know about the URL, in plain words (the event URL: what a wrong one does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
+
+/// The event URL's note on the setup screen.
+pub const EVENT_URL_NOTE: &str = "Enter this URL as an HTTP recipient of outbound events (Support Session End). \
+     If the URL is wrong, every event is refused with 401 and the appliance holds back every later event \
+     until this URL is fixed; nothing is lost meanwhile. Refused events show in the request log \
+     (GET /api/request-log?source=beyondtrust-event) as unauthorized.";
 
 /// What a team import changed, and the teams afterwards.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -174,6 +183,7 @@ pub async fn event_url(ctx: &Context, actor: &Actor, base: &str) -> ServiceResul
     let token = event_token(ctx.secrets.as_ref()).await?;
     Ok(UrlAnswer {
         url: format!("{base}/beyondtrust/events/{token}"),
+        note: Some(EVENT_URL_NOTE.to_string()),
     })
 }
 
@@ -242,5 +252,6 @@ pub async fn jump_url(ctx: &Context, _actor: &Actor, inventory: &str) -> Service
     .expect("urlencoded");
     Ok(UrlAnswer {
         url: format!("{base}/api/client_script?{query}"),
+        note: None,
     })
 }

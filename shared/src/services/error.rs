@@ -37,9 +37,6 @@ pub enum InputError {
     /// Well-formed, but a field is missing or has the wrong type or value.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
-    /// A form-encoded vendor event that does not parse.
-    #[error("{0}")]
-    MalformedEvent(String),
 }
 
 impl InputError {

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod alert_intake;
 pub mod audit;
 pub mod beyondtrust_setup;
+pub mod beyondtrust_sync;
 pub mod close_propagation;
 pub mod consumers;
 pub mod datto_setup;

@@ -618,14 +618,51 @@ impl Store {
     }
 }
 
+/// What one enrichment writes besides its action: the alert's corrected facts and their
+/// timeline entries, and the ticket fields that follow from them (only the ones given).
+#[derive(Debug, Clone, Default)]
+pub struct EnrichmentChange {
+    pub facts: Option<crate::domain::alerts::AlertFacts>,
+    pub timeline: Vec<crate::domain::alerts::TimelineEntry>,
+    pub summary: Option<String>,
+    pub priority: Option<crate::domain::desk::Priority>,
+    pub asset: Option<String>,
+    /// The customer site of the corrected Datto site.
+    pub site: Option<SiteMapping>,
+}
+
+impl EnrichmentChange {
+    fn changes_ticket(&self) -> bool {
+        self.summary.is_some() || self.priority.is_some() || self.asset.is_some() || self.site.is_some()
+    }
+
+    fn apply_to(&self, t: &mut Ticket) {
+        if let Some(s) = &self.summary {
+            t.summary.clone_from(s);
+        }
+        if let Some(p) = self.priority {
+            t.priority = p;
+        }
+        if let Some(a) = &self.asset {
+            t.asset = Some(a.clone());
+        }
+        if let Some(m) = &self.site {
+            t.customer_id = m.customer_id;
+            t.site_id = m.site_id;
+        }
+    }
+}
+
 impl Store {
-    /// Add the enrichment action and mark the alert enriched, in one transaction; a second
-    /// enrichment of the same alert adds nothing.
+    /// Add the enrichment action, apply its corrections to the alert and the ticket and
+    /// mark the alert enriched, in one transaction; a second enrichment of the same alert
+    /// adds nothing.
     pub async fn record_enrichment(
         &self,
         uid: &AlertUid,
         ticket_id: u64,
         action: &crate::domain::tickets::Action,
+        change: &EnrichmentChange,
     ) -> Result<()> {
         for _ in 0..super::UPDATE_ATTEMPTS {
             let Some((mut alert, v)) = self.alert(uid).await? else {
@@ -635,14 +672,29 @@ impl Store {
                 return Ok(());
             }
             alert.enriched = true;
-            let ops = vec![
-                Self::alert_put(&alert, Some(v)),
-                Self::must_exist(TICKET, ticket_id),
-                put_action(ticket_id, action),
-            ];
+            if let Some(f) = &change.facts {
+                alert.facts = f.clone();
+            }
+            alert.timeline.extend(change.timeline.iter().cloned());
+            let mut ops = vec![Self::alert_put(&alert, Some(v))];
+            if change.changes_ticket() {
+                let (mut t, tv) = self.ticket_head(ticket_id).await?;
+                change.apply_to(&mut t);
+                ops.push(Self::put_over(TICKET, ticket_id, &t, tv));
+                if let Some(m) = &change.site {
+                    ops.push(Self::must_exist(SITE, m.site_id));
+                }
+            } else {
+                ops.push(Self::must_exist(TICKET, ticket_id));
+            }
+            ops.push(put_action(ticket_id, action));
             match self.records().write(ops).await {
                 Ok(()) => return Ok(()),
-                Err(StoreError::ConditionFailed { pk, .. }) if pk == ALERT => continue,
+                Err(StoreError::ConditionFailed { pk, .. })
+                    if pk == ALERT || (pk == TICKET && change.changes_ticket()) =>
+                {
+                    continue
+                }
                 Err(e) => return Err(missing_reference(e, &[(TICKET, "ticket", ticket_id)])),
             }
         }

@@ -28,10 +28,10 @@ use crate::error::{Error, Result};
 use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, StoreError, WriteOp};
 
 pub use accounts::Credential;
-pub use alerts::{AlertWrite, NewAlert, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
+pub use alerts::{AlertWrite, EnrichmentChange, NewAlert, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
 pub use lease::Lease;
 pub use propagation::PendingClose;
-pub use remote::{RemoteSessionFilter, SessionImport};
+pub use remote::{KeptEvent, RemoteSessionFilter, SessionImport};
 pub use sync_runs::{SyncRun, SyncRunState, SyncSummary, SyncTrigger, SYNC_RUN_DAYS};
 pub use tickets::TicketFilter;
 pub use vendor_health::{HealthNotes, VendorCall, VendorHealth};
