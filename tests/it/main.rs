@@ -31,5 +31,6 @@ mod store_faults;
 mod sync_batches;
 mod template;
 mod tidy;
+mod vendor_faults;
 mod vendor_fidelity;
 mod vendor_tokens;
