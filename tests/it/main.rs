@@ -2,6 +2,7 @@
 //! paths. (The binary as a child process is tested in `infra/local/tests/binary.rs`.)
 
 mod accounts;
+mod alert_properties;
 mod api_core;
 mod bad_input;
 mod bad_input_table;

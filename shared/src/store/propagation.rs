@@ -23,6 +23,21 @@ pub struct PendingClose {
     /// When a `ticket-closed` message was last sent for it.
     #[serde(default)]
     pub enqueued_at: Option<DateTime<Utc>>,
+    /// A delivery of its message is telling Datto until then (see
+    /// [`Store::claim_pending_close`]); a duplicate delivery meanwhile waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_until: Option<DateTime<Utc>>,
+}
+
+/// What [`Store::claim_pending_close`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CloseClaim {
+    /// This delivery may tell Datto, until the claim's end.
+    Claimed(PendingClose),
+    /// Another delivery holds an unexpired claim.
+    Busy,
+    /// Nothing pending: already propagated.
+    NotPending,
 }
 
 impl PendingClose {
@@ -92,6 +107,63 @@ impl Store {
         Ok(())
     }
 
+    /// Take the pending close of `ticket_id` for `lease` (a conditional write), so that two
+    /// deliveries of its message at once make one resolve call: the loser finds it `Busy`.
+    /// A claim whose holder died expires; the next delivery or the sweep takes it then.
+    pub async fn claim_pending_close(&self, ticket_id: u64, lease: chrono::Duration) -> Result<CloseClaim> {
+        let Some((mut p, v)) = self.pending_close(ticket_id).await? else {
+            return Ok(CloseClaim::NotPending);
+        };
+        let now = self.clock().now();
+        if p.claimed_until.is_some_and(|until| until > now) {
+            return Ok(CloseClaim::Busy);
+        }
+        p.claimed_until = Some(now + lease);
+        let mut r = Record::new(
+            PENDING_CLOSE,
+            sk_id(ticket_id),
+            serde_json::to_value(&p).expect("serializable"),
+        );
+        r.version = v + 1;
+        match self
+            .records()
+            .write(vec![WriteOp::Put {
+                record: r,
+                condition: Condition::VersionIs(v),
+            }])
+            .await
+        {
+            Ok(()) => Ok(CloseClaim::Claimed(p)),
+            Err(StoreError::ConditionFailed { .. }) => Ok(CloseClaim::Busy),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Give up the claim of [`Store::claim_pending_close`] (the delivery failed).
+    pub async fn release_close_claim(&self, ticket_id: u64) -> Result<()> {
+        let Some((mut p, v)) = self.pending_close(ticket_id).await? else {
+            return Ok(());
+        };
+        p.claimed_until = None;
+        let mut r = Record::new(
+            PENDING_CLOSE,
+            sk_id(ticket_id),
+            serde_json::to_value(&p).expect("serializable"),
+        );
+        r.version = v + 1;
+        match self
+            .records()
+            .write(vec![WriteOp::Put {
+                record: r,
+                condition: Condition::VersionIs(v),
+            }])
+            .await
+        {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Datto knows now (or never needed to): mark the alert propagated, drop the pending
     /// record, and add `note` to the ticket when given — in one transaction.
     pub async fn finish_close_propagation(&self, ticket_id: u64, uid: &AlertUid, note: Option<&str>) -> Result<()> {
@@ -158,6 +230,7 @@ impl Store {
                             alert_uid: a.alert_uid.to_string(),
                             closed_at: now,
                             enqueued_at: None,
+                            claimed_until: None,
                         };
                         ops.push(pending_close_put(&p));
                         *pending.lock().expect("lock") = Some(p);
