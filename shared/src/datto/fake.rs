@@ -482,28 +482,38 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         (index, failure)
     };
     let reset = failure == Some(Failure::Reset);
-    let response = match failure {
+    let instead = match &failure {
         Some(Failure::TooManyRequests { retry_after }) => {
             let mut r = status_only(StatusCode::TOO_MANY_REQUESTS);
             if let Some(s) = retry_after {
-                r.headers_mut().insert(header::RETRY_AFTER, s.into());
+                r.headers_mut().insert(header::RETRY_AFTER, (*s).into());
             }
-            r
+            Some(r)
         }
-        Some(Failure::Forbidden) => status_only(StatusCode::FORBIDDEN),
-        Some(Failure::ServerError(s)) => {
-            status_only(StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        Some(Failure::Forbidden) => Some(status_only(StatusCode::FORBIDDEN)),
+        Some(Failure::ServerError(s)) => Some(status_only(
+            StatusCode::from_u16(*s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        )),
+        Some(Failure::Unauthorized) => Some(status_only(StatusCode::UNAUTHORIZED)),
+        Some(Failure::Status(s)) => Some(status_only(StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_REQUEST))),
+        Some(Failure::Reset) => Some(dropped_connection()),
+        Some(Failure::Malformed) => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body><h1>Service temporarily unavailable</h1></body></html>",
+            )
+                .into_response(),
+        ),
+        Some(Failure::Slow(d)) => {
+            tokio::time::sleep(*d).await;
+            None
         }
-        Some(Failure::Unauthorized) => status_only(StatusCode::UNAUTHORIZED),
-        Some(Failure::Status(s)) => status_only(StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST)),
-        Some(Failure::Reset) => dropped_connection(),
-        Some(Failure::Malformed) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/html")],
-            "<html><body><h1>Service temporarily unavailable</h1></body></html>",
-        )
-            .into_response(),
-        Some(wire @ (Failure::Truncated | Failure::SlowBody(_))) => {
+        Some(Failure::Truncated | Failure::SlowBody(_)) | None => None,
+    };
+    let response = match instead {
+        Some(r) => r,
+        None => {
             let real = route(
                 &shared,
                 now,
@@ -514,32 +524,10 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 body,
             )
             .await;
-            cut_body(real, wire).await
-        }
-        Some(Failure::Slow(d)) => {
-            tokio::time::sleep(d).await;
-            route(
-                &shared,
-                now,
-                &parts.method,
-                &parts.headers,
-                &path,
-                query.as_deref(),
-                body,
-            )
-            .await
-        }
-        None => {
-            route(
-                &shared,
-                now,
-                &parts.method,
-                &parts.headers,
-                &path,
-                query.as_deref(),
-                body,
-            )
-            .await
+            match failure {
+                Some(wire @ (Failure::Truncated | Failure::SlowBody(_))) => cut_body(real, wire).await,
+                _ => real,
+            }
         }
     };
     if let Some(entry) = shared.world().log.get_mut(index) {

@@ -82,24 +82,27 @@ impl Store {
         Ok(due)
     }
 
+    /// Write `p` over its record if that is still at `version`.
+    async fn replace_pending_close(&self, p: &PendingClose, version: u64) -> std::result::Result<(), StoreError> {
+        let mut r = Record::new(
+            PENDING_CLOSE,
+            sk_id(p.ticket_id),
+            serde_json::to_value(p).expect("serializable"),
+        );
+        r.version = version + 1;
+        self.records()
+            .write(vec![WriteOp::Put {
+                record: r,
+                condition: Condition::VersionIs(version),
+            }])
+            .await
+    }
+
     /// Remember that a message was sent for the pending close (if it is still pending).
     pub async fn mark_close_enqueued(&self, ticket_id: u64, at: DateTime<Utc>) -> Result<()> {
         if let Some((mut p, v)) = self.pending_close(ticket_id).await? {
             p.enqueued_at = Some(at);
-            let mut r = Record::new(
-                PENDING_CLOSE,
-                sk_id(ticket_id),
-                serde_json::to_value(&p).expect("serializable"),
-            );
-            r.version = v + 1;
-            match self
-                .records()
-                .write(vec![WriteOp::Put {
-                    record: r,
-                    condition: Condition::VersionIs(v),
-                }])
-                .await
-            {
+            match self.replace_pending_close(&p, v).await {
                 Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -119,20 +122,7 @@ impl Store {
             return Ok(CloseClaim::Busy);
         }
         p.claimed_until = Some(now + lease);
-        let mut r = Record::new(
-            PENDING_CLOSE,
-            sk_id(ticket_id),
-            serde_json::to_value(&p).expect("serializable"),
-        );
-        r.version = v + 1;
-        match self
-            .records()
-            .write(vec![WriteOp::Put {
-                record: r,
-                condition: Condition::VersionIs(v),
-            }])
-            .await
-        {
+        match self.replace_pending_close(&p, v).await {
             Ok(()) => Ok(CloseClaim::Claimed(p)),
             Err(StoreError::ConditionFailed { .. }) => Ok(CloseClaim::Busy),
             Err(e) => Err(e.into()),
@@ -145,20 +135,7 @@ impl Store {
             return Ok(());
         };
         p.claimed_until = None;
-        let mut r = Record::new(
-            PENDING_CLOSE,
-            sk_id(ticket_id),
-            serde_json::to_value(&p).expect("serializable"),
-        );
-        r.version = v + 1;
-        match self
-            .records()
-            .write(vec![WriteOp::Put {
-                record: r,
-                condition: Condition::VersionIs(v),
-            }])
-            .await
-        {
+        match self.replace_pending_close(&p, v).await {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
