@@ -85,9 +85,15 @@ pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) ->
 /// The claimed part of [`propagate_close`]: Datto's view, the resolve, the finish.
 async fn tell_datto(store: &Store, datto: &dyn DattoApi, ticket_id: u64, uid: &AlertUid) -> Result<(), JobError> {
     let (ticket, _) = store.ticket_head(ticket_id).await?;
-    if ticket.close_origin == Some(CloseOrigin::Datto) || ticket.is_open() {
-        // Datto closed it, or it was reopened: nothing to tell Datto.
+    if ticket.close_origin == Some(CloseOrigin::Datto) {
+        // Datto closed it: nothing to tell Datto.
         store.finish_close_propagation(ticket_id, uid, None).await?;
+        return Ok(());
+    }
+    if ticket.is_open() {
+        // Reopened before Datto was told: nothing to tell now, and the alert is not
+        // resolved there, so the next close of the ticket is told.
+        store.drop_pending_close(ticket_id, uid).await?;
         return Ok(());
     }
     if let Some((alert, _)) = store.alert(uid).await? {

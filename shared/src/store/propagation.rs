@@ -144,6 +144,16 @@ impl Store {
     /// Datto knows now (or never needed to): mark the alert propagated, drop the pending
     /// record, and add `note` to the ticket when given — in one transaction.
     pub async fn finish_close_propagation(&self, ticket_id: u64, uid: &AlertUid, note: Option<&str>) -> Result<()> {
+        self.end_pending_close(ticket_id, uid, note, true).await
+    }
+
+    /// The ticket was reopened before Datto was told: drop the pending record, Datto not
+    /// told (the alert stays open as far as deskbridge knows, so a later close is told).
+    pub async fn drop_pending_close(&self, ticket_id: u64, uid: &AlertUid) -> Result<()> {
+        self.end_pending_close(ticket_id, uid, None, false).await
+    }
+
+    async fn end_pending_close(&self, ticket_id: u64, uid: &AlertUid, note: Option<&str>, told: bool) -> Result<()> {
         for _ in 0..super::UPDATE_ATTEMPTS {
             let mut ops = vec![WriteOp::Delete {
                 pk: PENDING_CLOSE.to_string(),
@@ -152,7 +162,11 @@ impl Store {
             }];
             if let Some((mut alert, v)) = self.alert(uid).await? {
                 let a: &mut Alert = &mut alert;
-                resolve_propagated(a, self.clock().now());
+                if told {
+                    resolve_propagated(a, self.clock().now());
+                } else {
+                    a.propagation_pending = false;
+                }
                 ops.push(Self::alert_put(&alert, Some(v)));
             }
             if let Some(note) = note {
