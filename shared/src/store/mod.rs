@@ -30,7 +30,7 @@ use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, 
 pub use accounts::Credential;
 pub use alerts::{AlertWrite, EnrichmentChange, NewAlert, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
 pub use lease::Lease;
-pub use propagation::PendingClose;
+pub use propagation::{CloseClaim, PendingClose};
 pub use remote::{KeptEvent, RemoteSessionFilter, SessionImport};
 pub use sync_runs::{SyncRun, SyncRunState, SyncSummary, SyncTrigger, SYNC_RUN_DAYS};
 pub use tickets::TicketFilter;

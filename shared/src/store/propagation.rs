@@ -23,6 +23,21 @@ pub struct PendingClose {
     /// When a `ticket-closed` message was last sent for it.
     #[serde(default)]
     pub enqueued_at: Option<DateTime<Utc>>,
+    /// A delivery of its message is telling Datto until then (see
+    /// [`Store::claim_pending_close`]); a duplicate delivery meanwhile waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_until: Option<DateTime<Utc>>,
+}
+
+/// What [`Store::claim_pending_close`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CloseClaim {
+    /// This delivery may tell Datto, until the claim's end.
+    Claimed(PendingClose),
+    /// Another delivery holds an unexpired claim.
+    Busy,
+    /// Nothing pending: already propagated.
+    NotPending,
 }
 
 impl PendingClose {
@@ -67,24 +82,27 @@ impl Store {
         Ok(due)
     }
 
+    /// Write `p` over its record if that is still at `version`.
+    async fn replace_pending_close(&self, p: &PendingClose, version: u64) -> std::result::Result<(), StoreError> {
+        let mut r = Record::new(
+            PENDING_CLOSE,
+            sk_id(p.ticket_id),
+            serde_json::to_value(p).expect("serializable"),
+        );
+        r.version = version + 1;
+        self.records()
+            .write(vec![WriteOp::Put {
+                record: r,
+                condition: Condition::VersionIs(version),
+            }])
+            .await
+    }
+
     /// Remember that a message was sent for the pending close (if it is still pending).
     pub async fn mark_close_enqueued(&self, ticket_id: u64, at: DateTime<Utc>) -> Result<()> {
         if let Some((mut p, v)) = self.pending_close(ticket_id).await? {
             p.enqueued_at = Some(at);
-            let mut r = Record::new(
-                PENDING_CLOSE,
-                sk_id(ticket_id),
-                serde_json::to_value(&p).expect("serializable"),
-            );
-            r.version = v + 1;
-            match self
-                .records()
-                .write(vec![WriteOp::Put {
-                    record: r,
-                    condition: Condition::VersionIs(v),
-                }])
-                .await
-            {
+            match self.replace_pending_close(&p, v).await {
                 Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -92,9 +110,50 @@ impl Store {
         Ok(())
     }
 
+    /// Take the pending close of `ticket_id` for `lease` (a conditional write), so that two
+    /// deliveries of its message at once make one resolve call: the loser finds it `Busy`.
+    /// A claim whose holder died expires; the next delivery or the sweep takes it then.
+    pub async fn claim_pending_close(&self, ticket_id: u64, lease: chrono::Duration) -> Result<CloseClaim> {
+        let Some((mut p, v)) = self.pending_close(ticket_id).await? else {
+            return Ok(CloseClaim::NotPending);
+        };
+        let now = self.clock().now();
+        if p.claimed_until.is_some_and(|until| until > now) {
+            return Ok(CloseClaim::Busy);
+        }
+        p.claimed_until = Some(now + lease);
+        match self.replace_pending_close(&p, v).await {
+            Ok(()) => Ok(CloseClaim::Claimed(p)),
+            Err(StoreError::ConditionFailed { .. }) => Ok(CloseClaim::Busy),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Give up the claim of [`Store::claim_pending_close`] (the delivery failed).
+    pub async fn release_close_claim(&self, ticket_id: u64) -> Result<()> {
+        let Some((mut p, v)) = self.pending_close(ticket_id).await? else {
+            return Ok(());
+        };
+        p.claimed_until = None;
+        match self.replace_pending_close(&p, v).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Datto knows now (or never needed to): mark the alert propagated, drop the pending
     /// record, and add `note` to the ticket when given — in one transaction.
     pub async fn finish_close_propagation(&self, ticket_id: u64, uid: &AlertUid, note: Option<&str>) -> Result<()> {
+        self.end_pending_close(ticket_id, uid, note, true).await
+    }
+
+    /// The ticket was reopened before Datto was told: drop the pending record, Datto not
+    /// told (the alert stays open as far as deskbridge knows, so a later close is told).
+    pub async fn drop_pending_close(&self, ticket_id: u64, uid: &AlertUid) -> Result<()> {
+        self.end_pending_close(ticket_id, uid, None, false).await
+    }
+
+    async fn end_pending_close(&self, ticket_id: u64, uid: &AlertUid, note: Option<&str>, told: bool) -> Result<()> {
         for _ in 0..super::UPDATE_ATTEMPTS {
             let mut ops = vec![WriteOp::Delete {
                 pk: PENDING_CLOSE.to_string(),
@@ -103,7 +162,11 @@ impl Store {
             }];
             if let Some((mut alert, v)) = self.alert(uid).await? {
                 let a: &mut Alert = &mut alert;
-                resolve_propagated(a, self.clock().now());
+                if told {
+                    resolve_propagated(a, self.clock().now());
+                } else {
+                    a.propagation_pending = false;
+                }
                 ops.push(Self::alert_put(&alert, Some(v)));
             }
             if let Some(note) = note {
@@ -158,6 +221,7 @@ impl Store {
                             alert_uid: a.alert_uid.to_string(),
                             closed_at: now,
                             enqueued_at: None,
+                            claimed_until: None,
                         };
                         ops.push(pending_close_put(&p));
                         *pending.lock().expect("lock") = Some(p);
