@@ -3,13 +3,13 @@
 //! and then, for a new ticket, the request for its enrichment (`accept`).
 
 pub mod mail;
+pub mod noise;
 pub mod ses;
 
 use rand::Rng;
 
-use crate::domain::alerts::{apply, ticket_draft, AlertEvent, AlertSource, AlertUid, Effect, Outcome};
+use crate::domain::alerts::{apply, AlertEvent, AlertEventKind, AlertState, AlertUid, Effect, Outcome};
 use crate::domain::datto::DattoSettings;
-use crate::domain::tickets::{Action, ActionKind, Ticket, TicketStatus};
 use crate::error::{Error, Result};
 use crate::ports::{Queue, QueueName, StoreError};
 use crate::store::{AlertWrite, RequestLogEntry, Store};
@@ -24,6 +24,9 @@ pub struct IntakeResult {
     pub alert_uid: AlertUid,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket_id: Option<u64>,
+    /// What noise control decided (`related to ticket 12`, `suppressed by rule 1 'Lab'`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
 }
 
 fn outcome_word(o: Outcome) -> &'static str {
@@ -33,64 +36,6 @@ fn outcome_word(o: Outcome) -> &'static str {
         Outcome::Duplicate => "duplicate",
         Outcome::Resolved => "resolved",
     }
-}
-
-fn source_word(s: AlertSource) -> &'static str {
-    match s {
-        AlertSource::Webhook => "webhook",
-        AlertSource::Email => "e-mail",
-        AlertSource::Poll => "poll",
-    }
-}
-
-/// Build the ticket an alert opens (customer and site from the mapping or the import).
-async fn new_alert_ticket(store: &Store, ev: &AlertEvent, settings: &DattoSettings) -> Result<Ticket> {
-    let facts = &ev.facts;
-    let draft = ticket_draft(&ev.uid, facts, &settings.priority_map)?;
-    let mapping = match facts.site_uid.as_deref() {
-        Some(site_uid) => {
-            store
-                .site_for_datto(site_uid, facts.site_name.as_deref(), settings)
-                .await?
-        }
-        None => store.fallback_alert_site(settings).await?,
-    };
-    let ticket_type_id = match settings.default_ticket_type_id {
-        Some(t) => Some(t),
-        None => store.default_ticket_type().await?.map(|t| t.id),
-    };
-    // The number comes first: a lost race leaves a gap, never a second ticket.
-    let id = store.next_id("ticket").await?;
-    let (action_id, now) = store.new_action_stamp().await?;
-    let note = format!(
-        "Datto RMM alert raised (via {}): {}",
-        source_word(ev.source),
-        facts.message.as_deref().unwrap_or(&draft.summary)
-    );
-    Ok(Ticket {
-        id,
-        summary: draft.summary,
-        details: draft.details,
-        status: TicketStatus::Open,
-        customer_id: mapping.customer_id,
-        site_id: mapping.site_id,
-        user_id: None,
-        ticket_type_id,
-        priority: draft.priority,
-        alert_uid: Some(ev.uid.as_str().to_string()),
-        asset: draft.asset,
-        custom_fields: draft.custom_fields,
-        created_at: now,
-        closed_at: None,
-        close_origin: None,
-        actions: vec![Action {
-            id: action_id,
-            at: now,
-            kind: ActionKind::Alert,
-            agent_id: None,
-            note,
-        }],
-    })
 }
 
 /// The `alert-enrich` message: add Datto's details to the new ticket of an alert.
@@ -144,6 +89,7 @@ pub async fn ingest_with(
     ev: &AlertEvent,
     mut log: Option<RequestLogEntry>,
 ) -> Result<IntakeResult> {
+    let config = store.noise_config().await?;
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             // Spread retries of concurrent duplicates a little.
@@ -152,45 +98,61 @@ pub async fn ingest_with(
         }
         let current = store.alert(&ev.uid).await?;
         let mut applied = apply(current.as_ref().map(|(a, _)| a), ev);
-        let mut new_ticket = None;
-        if applied.effect == Some(Effect::OpenTicket) {
-            let t = new_alert_ticket(store, ev, settings).await?;
-            applied.alert.ticket_id = Some(t.id);
-            new_ticket = Some(t);
-        }
+        // Noise control decides once the alert's facts are final (see `noise`).
+        let was_open = current.as_ref().is_some_and(|(a, _)| a.state == AlertState::Open);
+        let noise = if applied.effect == Some(Effect::OpenTicket) {
+            Some(noise::on_raise(store, settings, &config, ev, &mut applied.alert).await?)
+        } else if ev.kind == AlertEventKind::Resolved && was_open {
+            noise::on_resolve(store, &config, ev, &mut applied.alert).await?
+        } else {
+            None
+        };
+        let outcome = match &noise {
+            Some(n) if applied.outcome == Outcome::Created && !n.opened && n.ticket_id.is_some() => Outcome::Updated,
+            _ => applied.outcome,
+        };
         let result = IntakeResult {
-            result: applied.outcome,
+            result: outcome,
             alert_uid: ev.uid.clone(),
             ticket_id: applied.alert.ticket_id,
+            decision: noise.as_ref().map(|n| n.line.outcome.clone()),
         };
         if let Some(l) = log.as_mut() {
             l.status = 200;
-            l.outcome = outcome_word(applied.outcome).to_string();
+            l.outcome = match &noise {
+                Some(n) if !n.plain => n.line.outcome.clone(),
+                _ => outcome_word(applied.outcome).to_string(),
+            };
             l.alert_uid = Some(ev.uid.to_string());
         }
-        if !applied.changed && applied.effect.is_none() {
+        if !applied.changed && applied.effect.is_none() && noise.is_none() {
             if let Some(l) = &log {
                 store.log_request(l).await?;
             }
             return Ok(result);
         }
-        let close_ticket = match applied.effect {
-            Some(Effect::CloseTicket { ticket_id }) => Some(ticket_id),
+        let close_ticket = match (applied.effect, &noise) {
+            (Some(Effect::CloseTicket { ticket_id }), None) => Some(ticket_id),
             _ => None,
         };
         let write = AlertWrite {
             alert: &applied.alert,
             previous_version: current.as_ref().map(|(_, v)| *v),
-            new_ticket: new_ticket.as_ref(),
+            new_ticket: None,
             close_ticket,
             log: log.as_ref(),
+            extra: noise.map(|n| n.ops).unwrap_or_default(),
         };
         match store.write_alert(write).await {
             Ok(()) => {
-                tracing::info!(alert_uid = %ev.uid, outcome = outcome_word(applied.outcome), ticket_id = ?result.ticket_id, "alert event applied");
+                tracing::info!(alert_uid = %ev.uid, outcome = outcome_word(outcome), decision = ?result.decision, ticket_id = ?result.ticket_id, "alert event applied");
                 return Ok(result);
             }
-            Err(Error::Store(StoreError::ConditionFailed { pk, .. })) if pk == "alert" || pk == "ticket" => continue,
+            Err(Error::Store(StoreError::ConditionFailed { pk, .. }))
+                if pk == "alert" || pk == "ticket" || pk == "noise-device" || pk.starts_with("ticket#") =>
+            {
+                continue
+            }
             Err(e) => return Err(e),
         }
     }

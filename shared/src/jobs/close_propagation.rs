@@ -46,33 +46,47 @@ struct TicketClosed {
     alert_uid: String,
 }
 
-/// Handle one `ticket-closed` message. Idempotent: a message for a close already told to
-/// Datto (or that came from Datto) does nothing.
+/// Handle one `ticket-closed` message: every alert the pending close still lists is
+/// resolved in Datto once and then leaves the list. Idempotent: a message for a close
+/// already told to Datto (or that came from Datto) does nothing, and a redelivery skips
+/// the alerts already done.
 pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(), JobError> {
     let msg: TicketClosed = serde_json::from_str(body).map_err(|e| JobError::bad_message("ticket-closed", e))?;
-    let uid = AlertUid::parse("alert_uid", &msg.alert_uid).map_err(|e| JobError::bad_message("ticket-closed", e))?;
-    let Some(_) = store.pending_close(msg.ticket_id).await? else {
+    AlertUid::parse("alert_uid", &msg.alert_uid).map_err(|e| JobError::bad_message("ticket-closed", e))?;
+    let Some((pending, _)) = store.pending_close(msg.ticket_id).await? else {
         tracing::info!(ticket_id = msg.ticket_id, "close already propagated");
         return Ok(());
     };
     let (ticket, _) = store.ticket_head(msg.ticket_id).await?;
-    if ticket.close_origin == Some(CloseOrigin::Datto) || ticket.is_open() {
-        // Datto closed it, or it was reopened: nothing to tell Datto.
-        store.finish_close_propagation(msg.ticket_id, &uid, None).await?;
+    let tell = !(ticket.close_origin == Some(CloseOrigin::Datto) || ticket.is_open());
+    for uid in pending.uids() {
+        let Ok(uid) = AlertUid::parse("alert_uid", &uid) else {
+            continue;
+        };
+        propagate_one(store, datto, msg.ticket_id, &uid, tell).await?;
+    }
+    Ok(())
+}
+
+/// Tell Datto about one alert of a closed ticket (unless `tell` is false: Datto closed the
+/// ticket, or it was reopened), then take it off the pending close.
+async fn propagate_one(store: &Store, datto: &dyn DattoApi, ticket_id: u64, uid: &AlertUid, tell: bool) -> Result<(), JobError> {
+    if !tell {
+        store.finish_close_propagation(ticket_id, uid, None).await?;
         return Ok(());
     }
-    if let Some((alert, _)) = store.alert(&uid).await? {
+    if let Some((alert, _)) = store.alert(uid).await? {
         if alert.resolve_propagated {
-            store.finish_close_propagation(msg.ticket_id, &uid, None).await?;
+            store.finish_close_propagation(ticket_id, uid, None).await?;
             return Ok(());
         }
     }
-    let note = match datto.alert(&uid).await?.map(|a| a.resolved) {
+    let note = match datto.alert(uid).await?.map(|a| a.resolved) {
         Some(true) => None,
         None => Some(format!(
             "Datto RMM does not know alert {uid}; nothing to resolve there."
         )),
-        Some(false) => match datto.resolve(&uid).await? {
+        Some(false) => match datto.resolve(uid).await? {
             ResolveResult::Resolved => Some(format!("Alert {uid} resolved in Datto RMM.")),
             ResolveResult::AlreadyResolved => None,
             ResolveResult::Unknown => Some(format!(
@@ -80,10 +94,8 @@ pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) ->
             )),
         },
     };
-    store
-        .finish_close_propagation(msg.ticket_id, &uid, note.as_deref())
-        .await?;
-    tracing::info!(ticket_id = msg.ticket_id, alert_uid = %uid, "close propagated to Datto");
+    store.finish_close_propagation(ticket_id, uid, note.as_deref()).await?;
+    tracing::info!(ticket_id, alert_uid = %uid, "close propagated to Datto");
     Ok(())
 }
 

@@ -83,6 +83,9 @@ pub struct AlertWrite<'a> {
     pub close_ticket: Option<u64>,
     /// Log entry stored in the same transaction.
     pub log: Option<&'a RequestLogEntry>,
+    /// Further writes of the same decision (noise control: the device's state, tickets the
+    /// alert joined, reopened or closed).
+    pub extra: Vec<WriteOp>,
 }
 
 fn alert_record(alert: &Alert, version: u64) -> Record {
@@ -141,6 +144,7 @@ impl Store {
                 ops.push(put_action(tid, &action));
             }
         }
+        ops.extend(w.extra);
         if let Some(log) = w.log {
             ops.push(self.request_log_put(log));
         }
