@@ -14,6 +14,7 @@ pub mod datto_sync;
 pub mod desk;
 pub mod error;
 pub mod invitations;
+pub mod noise;
 pub mod operations;
 pub mod remote_sessions;
 pub mod request_log;
