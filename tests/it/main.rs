@@ -18,6 +18,7 @@ mod jobs_close;
 mod jobs_lambda;
 mod jobs_sync;
 mod lambda_events;
+mod noise;
 mod openapi;
 mod scripted_datto;
 mod security;
