@@ -111,7 +111,10 @@ async fn three_alerts_for_one_device_make_one_ticket_and_a_close_resolves_each_o
     let second = raise(&d, &uids[1], "DC01", "Disk C: 95% full").await;
     minutes(&d, 5);
     let third = raise(&d, &uids[2], "DC01", "Service Spooler stopped").await;
-    assert_eq!((second["ticket_id"].as_u64(), third["ticket_id"].as_u64()), (Some(tid), Some(tid)));
+    assert_eq!(
+        (second["ticket_id"].as_u64(), third["ticket_id"].as_u64()),
+        (Some(tid), Some(tid))
+    );
     assert_eq!(second["result"], "updated");
     assert_eq!(second["decision"], format!("related to ticket {tid}"));
     assert_eq!(d.tickets().await.len(), 1, "one ticket");
@@ -126,7 +129,9 @@ async fn three_alerts_for_one_device_make_one_ticket_and_a_close_resolves_each_o
     resolve(&d, &uids[0], "DC01", "CPU usage above 90%").await;
     let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
     assert_eq!(t["status"], "open");
-    assert!(notes(&t).iter().any(|n| n.contains(&format!("Alert {} resolved in Datto", uids[0]))));
+    assert!(notes(&t)
+        .iter()
+        .any(|n| n.contains(&format!("Alert {} resolved in Datto", uids[0]))));
 
     let datto = datto_with_open(&uids);
     datto.resolve_in_datto(&uids[0]);
@@ -173,7 +178,10 @@ async fn closing_when_the_last_alert_resolves(d: Desk) {
     let r = resolve(&d, &a, "WS07", "CPU high").await;
     assert_eq!(r["result"], "resolved");
     let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
-    assert_eq!((t["status"].as_str(), t["close_origin"].as_str()), (Some("closed"), Some("datto")));
+    assert_eq!(
+        (t["status"].as_str(), t["close_origin"].as_str()),
+        (Some("closed"), Some("datto"))
+    );
 }
 
 async fn an_alert_recurring_within_the_window_reopens_its_ticket_and_outside_opens_a_new_one(d: Desk) {
@@ -186,7 +194,10 @@ async fn an_alert_recurring_within_the_window_reopens_its_ticket_and_outside_ope
     assert_eq!(r["ticket_id"].as_u64(), Some(tid));
     assert_eq!(r["decision"], format!("recurred: reopened ticket {tid} (1st time)"));
     let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
-    assert_eq!((t["status"].as_str(), t["noise"]["recurrences"].as_u64()), (Some("open"), Some(1)));
+    assert_eq!(
+        (t["status"].as_str(), t["noise"]["recurrences"].as_u64()),
+        (Some("open"), Some(1))
+    );
     assert!(notes(&t).iter().any(|n| n.contains("Recurred (1st time)")), "{t}");
 
     // Outside the window (default 3 hours): a new ticket.
@@ -231,8 +242,14 @@ async fn a_monitor_flapping_ten_times_in_thirty_minutes_leaves_one_ticket_marked
     assert_eq!(t["noise"]["alert_uids"].as_array().unwrap().len(), 10);
     let reopens = notes(&t).iter().filter(|n| n.contains("Ticket reopened")).count();
     let closes = notes(&t).iter().filter(|n| n.contains("Ticket closed")).count();
-    assert!(reopens <= 4 && closes <= 4, "churn only before flapping was detected: {t}");
-    assert!(timeline_notes(&d, &uid(109)).await.iter().any(|n| n.contains("Flapping")));
+    assert!(
+        reopens <= 4 && closes <= 4,
+        "churn only before flapping was detected: {t}"
+    );
+    assert!(timeline_notes(&d, &uid(109))
+        .await
+        .iter()
+        .any(|n| n.contains("Flapping")));
 }
 
 async fn an_alert_in_a_maintenance_window_opens_no_ticket_until_the_window_ends(mut d: Desk) {
@@ -285,7 +302,10 @@ async fn rules_route_as_the_preview_said_on_webhook_mail_and_poll(mut d: Desk) {
     d.configure_datto().await;
     let (_, team) = d.post("/api/teams", json!({"name": "Infra"})).await;
     let (_, tt) = d
-        .post("/api/ticket-types", json!({"name": "Server", "default_priority": "high"}))
+        .post(
+            "/api/ticket-types",
+            json!({"name": "Server", "default_priority": "high"}),
+        )
         .await;
     let mut rule = route_rule();
     rule["then"]["route"]["team_id"] = team["id"].clone();
@@ -375,7 +395,10 @@ async fn rules_and_windows_are_validated_on_save_naming_the_field(d: Desk) {
     assert_eq!(s, 400, "{e}");
     assert!(e["message"].as_str().unwrap().contains("when.priorities[1]"), "{e}");
     let (s, e) = d
-        .post("/api/noise/rules", json!({"name": "x", "when": {"device_names": [""]}, "then": "suppress"}))
+        .post(
+            "/api/noise/rules",
+            json!({"name": "x", "when": {"device_names": [""]}, "then": "suppress"}),
+        )
         .await;
     assert_eq!(s, 400, "{e}");
     assert!(e.to_string().contains("when.device_names[0]"), "{e}");
@@ -393,27 +416,50 @@ async fn rules_and_windows_are_validated_on_save_naming_the_field(d: Desk) {
     assert_eq!(s, 400, "{e}");
     assert!(e.to_string().contains("duration_minutes"), "{e}");
     let (s, e) = d
-        .post("/api/noise/rules", json!({"name": "late", "then": "suppress", "position": 5}))
+        .post(
+            "/api/noise/rules",
+            json!({"name": "late", "then": "suppress", "position": 5}),
+        )
         .await;
     assert_eq!(s, 400, "{e}");
     assert!(e.to_string().contains("position"), "{e}");
 
     // CRUD keeps the order; nothing refused was stored.
-    let (_, a) = d.post("/api/noise/rules", json!({"name": "a", "then": "suppress"})).await;
+    let (_, a) = d
+        .post("/api/noise/rules", json!({"name": "a", "then": "suppress"}))
+        .await;
     let (_, b) = d
-        .post("/api/noise/rules", json!({"name": "b", "then": "suppress", "position": 1}))
+        .post(
+            "/api/noise/rules",
+            json!({"name": "b", "then": "suppress", "position": 1}),
+        )
         .await;
     let (_, l) = d.get("/api/noise/rules").await;
-    let names: Vec<&str> = l["items"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = l["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["b", "a"]);
     let (s, _) = d
-        .put(&format!("/api/noise/rules/{}", b["id"]), json!({"name": "b2", "then": "suppress", "position": 2}))
+        .put(
+            &format!("/api/noise/rules/{}", b["id"]),
+            json!({"name": "b2", "then": "suppress", "position": 2}),
+        )
         .await;
     assert_eq!(s, 200);
     let (_, l) = d.get("/api/noise/rules").await;
-    let names: Vec<&str> = l["items"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = l["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["a", "b2"]);
-    let (s, _) = d.call("DELETE", &format!("/api/noise/rules/{}", a["id"]), None, vec![], true).await;
+    let (s, _) = d
+        .call("DELETE", &format!("/api/noise/rules/{}", a["id"]), None, vec![], true)
+        .await;
     assert_eq!(s, 204);
     let (s, _) = d.get(&format!("/api/noise/rules/{}", a["id"])).await;
     assert_eq!(s, 404);
@@ -468,7 +514,11 @@ async fn interleaving(mut d: Desk, steps: Vec<Step>) {
             Step::Raise { device, monitor } => {
                 let u = uid(1000 + n as u64);
                 let (dev, msg) = (format!("D{device}"), format!("Monitor {monitor} failed"));
-                datto.alerts.lock().unwrap().insert(u.clone(), (false, AlertFacts::default()));
+                datto
+                    .alerts
+                    .lock()
+                    .unwrap()
+                    .insert(u.clone(), (false, AlertFacts::default()));
                 let r = raise(&d, &u, &dev, &msg).await;
                 let tid = r["ticket_id"].as_u64().unwrap_or_else(|| panic!("no ticket: {r}"));
                 on_ticket.insert(u.clone(), tid);
@@ -511,8 +561,16 @@ async fn interleaving(mut d: Desk, steps: Vec<Step>) {
         .await
         .unwrap();
     d.drain(QueueName::TicketClosed).await;
-    for p in d.ctx.store.pending_closes_due(d.clock.now_utc() + chrono::Duration::days(1), 1000).await.unwrap() {
-        propagate_close(&d.ctx.store, datto.as_ref(), &p.message()).await.unwrap();
+    for p in d
+        .ctx
+        .store
+        .pending_closes_due(d.clock.now_utc() + chrono::Duration::days(1), 1000)
+        .await
+        .unwrap()
+    {
+        propagate_close(&d.ctx.store, datto.as_ref(), &p.message())
+            .await
+            .unwrap();
     }
 
     for (u, tid) in &on_ticket {
@@ -522,7 +580,13 @@ async fn interleaving(mut d: Desk, steps: Vec<Step>) {
             uids.contains(&AlertUid::parse("uid", u).unwrap()),
             "alert {u} lost from ticket {tid}: {uids:?}"
         );
-        let (a, _) = d.ctx.store.alert(&AlertUid::parse("uid", u).unwrap()).await.unwrap().unwrap();
+        let (a, _) = d
+            .ctx
+            .store
+            .alert(&AlertUid::parse("uid", u).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(a.ticket_id, Some(*tid), "alert {u} points at another ticket");
     }
     for (u, n) in resolve_counts(&datto) {
@@ -534,7 +598,10 @@ async fn interleaving(mut d: Desk, steps: Vec<Step>) {
 /// SQLite), all on one runtime so the store's connections live as long as it.
 fn run_interleavings(cases: u32, dynamodb: bool) {
     use proptest::prelude::*;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     if dynamodb && rt.block_on(deskbridge_tests::stores::dynamodb()).is_none() {
         return;
     }

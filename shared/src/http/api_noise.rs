@@ -50,7 +50,10 @@ async fn create_rule(
     actor: Actor,
     ApiJson(input): ApiJson<RuleBody>,
 ) -> ApiResult<(StatusCode, Json<RoutingRule>)> {
-    Ok((StatusCode::CREATED, Json(noise::create_rule(&ctx, &actor, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(noise::create_rule(&ctx, &actor, input).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/noise/rules/{id}", tag = "noise", params(("id" = u64, Path, description = "Rule id")), responses((status = 200, description = "The rule", body = RoutingRule), (status = 404, description = "No such rule", body = ErrorBody)))]
@@ -85,7 +88,10 @@ async fn create_window(
     actor: Actor,
     ApiJson(input): ApiJson<WindowBody>,
 ) -> ApiResult<(StatusCode, Json<MaintenanceWindow>)> {
-    Ok((StatusCode::CREATED, Json(noise::create_window(&ctx, &actor, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(noise::create_window(&ctx, &actor, input).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/noise/windows/{id}", tag = "noise", params(("id" = u64, Path, description = "Window id")), responses((status = 200, description = "The window", body = MaintenanceWindow), (status = 404, description = "No such window", body = ErrorBody)))]

@@ -127,8 +127,12 @@ impl<'a> TicketChanges<'a> {
                     t.noise.flapping = *flapping;
                     if let Some(p) = parent_id {
                         let child = *ticket_id;
-                        self.action(*p, ActionKind::System, format!("Recurred: ticket {child} opened as its child."))
-                            .await?;
+                        self.action(
+                            *p,
+                            ActionKind::System,
+                            format!("Recurred: ticket {child} opened as its child."),
+                        )
+                        .await?;
                     }
                     self.tickets.insert(*ticket_id, (t, None));
                 }
@@ -157,6 +161,12 @@ impl<'a> TicketChanges<'a> {
                     let (id, now) = self.store.new_action_stamp().await?;
                     let t = self.ticket(*ticket_id).await?;
                     if t.is_open() {
+                        // A ticket of one alert closes as it always did.
+                        let note = if t.noise.alert_uids.len() > 1 {
+                            note.as_str()
+                        } else {
+                            ""
+                        };
                         let a = t.close(id, None, note, CloseOrigin::Datto, now)?;
                         self.actions.push((*ticket_id, a));
                     }
@@ -180,7 +190,9 @@ impl<'a> TicketChanges<'a> {
             priorities: &o.settings.priority_map,
         };
         let routed = routed_ticket(uid, &o.alert.facts, rule, defaults)?.ok_or_else(|| {
-            Error::Store(StoreError::Unavailable("a suppressed alert cannot open a ticket".into()))
+            Error::Store(StoreError::Unavailable(
+                "a suppressed alert cannot open a ticket".into(),
+            ))
         })?;
         let (action_id, now) = self.store.new_action_stamp().await?;
         let note = format!(
@@ -270,7 +282,9 @@ async fn other_lines(
         by_alert.entry(uid.to_string()).or_default().push(line);
     }
     for (uid, lines) in by_alert {
-        let Ok(uid) = AlertUid::parse("alert_uid", &uid) else { continue };
+        let Ok(uid) = AlertUid::parse("alert_uid", &uid) else {
+            continue;
+        };
         if let Some((mut a, v)) = store.alert(&uid).await? {
             for l in lines {
                 a.timeline.push(noise_entry(at, "time", l));
@@ -370,11 +384,12 @@ async fn decide_one(
 /// The ticket the decision put `uid` on.
 fn ticket_of(rec: &Recorded, uid: &AlertUid) -> Option<u64> {
     rec.effects.iter().find_map(|e| match e {
-        TicketEffect::Open { ticket_id, alert_uid, .. } | TicketEffect::AddAlert { ticket_id, alert_uid, .. }
-            if alert_uid == uid =>
-        {
-            Some(*ticket_id)
+        TicketEffect::Open {
+            ticket_id, alert_uid, ..
         }
+        | TicketEffect::AddAlert {
+            ticket_id, alert_uid, ..
+        } if alert_uid == uid => Some(*ticket_id),
         _ => None,
     })
 }
@@ -478,7 +493,9 @@ async fn settle_device(
     let default_type = default_type(store, settings).await?;
     let mut opened = 0;
     for uid in &settled.release {
-        let Some((mut alert, v)) = store.alert(uid).await? else { continue };
+        let Some((mut alert, v)) = store.alert(uid).await? else {
+            continue;
+        };
         if alert.state != AlertState::Open || alert.ticket_id.is_some() {
             continue;
         }

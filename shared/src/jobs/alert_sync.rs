@@ -137,7 +137,10 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
                 // A ticket holding several alerts (noise control): ask only about those
                 // not yet known as resolved.
                 let known_resolved = t.noise.alert_uids.len() > 1
-                    && store.alert(&uid).await?.is_some_and(|(a, _)| a.state == AlertState::Resolved);
+                    && store
+                        .alert(&uid)
+                        .await?
+                        .is_some_and(|(a, _)| a.state == AlertState::Resolved);
                 if !known_resolved {
                     candidates.push(uid);
                 }

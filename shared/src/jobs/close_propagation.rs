@@ -70,7 +70,13 @@ pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) ->
 
 /// Tell Datto about one alert of a closed ticket (unless `tell` is false: Datto closed the
 /// ticket, or it was reopened), then take it off the pending close.
-async fn propagate_one(store: &Store, datto: &dyn DattoApi, ticket_id: u64, uid: &AlertUid, tell: bool) -> Result<(), JobError> {
+async fn propagate_one(
+    store: &Store,
+    datto: &dyn DattoApi,
+    ticket_id: u64,
+    uid: &AlertUid,
+    tell: bool,
+) -> Result<(), JobError> {
     if !tell {
         store.finish_close_propagation(ticket_id, uid, None).await?;
         return Ok(());

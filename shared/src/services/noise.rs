@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::{Actor, Context, ServiceResult};
 use crate::domain::alerts::{AlertFacts, AlertUid};
 use crate::domain::noise::{
-    preview as rule_preview, MaintenanceWindow, NoiseSettings, RuleAction, RuleInput, RuleMatch, RulePreview,
-    RoutingRule, TicketDefaults, WindowSchedule, WindowScope,
+    preview as rule_preview, MaintenanceWindow, NoiseSettings, RoutingRule, RuleAction, RuleInput, RuleMatch,
+    RulePreview, TicketDefaults, WindowSchedule, WindowScope,
 };
 use crate::domain::DomainError;
 
@@ -94,7 +94,11 @@ fn place(rules: &mut Vec<RoutingRule>, rule: RoutingRule, position: Option<usize
         Some(_) => {
             return Err(DomainError::invalid(
                 "position",
-                format!("must be 1 to {} (the list holds {} rules)", rules.len() + 1, rules.len()),
+                format!(
+                    "must be 1 to {} (the list holds {} rules)",
+                    rules.len() + 1,
+                    rules.len()
+                ),
             ))
         }
     };
@@ -198,10 +202,7 @@ pub async fn preview(ctx: &Context, _actor: &Actor, req: PreviewRequest) -> Serv
             return Err(DomainError::invalid("alert_uid", "give either alert or alert_uid, not both").into())
         }
         (None, None) => return Err(DomainError::invalid("alert", "give a sample alert or an alert_uid").into()),
-        (Some(f), None) => (
-            AlertUid::parse("alert_uid", "00000000-0000-0000-0000-000000000000")?,
-            f,
-        ),
+        (Some(f), None) => (AlertUid::parse("alert_uid", "00000000-0000-0000-0000-000000000000")?, f),
         (None, Some(u)) => {
             let uid = AlertUid::parse("alert_uid", &u)?;
             let (a, _) = ctx

@@ -8,9 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Store, UPDATE_ATTEMPTS};
-use crate::domain::noise::{
-    validate_rules, DeviceKey, DeviceNoise, MaintenanceWindow, NoiseSettings, RoutingRule,
-};
+use crate::domain::noise::{validate_rules, DeviceKey, DeviceNoise, MaintenanceWindow, NoiseSettings, RoutingRule};
 use crate::domain::DomainError;
 use crate::error::Result;
 use crate::ports::{Condition, Index, Query, Record, StoreError, WriteOp};
@@ -105,7 +103,9 @@ impl Store {
             validate_rules(&list.rules)?;
             let data = serde_json::to_value(&list).expect("serializable");
             if data.to_string().len() > RULES_RECORD_MAX {
-                return Err(DomainError::invalid("rules", "the rule list is too large to store (at most 350 KiB)").into());
+                return Err(
+                    DomainError::invalid("rules", "the rule list is too large to store (at most 350 KiB)").into(),
+                );
             }
             let mut r = Record::new(CONFIG, RULES_SK, data);
             r.version = list.version + 1;
@@ -154,7 +154,8 @@ impl Store {
     }
 
     pub async fn delete_maintenance_window(&self, id: u64) -> Result<()> {
-        self.fetch::<MaintenanceWindow>(WINDOW, "maintenance window", id).await?;
+        self.fetch::<MaintenanceWindow>(WINDOW, "maintenance window", id)
+            .await?;
         self.records()
             .write(vec![WriteOp::Delete {
                 pk: WINDOW.to_string(),

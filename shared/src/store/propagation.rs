@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::alerts::ALERT;
+use super::noise::DEVICE_NOISE;
 use super::tickets::{put_action, TICKET};
 use super::{sk_id, Store, UPDATE_ATTEMPTS};
-use super::noise::DEVICE_NOISE;
 use crate::domain::alerts::{resolve_propagated, Alert, AlertUid};
 use crate::domain::noise::{agent_closed, DeviceKey, TicketEffect};
 use crate::domain::tickets::{Action, ActionKind, CloseOrigin, Ticket};
