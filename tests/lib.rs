@@ -1,6 +1,8 @@
 //! Test support shared by the integration tests: where the emulators are, and the rule
 //! that a missing emulator skips loudly on a laptop but fails under `CI=true`.
 
+pub mod lambda_host;
+
 pub mod emulators {
     /// Endpoint of DynamoDB Local, from `DESKBRIDGE_TEST_DYNAMODB_URL` (set by scripts/test).
     pub fn dynamodb() -> Option<String> {
@@ -39,7 +41,7 @@ pub mod emulators {
 
     /// An AWS SDK config pointing at `endpoint` with dummy credentials.
     pub async fn aws_config(endpoint: &str) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        deskbridge::hosting::sdk_loader()
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("eu-west-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -165,7 +165,7 @@ impl Bench {
 
 async fn bench(endpoint: &str) -> anyhow::Result<Bench> {
     let meter = CapacityMeter::new();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = deskbridge::hosting::sdk_loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("eu-west-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -93,25 +93,48 @@ enum Outcome {
 }
 
 async fn send(client: &reqwest::Client, url: &str, body: Bytes, started: Instant) -> Outcome {
-    let sent = client
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await;
-    match sent {
+    let call = Call {
+        method: reqwest::Method::POST,
+        url: url.to_string(),
+        content_type: Some("application/json"),
+        body,
+        bearer: None,
+    };
+    send_call(client, call, started).await.0
+}
+
+/// One HTTP request of a mixed load: any method, optional body type and bearer token.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub content_type: Option<&'static str>,
+    pub body: Bytes,
+    pub bearer: Option<Arc<str>>,
+}
+
+/// Send `call`; its outcome, and the answer's status (0: no answer).
+async fn send_call(client: &reqwest::Client, call: Call, started: Instant) -> (Outcome, u16) {
+    let mut req = client.request(call.method, &call.url);
+    if let Some(ct) = call.content_type {
+        req = req.header("content-type", ct).body(call.body);
+    }
+    if let Some(token) = call.bearer {
+        req = req.bearer_auth(token);
+    }
+    match req.send().await {
         Ok(resp) => {
-            let ok = resp.status().is_success();
+            let status = resp.status();
             // Read the whole answer: the request is done when its body is.
             let read = resp.bytes().await;
             let took = started.elapsed();
-            match (ok, read) {
-                (true, Ok(_)) => Outcome::Ok(took),
-                (false, Ok(_)) => Outcome::Non2xx(took),
-                (_, Err(_)) => Outcome::Failed,
+            match (status.is_success(), read) {
+                (true, Ok(_)) => (Outcome::Ok(took), status.as_u16()),
+                (false, Ok(_)) => (Outcome::Non2xx(took), status.as_u16()),
+                (_, Err(_)) => (Outcome::Failed, 0),
             }
         }
-        Err(_) => Outcome::Failed,
+        Err(_) => (Outcome::Failed, 0),
     }
 }
 
@@ -181,6 +204,45 @@ pub async fn open_loop(client: &reqwest::Client, url: &str, bodies: Arc<Vec<Byte
         let (client, url, body) = (client.clone(), url.to_string(), body.clone());
         let due = due.into_std();
         tasks.push(tokio::spawn(async move { send(&client, &url, body, due).await }));
+    }
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for t in futures::future::join_all(tasks).await {
+        outcomes.push(t.expect("load task"));
+    }
+    report(outcomes, start.elapsed(), max_lag)
+}
+
+/// Send call i (made by `make` when it is due, so a long run holds no bodies in advance)
+/// at `start + i / rate` for `seconds`, each on its own task (open loop); `on_answer`
+/// sees every call's index and answer status (0: no answer). Ends when all are answered.
+pub async fn open_loop_calls<F, A>(
+    client: &reqwest::Client,
+    rate: f64,
+    seconds: f64,
+    mut make: F,
+    on_answer: A,
+) -> LoadReport
+where
+    F: FnMut(usize) -> Call,
+    A: Fn(usize, u16) + Send + Sync + 'static,
+{
+    let count = (rate * seconds).round() as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = tokio::time::Instant::now() + Duration::from_millis(10);
+    let on_answer = Arc::new(on_answer);
+    let mut tasks = Vec::with_capacity(count);
+    let mut max_lag = Duration::ZERO;
+    for i in 0..count {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        max_lag = max_lag.max(tokio::time::Instant::now().saturating_duration_since(due));
+        let (client, call, on_answer) = (client.clone(), make(i), on_answer.clone());
+        let due = due.into_std();
+        tasks.push(tokio::spawn(async move {
+            let (outcome, status) = send_call(&client, call, due).await;
+            on_answer(i, status);
+            outcome
+        }));
     }
     let mut outcomes = Vec::with_capacity(tasks.len());
     for t in futures::future::join_all(tasks).await {

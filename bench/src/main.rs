@@ -37,6 +37,13 @@ enum Bench {
         #[command(flatten)]
         bins: Bins,
     },
+    /// Noise control on (default settings) against off: two `deskbridge serve`s, the same
+    /// bounded loads of distinct alerts, from a device each and from 100 devices.
+    IngestNoise {
+        /// The release `deskbridge` binary.
+        #[arg(long)]
+        deskbridge_bin: PathBuf,
+    },
     /// The Datto sync of 2,000 sites / 20,000 alerts on SQLite, with its list-only baseline,
     /// then `POST /api/sync/datto` and its queued run on a fresh store.
     SyncSqlite,
@@ -46,6 +53,20 @@ enum Bench {
         dynamodb: DynamoDb,
         #[command(flatten)]
         size: SyncSize,
+    },
+    /// The soak: mixed traffic (new alerts, duplicates, resolves, API reads, BeyondTrust
+    /// session ends) at a fixed rate against `deskbridge serve`, then its queues drained;
+    /// fails on any error, RSS growth over 10 % after warm-up, or queues left undrained.
+    Soak {
+        /// The `deskbridge` binary.
+        #[arg(long)]
+        deskbridge_bin: PathBuf,
+        /// Length of the run in seconds (default 600; 30 with --smoke).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Requests per second (default 100).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// DynamoDB capacity per new alert, duplicate, agent close and imported session.
     Capacity {
@@ -116,6 +137,28 @@ async fn run_ingest(bins: &Bins, smoke: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_ingest_noise(bin: &std::path::Path, smoke: bool) -> anyhow::Result<()> {
+    let plan = if smoke { IngestPlan::smoke() } else { IngestPlan::full() };
+    let dir = tempfile::tempdir()?;
+    let token = "bench-noise-token";
+    let client = deskbridge_bench::load::client();
+    let off = ingest::spawn_deskbridge(bin, &dir.path().join("noise-off"), token)?;
+    let on = ingest::spawn_deskbridge(bin, &dir.path().join("noise-on"), token)?;
+    println!(
+        "ingest with noise control: off at {}, on (default settings) at {}, fresh data dirs (load average {})",
+        off.target.base,
+        on.target.base,
+        procfs::load_average()
+    );
+    let off_state = ingest::configure_deskbridge(&client, &off.target.base, token).await?;
+    ingest::set_noise(&client, &off.target.base, token, ingest::noise_off()).await?;
+    let on_state = ingest::configure_deskbridge(&client, &on.target.base, token).await?;
+    ingest::run_noise(&plan, (&off.target, &off_state), (&on.target, &on_state)).await?;
+    off.stop()?;
+    on.stop()?;
+    Ok(())
+}
+
 async fn run_sync_sqlite(smoke: bool) -> anyhow::Result<()> {
     let (sites, alerts) = sync_size(smoke);
     let dir = tempfile::tempdir()?;
@@ -133,7 +176,7 @@ async fn run_sync_dynamodb(endpoint: &str, smoke: bool, size: &SyncSize) -> anyh
         size.dynamodb_sites.unwrap_or(sites),
         size.dynamodb_alerts.unwrap_or(alerts),
     );
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = deskbridge::hosting::sdk_loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("eu-west-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -157,6 +200,64 @@ async fn run_sync_dynamodb(endpoint: &str, smoke: bool, size: &SyncSize) -> anyh
     Ok(())
 }
 
+async fn run_soak(bin: &std::path::Path, smoke: bool, seconds: Option<f64>, rate: Option<f64>) -> anyhow::Result<()> {
+    use deskbridge_bench::soak::{self, SoakPlan};
+    let mut plan = if smoke { SoakPlan::smoke() } else { SoakPlan::full() };
+    if let Some(s) = seconds {
+        plan.warmup_seconds = plan.warmup_seconds.min(s / 5.0);
+        plan.seconds = s;
+    }
+    if let Some(r) = rate {
+        plan.rate = r;
+    }
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("deskbridge");
+    let token = "bench-soak-token";
+    let server = ingest::spawn_deskbridge_with(bin, &data_dir, token, true)?;
+    println!(
+        "soak: deskbridge serve at {} (pid {}), {} s at {} req/s, warm-up {} s (load average {})",
+        server.target.base,
+        server.target.pid,
+        plan.seconds,
+        plan.rate,
+        plan.warmup_seconds,
+        procfs::load_average()
+    );
+    let client = deskbridge_bench::load::client();
+    let setup = Arc::new(soak::configure(&client, &server.target.base, token, &plan).await?);
+    let figures = soak::run(
+        &plan,
+        setup,
+        server.target.pid,
+        data_dir.clone(),
+        std::time::Duration::from_secs(300),
+    )
+    .await?;
+    figures.print();
+    println!("  load average at the end: {}", procfs::load_average());
+    for (t, kib) in figures.rss.iter().step_by((figures.rss.len() / 12).max(1)) {
+        println!("    RSS at {t:>5.0} s: {:.1} MiB", *kib as f64 / 1024.0);
+    }
+    let errors = figures.load.non_2xx + figures.load.failed;
+    let log = server.stop()?;
+    let growth = figures.rss_growth();
+    if errors > 0 || figures.dead_letters > 0 || figures.sessions_imported != figures.sessions_sent || growth > 0.10 {
+        anyhow::bail!(
+            "soak failed: {errors} errors, {} dead letters, {} of {} sessions imported, RSS growth {:+.1} % (server log: {} lines)",
+            figures.dead_letters,
+            figures.sessions_imported,
+            figures.sessions_sent,
+            growth * 100.0,
+            log.lines().count()
+        );
+    }
+    println!(
+        "soak passed: 0 errors, queues drained, RSS growth {:+.1} % (limit 10 %)",
+        growth * 100.0
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -169,8 +270,14 @@ async fn main() -> anyhow::Result<()> {
             capacity::run(&dynamodb.dynamodb_url, count).await?;
         }
         Bench::Ingest { bins } => run_ingest(bins, cli.smoke).await?,
+        Bench::IngestNoise { deskbridge_bin } => run_ingest_noise(deskbridge_bin, cli.smoke).await?,
         Bench::SyncSqlite => run_sync_sqlite(cli.smoke).await?,
         Bench::SyncDynamodb { dynamodb, size } => run_sync_dynamodb(&dynamodb.dynamodb_url, cli.smoke, size).await?,
+        Bench::Soak {
+            deskbridge_bin,
+            seconds,
+            rate,
+        } => run_soak(deskbridge_bin, cli.smoke, *seconds, *rate).await?,
         Bench::Capacity { dynamodb } => {
             capacity::run(&dynamodb.dynamodb_url, count).await?;
         }

@@ -1,6 +1,7 @@
 //! Typed process configuration read from the environment; a missing or malformed variable
 //! stops start-up with its name, so template.yaml and code cannot drift silently.
 
+use crate::domain::accounts::{LoginThrottle, SessionPolicy};
 use crate::ports::SecretString;
 
 /// Why configuration could not be loaded.
@@ -33,13 +34,23 @@ pub struct HttpConfig {
     /// Base of the URLs that the config helpers show (webhook URL, event URL), without a
     /// trailing slash.
     pub public_url: String,
+    /// Session cookies carry `Secure`; off only for the local server on plain loopback http.
+    pub secure_cookies: bool,
+    /// Idle and absolute lifetime of sign-in sessions.
+    pub sessions: SessionPolicy,
+    /// How failed sign-ins are slowed and refused.
+    pub login_throttle: LoginThrottle,
 }
 
 impl HttpConfig {
+    /// Secure cookies, the default session lifetimes and sign-in throttle.
     pub fn new(api_token: SecretString, public_url: &str) -> Self {
         HttpConfig {
             api_token,
             public_url: public_url.trim_end_matches('/').to_string(),
+            secure_cookies: true,
+            sessions: SessionPolicy::DEFAULT,
+            login_throttle: LoginThrottle::DEFAULT,
         }
     }
 }
@@ -60,6 +71,10 @@ pub struct AwsConfig {
     pub secret_prefix: String,
     /// SQS queue URLs by queue, with their dead-letter queue URLs.
     pub queues: Vec<(crate::ports::QueueName, String, String)>,
+    /// `DESKBRIDGE_ALLOW_LOOPBACK_VENDORS=true` admits `http://127.0.0.1:<port>` vendor API
+    /// URLs, for running the functions locally against fake vendors (the runtime-API tests,
+    /// `scripts/invoke`). template.yaml never sets it; a deployed function refuses such URLs.
+    pub allow_loopback_vendors: bool,
 }
 
 impl AwsConfig {
@@ -99,6 +114,7 @@ impl AwsConfig {
             mail_prefix: optional("MAIL_PREFIX").unwrap_or_else(|| "inbound/".to_string()),
             secret_prefix: optional("SECRET_PREFIX").unwrap_or_else(|| "deskbridge/".to_string()),
             queues,
+            allow_loopback_vendors: optional("DESKBRIDGE_ALLOW_LOOPBACK_VENDORS").is_some_and(|v| v == "true"),
         })
     }
 }

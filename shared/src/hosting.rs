@@ -35,12 +35,25 @@ pub struct AwsHost {
     pub ctx: Context,
 }
 
+/// The SDK configuration every AWS client of deskbridge starts from (the Lambdas here, the
+/// tests and the bench with their endpoints added): the latest behaviour version and the
+/// SDK's hyper 1 HTTPS client on rustls with ring, the one crypto provider of the build
+/// (reqwest uses it too). The SDK crates are built without their default clients, so a
+/// client made without this loader has no HTTP client and fails on its first call.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+}
+
 /// Read configuration, build the DynamoDB and Secrets Manager clients and their adapters,
 /// and fetch the API token. Add the other clients with [`AwsHost::with_queue`],
 /// [`AwsHost::with_mailer`] and [`AwsHost::mail_source`].
 pub async fn aws_host() -> Result<AwsHost, StartupError> {
     let config = AwsConfig::from_env()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = sdk_loader().load().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let records = DynamoRecordStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
     let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk), config.secret_prefix.clone());
@@ -69,12 +82,12 @@ pub async fn aws_host() -> Result<AwsHost, StartupError> {
         datto: Arc::new(crate::datto::connect::SettingsConnect::new(
             store.clone(),
             secrets.clone(),
-            false,
+            config.allow_loopback_vendors,
         )),
         beyondtrust: Arc::new(crate::beyondtrust::connect::SettingsConnect::new(
             store.clone(),
             secrets.clone(),
-            false,
+            config.allow_loopback_vendors,
         )),
     };
     Ok(AwsHost { config, sdk, ctx })

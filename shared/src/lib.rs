@@ -3,10 +3,13 @@
 
 pub mod adapters;
 pub mod beyondtrust;
+#[cfg(feature = "aws")]
+pub mod cold_start;
 pub mod config;
 pub mod datto;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "aws")]
 pub mod hosting;
 pub mod http;
 pub mod intake;

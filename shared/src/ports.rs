@@ -93,6 +93,30 @@ impl WriteOp {
     }
 }
 
+/// Numbers to take from one counter in a [`RecordStore::write_numbered`]: `count`
+/// consecutive values of the counter at `(pk, sk)` (absent = 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterTake {
+    pub pk: String,
+    pub sk: String,
+    pub count: u64,
+}
+
+impl CounterTake {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>, count: u64) -> Self {
+        CounterTake {
+            pk: pk.into(),
+            sk: sk.into(),
+            count,
+        }
+    }
+}
+
+/// Builds the operations of a numbered write from the first number taken from each
+/// counter (in the order of the takes). It may be called more than once (a backend that
+/// retries calls it again with the new numbers) and must depend only on its argument.
+pub type NumberedOps = std::sync::Arc<dyn Fn(&[u64]) -> Vec<WriteOp> + Send + Sync>;
+
 /// A page-wise walk over one partition of the primary key or of the secondary index.
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -173,6 +197,19 @@ impl StoreError {
     }
 }
 
+/// Partitions whose sort key is the hash of a secret (sessions, personal tokens, setup
+/// tokens): adapters never put those keys in a log line or span.
+pub const SECRET_KEYED_PARTITIONS: [&str; 3] = ["session", "api-token", "setup-token"];
+
+/// The sort key as a log line may show it (`<hash>` for a secret-keyed partition).
+pub fn loggable_sk<'a>(pk: &str, sk: &'a str) -> &'a str {
+    if SECRET_KEYED_PARTITIONS.contains(&pk) {
+        "<hash>"
+    } else {
+        sk
+    }
+}
+
 /// Durable keyed storage with conditional, atomic multi-item writes — the single storage
 /// primitive; the typed repositories in `store/` are built on it.
 #[async_trait]
@@ -188,6 +225,27 @@ pub trait RecordStore: Send + Sync {
     /// error is `ConditionFailed` naming that item. At most 100 operations, one per item.
     /// Returns only once the write is durable.
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+
+    /// Take numbers from counters and write what `build` makes of them, as one atomic
+    /// write under the rules of `write` (the built operations count against its limit of
+    /// 100). Returns the first number taken from each counter, in the order of `takes`:
+    /// take *i* got `first[i] ..first[i] + count`. Numbers are never handed out twice,
+    /// whether the write succeeds or not, so a caller that loses a race on a condition
+    /// leaves a gap, never a duplicate; when the write fails nothing `build` made is
+    /// written (the numbers may stay taken).
+    ///
+    /// The default takes each range with its own `increment` first (one durable write
+    /// each) and then writes; a backend that can take them inside the write's own
+    /// transaction (SQLite) overrides it.
+    async fn write_numbered(&self, takes: &[CounterTake], build: NumberedOps) -> Result<Vec<u64>, StoreError> {
+        let mut firsts = Vec::with_capacity(takes.len());
+        for t in takes {
+            let last = self.increment(&t.pk, &t.sk, t.count).await?;
+            firsts.push(last + 1 - t.count);
+        }
+        self.write(build(&firsts)).await?;
+        Ok(firsts)
+    }
 
     /// Atomically add `by` to the counter at `(pk, sk)` (absent = 0) and return the new
     /// value. Two concurrent calls never return the same value.
@@ -235,7 +293,21 @@ impl QueueName {
     pub fn parse(s: &str) -> Option<QueueName> {
         QueueName::ALL.into_iter().find(|q| q.as_str() == s)
     }
+
+    /// How many receives a message of this queue gets before the dead-letter queue:
+    /// `MAX_RECEIVES`, except session imports, which follow their retry schedule
+    /// (`jobs::session_import::RETRY_SCHEDULE`: six waits, so seven receives).
+    pub fn max_receives(self) -> u32 {
+        match self {
+            QueueName::SessionImport => SESSION_IMPORT_RECEIVES,
+            _ => MAX_RECEIVES,
+        }
+    }
 }
+
+/// Receives of a `session-import` message: one first try and one after each of the six
+/// waits of its retry schedule (5 s, 15 s, 30 s, 1 min, 2 min, 5 min).
+pub const SESSION_IMPORT_RECEIVES: u32 = 7;
 
 impl fmt::Display for QueueName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -243,7 +315,8 @@ impl fmt::Display for QueueName {
     }
 }
 
-/// How many receives a message gets before it moves to the dead-letter queue.
+/// How many receives a message gets before it moves to the dead-letter queue (see
+/// `QueueName::max_receives` for the one queue that differs).
 pub const MAX_RECEIVES: u32 = 5;
 
 /// A message handed out by `receive`; invisible to other receivers until acked, released
@@ -264,6 +337,18 @@ pub struct DeadLetter {
     pub queue: QueueName,
     pub body: String,
     pub receive_count: u32,
+}
+
+/// How many messages a queue holds right now (approximate on SQS, which counts lazily).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct QueueDepth {
+    pub queue: QueueName,
+    /// Visible, waiting for a consumer.
+    pub waiting: u64,
+    /// Received and not yet acked (invisible until their timeout).
+    pub in_flight: u64,
+    /// In the dead-letter queue.
+    pub dead_letters: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +394,9 @@ pub trait Queue: Send + Sync {
 
     /// Messages waiting in the queue's dead-letter queue, oldest first (at most 100).
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// How many messages wait, are in flight, and are dead-lettered.
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError>;
 
     /// Move one dead letter back onto its queue with a fresh receive count.
     async fn replay(&self, queue: QueueName, id: &str) -> Result<(), QueueError>;

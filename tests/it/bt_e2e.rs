@@ -9,20 +9,20 @@ use deskbridge::ports::QueueName;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::desk::{on_both_stores, Desk, TOKEN};
+use crate::desk::{on_both_stores, Desk, NowUtc, TOKEN};
 
-const L1: &str = "0123456789abcdef0123456789abcdef";
-const L2: &str = "fedcba9876543210fedcba9876543210";
+pub(crate) const L1: &str = "0123456789abcdef0123456789abcdef";
+pub(crate) const L2: &str = "fedcba9876543210fedcba9876543210";
 
 /// The fixture report of a session with another lsid and external key.
-fn report(lsid: &str, key: &str) -> String {
+pub(crate) fn report(lsid: &str, key: &str) -> String {
     fixtures::REPORT.replace(fixtures::LSID_T1042, lsid).replace(
         "<external_key>T1042</external_key>",
         &format!("<external_key>{key}</external_key>"),
     )
 }
 
-fn report_incomplete(lsid: &str, key: &str) -> String {
+pub(crate) fn report_incomplete(lsid: &str, key: &str) -> String {
     fixtures::REPORT_INCOMPLETE.replace(fixtures::LSID_T1042, lsid).replace(
         "<external_key>T1042</external_key>",
         &format!("<external_key>{key}</external_key>"),
@@ -39,12 +39,18 @@ fn report_sam(lsid: &str, display_name: &str) -> String {
         )
 }
 
-fn end_event(lsid: &str) -> Vec<u8> {
+pub(crate) fn end_event(lsid: &str) -> Vec<u8> {
     format!("event=support_conference_end&version=3&timestamp=1795425312&appliance_id=ba8a&lsid={lsid}&external_key=")
         .into_bytes()
 }
 
-async fn call_as(d: &Desk, method: &str, path: &str, agent: Option<u64>, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call_as(
+    d: &Desk,
+    method: &str,
+    path: &str,
+    agent: Option<u64>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -65,25 +71,25 @@ async fn call_as(d: &Desk, method: &str, path: &str, agent: Option<u64>, body: O
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-struct Bt {
-    fake: FakeBeyondTrust,
-    customer: u64,
-    user: u64,
-    alice: u64,
-    bob: u64,
+pub(crate) struct Bt {
+    pub(crate) fake: FakeBeyondTrust,
+    pub(crate) customer: u64,
+    pub(crate) user: u64,
+    pub(crate) alice: u64,
+    pub(crate) bob: u64,
 }
 
-fn id(v: &Value) -> u64 {
+pub(crate) fn id(v: &Value) -> u64 {
     v["id"].as_u64().unwrap_or_else(|| panic!("no id in {v}"))
 }
 
-async fn create(d: &Desk, path: &str, body: Value) -> Value {
+pub(crate) async fn create(d: &Desk, path: &str, body: Value) -> Value {
     let (s, v) = d.post(path, body).await;
     assert_eq!(s, 201, "{path}: {v}");
     v
 }
 
-async fn configure(d: &Desk, fake: &FakeBeyondTrust, extra: Value) -> Value {
+pub(crate) async fn configure(d: &Desk, fake: &FakeBeyondTrust, extra: Value) -> Value {
     let mut cfg = json!({
         "base_url": fake.base_url(), "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
         "templates": {
@@ -103,8 +109,13 @@ async fn configure(d: &Desk, fake: &FakeBeyondTrust, extra: Value) -> Value {
 
 /// The fake, the settings, a customer with a user, Alice (public name, sloppy case and
 /// spaces) and Bob (private name) as technicians.
-async fn setup(d: &Desk, extra: Value) -> Bt {
+pub(crate) async fn setup(d: &Desk, extra: Value) -> Bt {
     let (_, fake) = FakeBeyondTrust::start().await;
+    setup_with(d, fake, extra).await
+}
+
+/// [`setup`] against a given fake (e.g. one on the desk's manual clock).
+pub(crate) async fn setup_with(d: &Desk, fake: FakeBeyondTrust, extra: Value) -> Bt {
     configure(d, &fake, extra).await;
     let customer = id(&create(d, "/api/customers", json!({"name": "Contoso"})).await);
     let user = id(&create(
@@ -134,7 +145,7 @@ async fn setup(d: &Desk, extra: Value) -> Bt {
     }
 }
 
-async fn ticket(d: &Desk, bt: &Bt) -> u64 {
+pub(crate) async fn ticket(d: &Desk, bt: &Bt) -> u64 {
     id(&create(
         d,
         "/api/tickets",
@@ -143,7 +154,7 @@ async fn ticket(d: &Desk, bt: &Bt) -> u64 {
     .await)
 }
 
-async fn event_token(d: &Desk) -> String {
+pub(crate) async fn event_token(d: &Desk) -> String {
     let (s, v) = d.get("/api/config/beyondtrust/event-url").await;
     assert_eq!(s, 200);
     let url = v["url"].as_str().unwrap().to_string();
@@ -154,7 +165,7 @@ async fn event_token(d: &Desk) -> String {
     url.rsplit('/').next().unwrap().to_string()
 }
 
-async fn post_event(d: &Desk, token: &str, body: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn post_event(d: &Desk, token: &str, body: Vec<u8>) -> (u16, Value) {
     d.call(
         "POST",
         &format!("/beyondtrust/events/{token}"),
@@ -165,14 +176,14 @@ async fn post_event(d: &Desk, token: &str, body: Vec<u8>) -> (u16, Value) {
     .await
 }
 
-async fn end_session(d: &Desk, lsid: &str) {
+pub(crate) async fn end_session(d: &Desk, lsid: &str) {
     let token = event_token(d).await;
     let (s, v) = post_event(d, &token, end_event(lsid)).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"], "enqueued");
 }
 
-async fn remote_actions(d: &Desk, ticket: u64) -> Vec<Value> {
+pub(crate) async fn remote_actions(d: &Desk, ticket: u64) -> Vec<Value> {
     let (s, t) = d.get(&format!("/api/tickets/{ticket}")).await;
     assert_eq!(s, 200);
     t["actions"]
@@ -184,7 +195,7 @@ async fn remote_actions(d: &Desk, ticket: u64) -> Vec<Value> {
         .collect()
 }
 
-async fn sessions(d: &Desk, query: &str) -> Vec<Value> {
+pub(crate) async fn sessions(d: &Desk, query: &str) -> Vec<Value> {
     let (s, v) = d.get(&format!("/api/remote-sessions?limit=100{query}")).await;
     assert_eq!(s, 200, "{v}");
     v["items"].as_array().unwrap().clone()
@@ -397,22 +408,33 @@ async fn with_only_generated_here_off_a_foreign_session_is_parked(d: Desk) {
 
 // ---- intake -------------------------------------------------------------------------------
 
+/// Issue 10 changed this contract (DESIGN §3): with the right token an unusable body is
+/// answered 200 and recorded `rejected` (it used to be a 400, which stalls the
+/// appliance's whole feed). It still enqueues nothing and fetches no report.
 async fn a_wrong_token_or_a_malformed_body_records_nothing(d: Desk) {
     let bt = setup(&d, json!({})).await;
     let token = event_token(&d).await;
-    let (s, _) = post_event(&d, "btevt_wrong", end_event(L1)).await;
+    let (s, v) = post_event(&d, "btevt_wrong", end_event(L1)).await;
     assert_eq!(s, 401);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("holds back every later event until this URL is fixed"),
+        "{v}"
+    );
     let (s, _) = post_event(&d, "", end_event(L1)).await;
     assert!(s == 401 || s == 404 || s == 405, "{s}");
     let (s, v) = post_event(&d, &token, b"\xff\xfe=%%%".to_vec()).await;
-    assert_eq!(s, 400, "{v}");
+    assert_eq!((s, v["result"].as_str()), (200, Some("rejected")), "{v}");
     let (s, v) = post_event(
         &d,
         &token,
         b"event=support_conference_end&timestamp=1795425312".to_vec(),
     )
     .await;
-    assert_eq!(s, 400, "{v}");
+    assert_eq!((s, v["result"].as_str()), (200, Some("rejected")), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("lsid"), "{v}");
     assert_eq!(d.drain(QueueName::SessionImport).await, (0, 0), "nothing enqueued");
     let (s, v) = post_event(
         &d,
@@ -425,7 +447,87 @@ async fn a_wrong_token_or_a_malformed_body_records_nothing(d: Desk) {
     let log = d.request_log("&source=beyondtrust-event").await;
     let outcomes: Vec<&str> = log.iter().map(|e| e["outcome"].as_str().unwrap()).collect();
     assert!(outcomes.contains(&"unauthorized") && outcomes.contains(&"rejected") && outcomes.contains(&"ignored"));
+    let refused = log.iter().find(|e| e["outcome"] == "unauthorized").unwrap();
+    assert_eq!(refused["status"], 401);
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("holds back every later event until this URL is fixed"),
+        "{refused}"
+    );
+    let (_, setup) = d.get("/api/config/beyondtrust/event-url").await;
+    assert!(setup["note"]
+        .as_str()
+        .unwrap()
+        .contains("holds back every later event until this URL is fixed"));
     assert_eq!(bt.fake.report_fetches(L1), 0);
+}
+
+async fn an_unusable_body_gets_200_is_logged_rejected_and_the_next_event_imports(d: Desk) {
+    let bt = setup(&d, json!({})).await;
+    let t = ticket(&d, &bt).await;
+    bt.fake.set_report(L1, report(L1, &format!("T{t}")));
+    bt.fake.set_report(L2, report(L2, &format!("T{t}")));
+    let token = event_token(&d).await;
+    // A session end whose timestamp the appliance garbled, then a good one behind it.
+    let garbled = format!("event=support_conference_end&version=3&timestamp=soon&lsid={L2}");
+    let (s, v) = post_event(&d, &token, garbled.clone().into_bytes()).await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("rejected")), "{v}");
+    let (s, v) = post_event(&d, &token, end_event(L1)).await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("enqueued")), "{v}");
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0));
+    assert_eq!(remote_actions(&d, t).await.len(), 1, "the good event was imported");
+    let rejected = d.request_log("&source=beyondtrust-event&outcome=rejected").await;
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let r = &rejected[0];
+    assert_eq!(r["status"], 200);
+    assert!(r["reason"].as_str().unwrap().contains("timestamp"), "{r}");
+    assert_eq!(r["raw_body"], garbled.as_str(), "kept for replay");
+    // Replay: the kept body still cannot be used, so it is refused and nothing changes.
+    let replay = format!("/api/request-log/{}/replay", r["id"].as_str().unwrap());
+    let (s, v) = d.post(&replay, json!({})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("VALIDATION")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("timestamp"), "{v}");
+    assert_eq!(d.drain(QueueName::SessionImport).await, (0, 0));
+    let (s, v) = d.post("/api/request-log/nosuchentry/replay", json!({})).await;
+    assert_eq!(s, 404, "{v}");
+}
+
+async fn a_kept_body_replays_once_the_cause_is_fixed(d: Desk) {
+    let bt = setup(&d, json!({})).await;
+    let t = ticket(&d, &bt).await;
+    bt.fake.set_report(L2, report(L2, &format!("T{t}")));
+    let token = event_token(&d).await;
+    // A body an older parser refused and today's reads: recorded as intake records a
+    // rejected body (log entry + kept body in one write), then replayed by the admin.
+    let mut log = deskbridge::store::RequestLogEntry::new("beyondtrust-event", d.clock.now_utc());
+    log.status = 200;
+    log.outcome = "rejected".into();
+    log.reason = Some("timestamp: not understood by an older parser".into());
+    d.ctx.store.log_rejected_event(&log, &end_event(L2)).await.unwrap();
+    let (s, v) = d.post(&format!("/api/request-log/{}/replay", log.id), json!({})).await;
+    assert_eq!(
+        (s, v["result"].as_str(), v["lsid"].as_str()),
+        (200, Some("enqueued"), Some(L2)),
+        "{v}"
+    );
+    assert_eq!(d.drain(QueueName::SessionImport).await, (1, 0));
+    assert_eq!(remote_actions(&d, t).await.len(), 1);
+    // A second replay is a duplicate: the import is idempotent by lsid.
+    let (s, v) = d.post(&format!("/api/request-log/{}/replay", log.id), json!({})).await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("duplicate")), "{v}");
+    let (s, v) = post_event(&d, &token, end_event(L2)).await;
+    assert_eq!((s, v["result"].as_str()), (200, Some("duplicate")), "{v}");
+    assert_eq!(remote_actions(&d, t).await.len(), 1);
+    let replayed = d.request_log("&source=beyondtrust-event&outcome=enqueued").await;
+    assert!(
+        replayed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("replay of request-log entry {}", log.id)),
+        "{replayed:?}"
+    );
 }
 
 // ---- invitations --------------------------------------------------------------------------
@@ -843,6 +945,8 @@ on_both_stores!(
     only_generated_here_ignores_foreign_sessions_and_keeps_ours,
     with_only_generated_here_off_a_foreign_session_is_parked,
     a_wrong_token_or_a_malformed_body_records_nothing,
+    an_unusable_body_gets_200_is_logged_rejected_and_the_next_event_imports,
+    a_kept_body_replays_once_the_cause_is_fixed,
     an_invite_for_oneself_emails_the_code_and_the_link,
     an_agent_who_is_not_logged_in_is_unavailable_unless_the_default_team_stands_in,
     quick_invites_and_invites_for_others_can_be_refused,

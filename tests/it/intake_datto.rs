@@ -359,13 +359,9 @@ async fn bad_webhook_bodies_get_a_named_4xx_and_only_a_log_entry(d: Desk) {
         .iter()
         .find(|e| e["status"] == 400 && e["reason"].as_str().unwrap().starts_with("body"))
         .unwrap();
-    assert!(
-        malformed["raw_body"]
-            .as_str()
-            .unwrap()
-            .contains("s3cr3t-example\", \"alert_uid"),
-        "raw body kept"
-    );
+    let raw = malformed["raw_body"].as_str().unwrap();
+    assert!(raw.contains("[redacted]\", \"alert_uid"), "raw body kept: {raw}");
+    assert!(!raw.contains("s3cr3t-example"), "the webhook state is redacted: {raw}");
 }
 
 async fn unescaped_placeholder_values_are_repaired(d: Desk) {
@@ -408,6 +404,12 @@ async fn the_setup_helper_payloads_round_trip_through_the_webhook(d: Desk) {
     assert_eq!(h["url"], "https://desk.example.test/datto/webhook");
     assert_eq!(h["content_type"], "application/json");
     assert!(h["additional_values_example"].is_object());
+    // The e-mail route: the subject line to paste into a monitor's e-mail response.
+    assert_eq!(
+        h["email_subject"],
+        "Alert on device: [ipaddress], reason [alert] - Alert{[alertuid]}"
+    );
+    assert!(h["email_instructions"].as_str().unwrap().contains("Alert{[alertuid]}"));
     // Datto substitutes placeholders as plain text, without JSON escaping.
     let values = [
         ("[alert_uid]", UID),

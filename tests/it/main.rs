@@ -1,11 +1,15 @@
 //! The one integration-test binary: contract suites per port, HTTP scenarios, Lambda event
 //! paths. (The binary as a child process is tested in `infra/local/tests/binary.rs`.)
 
+mod accounts;
 mod api_core;
 mod bad_input;
+mod bad_input_table;
 mod bt_e2e;
+mod bt_fidelity;
 mod bt_lambda;
 mod bt_local;
+mod console;
 mod contract;
 mod datto_e2e;
 mod desk;
@@ -18,11 +22,14 @@ mod jobs_close;
 mod jobs_lambda;
 mod jobs_sync;
 mod lambda_events;
+mod lambda_process;
 mod noise;
 mod openapi;
 mod scripted_datto;
+mod secrets;
 mod security;
 mod store_faults;
+mod sync_batches;
 mod template;
 mod tidy;
 mod vendor_fidelity;

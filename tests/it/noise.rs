@@ -465,6 +465,36 @@ async fn rules_and_windows_are_validated_on_save_naming_the_field(d: Desk) {
     assert_eq!(s, 404);
 }
 
+/// An agent's reopen reaches noise control's state: the ticket counts as opened at the
+/// reopen for relating, and Datto's resolve of its alert closes it again.
+async fn an_agent_reopen_counts_as_opened_now_and_closes_on_resolve(d: Desk) {
+    d.configure_datto().await;
+    let (a, b) = (uid(31), uid(32));
+    let tid = raise(&d, &a, "PR01", "Printer offline").await["ticket_id"]
+        .as_u64()
+        .unwrap();
+    minutes(&d, 30);
+    let (s, _) = d
+        .post(&format!("/api/tickets/{tid}/close"), json!({"note": "Fixed"}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, t) = d
+        .post(&format!("/api/tickets/{tid}/reopen"), json!({"note": "Not fixed"}))
+        .await;
+    assert_eq!((s, t["status"].as_str()), (200, Some("open")), "{t}");
+    minutes(&d, 5);
+    // 35 minutes after the ticket opened, 5 after the reopen: related (window 15 minutes).
+    let r = raise(&d, &b, "PR01", "Toner low").await;
+    assert_eq!(r["ticket_id"].as_u64(), Some(tid), "{r}");
+    assert_eq!(r["decision"], format!("related to ticket {tid}"));
+    resolve(&d, &b, "PR01", "Toner low").await;
+    let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
+    assert_eq!(
+        t["status"], "closed",
+        "every alert of the reopened ticket resolved: {t}"
+    );
+}
+
 on_both_stores!(
     three_alerts_for_one_device_make_one_ticket_and_a_close_resolves_each_once,
     closing_when_the_last_alert_resolves,
@@ -474,6 +504,7 @@ on_both_stores!(
     rules_route_as_the_preview_said_on_webhook_mail_and_poll,
     a_suppress_rule_opens_nothing_and_says_so,
     rules_and_windows_are_validated_on_save_naming_the_field,
+    an_agent_reopen_counts_as_opened_now_and_closes_on_resolve,
 );
 
 // ---- the property test ------------------------------------------------------------------
@@ -632,4 +663,159 @@ fn any_interleaving_keeps_every_alert_on_its_ticket_and_resolves_once_sqlite() {
 #[test]
 fn any_interleaving_keeps_every_alert_on_its_ticket_and_resolves_once_dynamodb() {
     run_interleavings(4, true);
+}
+
+// ---- numbers taken in the write ------------------------------------------------------------
+
+/// A store that counts what intake asks for numbers: counter increments on their own, and
+/// numbered writes (`write_numbered`).
+struct CountingNumbers {
+    inner: Arc<dyn deskbridge::ports::RecordStore>,
+    increments: std::sync::atomic::AtomicUsize,
+    numbered: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingNumbers {
+    /// `(increments, numbered writes)` since the last call.
+    fn take(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.increments.swap(0, SeqCst), self.numbered.swap(0, SeqCst))
+    }
+}
+
+#[async_trait::async_trait]
+impl deskbridge::ports::RecordStore for CountingNumbers {
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<deskbridge::ports::Record>, deskbridge::ports::StoreError> {
+        self.inner.get(pk, sk).await
+    }
+    async fn query(
+        &self,
+        q: &deskbridge::ports::Query,
+    ) -> Result<deskbridge::ports::Page, deskbridge::ports::StoreError> {
+        self.inner.query(q).await
+    }
+    async fn write(&self, ops: Vec<deskbridge::ports::WriteOp>) -> Result<(), deskbridge::ports::StoreError> {
+        self.inner.write(ops).await
+    }
+    async fn increment(&self, pk: &str, sk: &str, by: u64) -> Result<u64, deskbridge::ports::StoreError> {
+        self.increments.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.increment(pk, sk, by).await
+    }
+    async fn write_numbered(
+        &self,
+        takes: &[deskbridge::ports::CounterTake],
+        build: deskbridge::ports::NumberedOps,
+    ) -> Result<Vec<u64>, deskbridge::ports::StoreError> {
+        self.numbered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.write_numbered(takes, build).await
+    }
+}
+
+fn event(uid: u64, device: &str, message: &str, resolved: bool) -> deskbridge::domain::alerts::AlertEvent {
+    use deskbridge::domain::alerts::{AlertEvent, AlertEventKind, AlertSource};
+    AlertEvent {
+        uid: AlertUid::parse("alert_uid", &self::uid(uid)).unwrap(),
+        kind: if resolved {
+            AlertEventKind::Resolved
+        } else {
+            AlertEventKind::Raised
+        },
+        source: AlertSource::Webhook,
+        at: chrono::Utc::now(),
+        facts: AlertFacts {
+            message: Some(message.into()),
+            device_uid: Some(format!("b2e4a7c1-6f3d-4e58-a9b0-{device:0>12}")),
+            device_hostname: Some(format!("ACME-{device}")),
+            site_uid: Some("0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f".into()),
+            site_name: Some("Acme Ltd - Head Office".into()),
+            ..Default::default()
+        },
+    }
+}
+
+/// A new alert that opens a ticket takes its ticket and action numbers in its one write,
+/// with noise control on (the defaults) and off; so do a related alert (its action) and a
+/// resolve that leaves the ticket open (its note). No number is taken on its own.
+async fn every_alert_decision_takes_its_numbers_in_its_one_write(inner: Arc<dyn deskbridge::ports::RecordStore>) {
+    use deskbridge::domain::alerts::Outcome;
+    use deskbridge::domain::datto::DattoSettings;
+    use deskbridge::intake::ingest_with;
+    let counting = Arc::new(CountingNumbers {
+        inner,
+        increments: Default::default(),
+        numbered: Default::default(),
+    });
+    let store = deskbridge::store::Store::new(counting.clone(), Arc::new(deskbridge::ports::SystemClock));
+    let settings = DattoSettings::default();
+    // The first alert of the site imports it (one numbered write of its own).
+    let first = ingest_with(&store, &settings, &event(41, "SRV1", "CPU high", false), None)
+        .await
+        .unwrap();
+    assert_eq!(first.result, Outcome::Created);
+    counting.take();
+
+    let a = ingest_with(&store, &settings, &event(42, "SRV2", "Disk C: full", false), None)
+        .await
+        .unwrap();
+    assert_eq!((a.result, a.ticket_id.is_some()), (Outcome::Created, true), "{a:?}");
+    assert_eq!(
+        counting.take(),
+        (0, 1),
+        "a new ticket: one numbered write, no increment"
+    );
+
+    let b = ingest_with(&store, &settings, &event(43, "SRV2", "Spooler stopped", false), None)
+        .await
+        .unwrap();
+    assert_eq!((b.result, b.ticket_id), (Outcome::Updated, a.ticket_id), "{b:?}");
+    assert_eq!(
+        counting.take(),
+        (0, 1),
+        "a related alert: its action numbered in the write"
+    );
+
+    let r = ingest_with(&store, &settings, &event(42, "SRV2", "Disk C: full", true), None)
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Resolved);
+    assert_eq!(counting.take(), (0, 1), "a resolve noted on the open ticket");
+    let t = store.ticket(a.ticket_id.unwrap()).await.unwrap();
+    assert_eq!(t.status, deskbridge::domain::tickets::TicketStatus::Open);
+    let ids: std::collections::BTreeSet<u64> = t.actions.iter().map(|x| x.id).collect();
+    assert_eq!(ids.len(), t.actions.len(), "distinct action numbers: {:?}", t.actions);
+
+    let mut off = store.noise_settings().await.unwrap();
+    off.related_window_minutes = 0;
+    off.recurring_window_minutes = 0;
+    off.flapping.cycles = 0;
+    store.save_noise_settings(&off).await.unwrap();
+    counting.take();
+    let c = ingest_with(&store, &settings, &event(44, "SRV2", "Memory high", false), None)
+        .await
+        .unwrap();
+    assert_eq!(c.result, Outcome::Created, "{c:?}");
+    assert_ne!(c.ticket_id, a.ticket_id, "noise control off: a ticket of its own");
+    assert_eq!(
+        counting.take(),
+        (0, 1),
+        "noise control off: one numbered write, no increment"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_every_alert_decision_takes_its_numbers_in_its_one_write() {
+    let (s, _dir) = deskbridge_tests::stores::sqlite(Arc::new(deskbridge::ports::SystemClock));
+    every_alert_decision_takes_its_numbers_in_its_one_write(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_every_alert_decision_takes_its_numbers_in_its_one_write() {
+    let Some(s) = deskbridge_tests::stores::dynamodb().await else {
+        return;
+    };
+    every_alert_decision_takes_its_numbers_in_its_one_write(s).await;
 }

@@ -139,8 +139,11 @@ async fn both_hosts_serve_the_document_without_a_token() {
     assert_eq!(served["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert_eq!(
         served["paths"]["/api/tickets"]["get"]["security"],
-        json!([{"bearer": []}])
+        json!([{"bearer": []}, {"personal_token": []}, {"session": [], "csrf": []}])
     );
+    assert!(served["paths"]["/api/auth/login"]["post"]
+        .get("security")
+        .is_none_or(|s| s == &json!([{}])));
     assert!(served["paths"]["/datto/webhook"]["post"].get("security").is_none());
     assert!(served["paths"]["/api/tickets/{id}"]["get"]["responses"]["404"].is_object());
 

@@ -361,9 +361,10 @@ async fn vendor_urls_are_https_only_except_behind_the_loopback_switch() {
 // ---- constant-time secrets ------------------------------------------------------------------
 
 /// Each secret a request presents, and the function that compares it.
-const SECRET_PATHS: [(&str, &str); 3] = [
+const SECRET_PATHS: [(&str, &str); 4] = [
     ("the Datto webhook state", "fn same("),
-    ("the helpdesk API bearer token", "fn require_token("),
+    ("the helpdesk API bearer token", "fn actor_of("),
+    ("the session's CSRF token", "fn same_secret("),
     ("the BeyondTrust event token", "fn event_token_matches("),
 ];
 

@@ -101,8 +101,9 @@ fn every_module_opens_with_a_doc_comment() {
 /// of a later (lower) layer; modules of one layer must not import each other. See
 /// ARCHITECTURE.md "Layers".
 const LAYERS: &[&[&str]] = &[
-    // Composition roots: build the ports and the `services::Context`, set up tracing.
-    &["hosting", "telemetry"],
+    // Composition roots: build the ports and the `services::Context`, set up tracing, report
+    // a failed Lambda start to the Runtime API.
+    &["hosting", "telemetry", "cold_start"],
     &["http"],
     &["services"],
     &["jobs"],

@@ -5,6 +5,7 @@
 use deskbridge::datto::api::device_facts;
 use deskbridge::domain::alerts::{correct_unknown, AlertUid, CorrectionSource, FactField, Unknown};
 use deskbridge::intake::mail::{ingest_mail, MailOutcome};
+use deskbridge::ports::QueueName;
 use serde_json::{json, Value};
 
 use crate::datto_e2e::wire;
@@ -125,6 +126,92 @@ async fn unfilled_placeholders_make_a_ticket_at_once_and_the_api_knows_what_to_c
     assert!(w.fake.count(&format!("/api/v2/alert/{PC07_BACKUP}")) >= 1);
 }
 
+/// The alert's timeline entries that enrichment's corrections wrote.
+async fn corrections_on_timeline(d: &Desk, uid: &str) -> Vec<String> {
+    let (_, alert) = d.get(&format!("/api/alerts/{uid}")).await;
+    alert["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["decision"] == "fields_corrected")
+        .map(|e| format!("{}: {}", e["source"].as_str().unwrap(), e["event"].as_str().unwrap()))
+        .collect()
+}
+
+async fn enrichment_moves_a_placeholder_ticket_to_its_customer_with_the_apis_priority(mut d: Desk) {
+    let _w = wire(&mut d, 500).await;
+    let (s, r) = d.webhook(&fixture_json("webhook-variant-unfilled.json")).await;
+    assert_eq!((s, r["result"].as_str()), (200, Some("created")), "{r}");
+    // At once, before Datto was asked anything: the catch-all customer, medium priority.
+    let before = ticket_of(&d, PC07_BACKUP).await;
+    assert_eq!(before["priority"], "medium");
+    let (_, c) = d.get(&format!("/api/customers/{}", before["customer_id"])).await;
+    assert_ne!(c["name"], "Birch & Co Accountants");
+    assert_eq!(d.drain(QueueName::AlertEnrich).await, (1, 0));
+    let t = ticket_of(&d, PC07_BACKUP).await;
+    assert_eq!(t["id"], before["id"], "the same ticket, corrected");
+    assert_eq!(t["priority"], "low", "the API's priority");
+    assert_eq!(t["asset"], "BIRCH-PC07");
+    assert_eq!(
+        t["summary"], before["summary"],
+        "the message arrived real: the summary stays"
+    );
+    let (_, c) = d.get(&format!("/api/customers/{}", t["customer_id"])).await;
+    assert_eq!(
+        c["name"], "Birch & Co Accountants",
+        "the site imported from the API's site"
+    );
+    let (_, site) = d.get(&format!("/api/sites/{}", t["site_id"])).await;
+    assert_eq!(site["datto_site_uid"], "7a3c5e91-2b4d-4f68-9a1c-3e5d7f9b2c40");
+    assert_eq!(
+        corrections_on_timeline(&d, PC07_BACKUP).await,
+        [
+            r#"enrichment: corrected priority: "Low" from the alert in the Datto API, was unknown (the unfilled placeholder [alert_priority])"#,
+            r#"enrichment: corrected device name: "BIRCH-PC07" from the alert in the Datto API, was unknown (empty)"#,
+            r#"enrichment: corrected site: "7a3c5e91-2b4d-4f68-9a1c-3e5d7f9b2c40" from the alert in the Datto API, was unknown (the unfilled placeholder [site_uid])"#,
+            r#"enrichment: corrected site name: "Birch & Co Accountants" from the alert in the Datto API, was unknown (not sent)"#,
+        ]
+    );
+    // A second enrichment (a repeated message) changes nothing.
+    let uid = AlertUid::parse("uid", PC07_BACKUP).unwrap();
+    let body = json!({"ticket_id": t["id"], "alert_uid": PC07_BACKUP}).to_string();
+    d.ctx.queue.send(QueueName::AlertEnrich, &body).await.unwrap();
+    assert_eq!(d.drain(QueueName::AlertEnrich).await, (1, 0));
+    assert_eq!(corrections_on_timeline(&d, PC07_BACKUP).await.len(), 4);
+    assert!(d
+        .ctx
+        .store
+        .alert(&uid)
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .facts
+        .unknown
+        .is_empty());
+}
+
+async fn enrichment_never_overwrites_a_value_that_arrived_real(mut d: Desk) {
+    let _w = wire(&mut d, 500).await;
+    let mut hook = fixture_json("webhook-variant-unfilled.json");
+    hook["alert_priority"] = json!("Critical");
+    hook["device_hostname"] = json!("birch-pc07-old-name");
+    let (s, r) = d.webhook(&hook).await;
+    assert_eq!((s, r["result"].as_str()), (200, Some("created")), "{r}");
+    assert_eq!(d.drain(QueueName::AlertEnrich).await, (1, 0));
+    let t = ticket_of(&d, PC07_BACKUP).await;
+    assert_eq!(t["priority"], "critical", "the payload's priority, not the API's Low");
+    assert_eq!(t["asset"], "birch-pc07-old-name");
+    let (_, c) = d.get(&format!("/api/customers/{}", t["customer_id"])).await;
+    assert_eq!(
+        c["name"], "Birch & Co Accountants",
+        "only the unknown site was corrected"
+    );
+    let corrected = corrections_on_timeline(&d, PC07_BACKUP).await;
+    assert_eq!(corrected.len(), 2, "site and site name only: {corrected:?}");
+    assert!(corrected.iter().all(|c| c.contains("corrected site")), "{corrected:?}");
+}
+
 async fn an_admin_edited_payload_is_accepted_and_its_extra_fields_reach_the_details(d: Desk) {
     d.configure_datto().await;
     let (s, r) = d.webhook(&fixture_json("webhook-variant-camelcase.json")).await;
@@ -187,6 +274,8 @@ on_both_stores!(
     a_halo_subject_mail_makes_the_reason_and_device_the_summary,
     an_encoded_forwarded_subject_finds_its_alert,
     unfilled_placeholders_make_a_ticket_at_once_and_the_api_knows_what_to_correct,
+    enrichment_moves_a_placeholder_ticket_to_its_customer_with_the_apis_priority,
+    enrichment_never_overwrites_a_value_that_arrived_real,
     an_admin_edited_payload_is_accepted_and_its_extra_fields_reach_the_details,
     poll_tickets_for_ten_context_classes_have_readable_summaries,
 );

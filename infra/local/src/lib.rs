@@ -14,7 +14,7 @@ use deskbridge::adapters::sqlite_queue::SqliteQueue;
 use deskbridge::adapters::sqlite_store::SqliteRecordStore;
 use deskbridge::config::HttpConfig;
 use deskbridge::ports::{Clock, SecretString, SystemClock};
-use deskbridge::services::Context;
+use deskbridge::services::{accounts, Context};
 use deskbridge::store::Store;
 use tokio::net::TcpListener;
 
@@ -79,53 +79,106 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Whether session cookies get `Secure`: always, except when the server is reached over
+/// plain http on a loopback address (browsers do not send `Secure` cookies over http).
+/// Decided from the configuration, never from request headers.
+pub fn secure_cookies(public_url: &str, addr: SocketAddr) -> bool {
+    !(public_url.starts_with("http://") && addr.ip().is_loopback())
+}
+
+/// The data dir's storage, secrets and outbox as a `Context` (the API token generated if
+/// needed, then `true` in the answer).
+fn open_context(
+    config: &LocalConfig,
+    public_url: &str,
+    secure: bool,
+) -> anyhow::Result<(Context, Arc<OutboxMailer>, bool)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let records = SqliteRecordStore::open(&config.data_dir.join("deskbridge.sqlite"), clock.clone())
+        .context("opening the SQLite store")?;
+    let queue = SqliteQueue::open(
+        &config.data_dir.join("queues.sqlite"),
+        clock.clone(),
+        Duration::from_secs(60),
+    )
+    .context("opening the SQLite queue")?;
+    let outbox = Arc::new(OutboxMailer::new(config.data_dir.join("outbox")).context("opening the outbox")?);
+    let secrets = FileSecretStore::new(config.data_dir.join("secrets.json")).context("opening the secrets file")?;
+    let (token, generated) = api_token(config)?;
+    if generated {
+        println!(
+            "Generated an API token (kept in {}): {token}",
+            token_path(&config.data_dir).display()
+        );
+    }
+    let store = Store::new(Arc::new(records), clock.clone());
+    let secrets: Arc<dyn deskbridge::ports::SecretStore> = Arc::new(secrets);
+    let datto =
+        deskbridge::datto::connect::SettingsConnect::new(store.clone(), secrets.clone(), config.allow_loopback_vendors);
+    let beyondtrust = deskbridge::beyondtrust::connect::SettingsConnect::new(
+        store.clone(),
+        secrets.clone(),
+        config.allow_loopback_vendors,
+    );
+    let mut http = HttpConfig::new(SecretString::new(token), public_url);
+    http.secure_cookies = secure;
+    let ctx = Context {
+        store,
+        queue: Arc::new(queue),
+        mailer: outbox.clone(),
+        secrets,
+        clock,
+        config: Arc::new(http),
+        datto: Arc::new(datto),
+        beyondtrust: Arc::new(beyondtrust),
+    };
+    Ok((ctx, outbox, generated))
+}
+
+/// `deskbridge admin create`: the first admin of a data dir, made from the command line.
+pub async fn create_admin(data_dir: &Path, name: &str, email: &str, password: String) -> anyhow::Result<u64> {
+    let config = LocalConfig {
+        data_dir: data_dir.to_path_buf(),
+        api_token: None,
+        public_url: None,
+        allow_loopback_vendors: false,
+    };
+    let (ctx, _, _) = open_context(&config, "http://127.0.0.1", false)?;
+    let input = accounts::FirstAdmin {
+        name: name.to_string(),
+        email: email.to_string(),
+        password: accounts::Password::new(password),
+        setup_token: None,
+    };
+    let (agent, _) = accounts::create_first_admin(&ctx, Some(&deskbridge::services::Actor::System), input)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", deskbridge::http::error::ApiError::from(e).message()))?;
+    Ok(agent.id)
+}
+
 impl LocalServer {
-    /// Open (or create) the data dir's storage and bind the router to `listener`.
+    /// Open (or create) the data dir's storage and bind the router to `listener`. On a data
+    /// dir without an admin, print a one-time setup link for the first one.
     pub async fn build(listener: TcpListener, config: LocalConfig) -> anyhow::Result<LocalServer> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let addr = listener.local_addr()?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let records = SqliteRecordStore::open(&config.data_dir.join("deskbridge.sqlite"), clock.clone())
-            .context("opening the SQLite store")?;
-        let queue = SqliteQueue::open(
-            &config.data_dir.join("queues.sqlite"),
-            clock.clone(),
-            Duration::from_secs(60),
-        )
-        .context("opening the SQLite queue")?;
-        let outbox = Arc::new(OutboxMailer::new(config.data_dir.join("outbox")).context("opening the outbox")?);
-        let secrets = FileSecretStore::new(config.data_dir.join("secrets.json")).context("opening the secrets file")?;
-        let (token, generated) = api_token(&config)?;
-        if generated {
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let (ctx, outbox, _) = open_context(&config, &public_url, secure_cookies(&public_url, addr))?;
+        deskbridge::services::passwords::prepare().await;
+        let setup = accounts::issue_setup_token(&ctx)
+            .await
+            .map_err(|e| anyhow::anyhow!("preparing the first-admin setup: {e}"))?;
+        if let Some(token) = setup {
+            let base = ctx.config.public_url.clone();
             println!(
-                "Generated an API token (kept in {}): {token}",
-                token_path(&config.data_dir).display()
+                "No admin yet. Within {} hours, open {base}/console/setup#token={token}\n\
+                 or create one with: curl -X POST {base}/api/auth/setup -H 'content-type: application/json' \\\n  \
+                 -d '{{\"setup_token\": \"{token}\", \"name\": \"…\", \"email\": \"…\", \"password\": \"…\"}}'\n\
+                 (or stop the server and run: deskbridge admin create --email …)",
+                accounts::SETUP_TOKEN_HOURS
             );
         }
-        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-        let store = Store::new(Arc::new(records), clock.clone());
-        let secrets: Arc<dyn deskbridge::ports::SecretStore> = Arc::new(secrets);
-        let datto = deskbridge::datto::connect::SettingsConnect::new(
-            store.clone(),
-            secrets.clone(),
-            config.allow_loopback_vendors,
-        );
-        let beyondtrust = deskbridge::beyondtrust::connect::SettingsConnect::new(
-            store.clone(),
-            secrets.clone(),
-            config.allow_loopback_vendors,
-        );
-        let ctx = Context {
-            store,
-            queue: Arc::new(queue),
-            mailer: outbox.clone(),
-            secrets,
-            clock,
-            config: Arc::new(HttpConfig::new(SecretString::new(token), &public_url)),
-            datto: Arc::new(datto),
-            beyondtrust: Arc::new(beyondtrust),
-        };
         Ok(LocalServer {
             ctx,
             outbox,
@@ -141,10 +194,13 @@ impl LocalServer {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(worker::Worker::new(self.ctx.clone()).run(stop_rx));
         tracing::info!(addr = %self.addr, "deskbridge listening");
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP");
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP");
         let _ = stop_tx.send(true);
         let _ = worker.await;
         served
@@ -198,7 +254,7 @@ mod routes {
     use deskbridge::adapters::outbox::OutboxMailer;
     use deskbridge::http::error::{ApiError, ErrorBody};
     use deskbridge::intake::IntakeResult;
-    use deskbridge::services::{alert_intake, Context};
+    use deskbridge::services::{alert_intake, Actor, Context};
     use utoipa_axum::router::OpenApiRouter;
     use utoipa_axum::routes;
 
@@ -210,7 +266,21 @@ mod routes {
     }
 
     pub fn local_router(ctx: Context, outbox: Arc<OutboxMailer>) -> Router {
-        deskbridge::http::full_router_with(ctx, local_routes()).layer(Extension(outbox))
+        deskbridge::http::full_router_with(ctx, local_routes())
+            .layer(Extension(outbox))
+            .layer(axum::middleware::map_request(peer_addr))
+    }
+
+    /// Hand the connection's peer address to the sign-in throttle.
+    async fn peer_addr(mut req: axum::extract::Request) -> axum::extract::Request {
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(ip) = peer {
+            req.extensions_mut().insert(deskbridge::http::auth::PeerAddr(ip));
+        }
+        req
     }
 
     /// One sent mail in the outbox folder.
@@ -231,8 +301,13 @@ mod routes {
 
     /// The mail the local server "sent" (kept in the data dir's outbox folder).
     #[utoipa::path(get, path = "/api/outbox", tag = "local",
-        responses((status = 200, description = "Every mail in the outbox", body = Outbox)))]
-    async fn list_outbox(State(_ctx): State<Context>, Extension(outbox): Extension<Arc<OutboxMailer>>) -> Json<Outbox> {
+        responses((status = 200, description = "Every mail in the outbox", body = Outbox), (status = 403, description = "FORBIDDEN: needs the admin role", body = ErrorBody)))]
+    async fn list_outbox(
+        State(_ctx): State<Context>,
+        actor: Actor,
+        Extension(outbox): Extension<Arc<OutboxMailer>>,
+    ) -> Result<Json<Outbox>, ApiError> {
+        actor.require_admin("reading the outbox")?;
         let items = outbox
             .list()
             .into_iter()
@@ -244,7 +319,7 @@ mod routes {
                 text: m.text,
             })
             .collect();
-        Json(Outbox { items })
+        Ok(Json(Outbox { items }))
     }
 
     /// Same outcome JSON as the webhook; a refused mail answers 403 (sender) or 422

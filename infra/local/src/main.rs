@@ -55,6 +55,11 @@ enum Command {
         #[arg(long)]
         no_secrets: bool,
     },
+    /// Accounts from the command line.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Bring a backup back into a data dir no server is running on.
     Restore {
         #[arg(long)]
@@ -65,6 +70,35 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create the first admin of a data dir. The password is prompted for without echo on a
+    /// terminal, or read as the first line of standard input otherwise.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Display name (default: the e-mail's part before `@`).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, env = "DESKBRIDGE_DATA_DIR", default_value = "./deskbridge-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// The new password: prompted twice without echo on a terminal, else one line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Password again: ")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 #[tokio::main]
@@ -105,6 +139,15 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let copied = backup::backup(&data_dir, &to, !no_secrets)?;
             println!("backup written to {}: {}", to.display(), backup::describe(&copied));
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Create { email, name, data_dir },
+        } => {
+            let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_string());
+            let password = read_password()?;
+            let id = deskbridge_local::create_admin(&data_dir, &name, &email, password).await?;
+            println!("admin {email} created (agent {id}); sign in with POST /api/auth/login");
             Ok(())
         }
         Command::Restore { from, data_dir, force } => {

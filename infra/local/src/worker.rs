@@ -1,10 +1,12 @@
 //! The local stand-in for SQS triggers and EventBridge: drains each SQLite queue through
-//! the same consumers the Lambdas run, and runs the Datto sync on its schedule.
+//! the same consumers the Lambdas run, and queues the Datto sync and the BeyondTrust sweep
+//! on their schedules.
 
 use std::time::Duration;
 
+use deskbridge::jobs::session_sweep::SWEEP_INTERVAL;
 use deskbridge::ports::{QueueName, ReceivedMessage};
-use deskbridge::services::{consumers, datto_sync, Actor, Context};
+use deskbridge::services::{beyondtrust_sync, consumers, datto_sync, Actor, Context};
 use deskbridge::store::SyncTrigger;
 
 /// Drains queues and keeps the schedule of one local server.
@@ -28,18 +30,10 @@ fn backoff(receive_count: u32) -> Duration {
     Duration::from_secs(2u64.saturating_pow(receive_count.min(8)).min(300))
 }
 
-/// Session imports wait for BeyondTrust to finish the report: 30 s, 1, 2, 5 min between
-/// receives (with 5 receives, about ten minutes before the dead-letter queue).
+/// A queue's own schedule where it has one (session imports: 5 s, 15 s, 30 s, 1, 2, 5 min,
+/// as the SQS consumer sets it), else the doubling back-off.
 fn backoff_for(queue: QueueName, receive_count: u32) -> Duration {
-    match queue {
-        QueueName::SessionImport => Duration::from_secs(match receive_count {
-            0 | 1 => 30,
-            2 => 60,
-            3 => 120,
-            _ => 300,
-        }),
-        _ => backoff(receive_count),
-    }
+    consumers::retry_delay(queue, receive_count).unwrap_or_else(|| backoff(receive_count))
 }
 
 impl Worker {
@@ -75,8 +69,15 @@ impl Worker {
         if msgs.is_empty() {
             return total;
         }
-        let batch = msgs.iter().map(|m| (m.id.clone(), m.body.clone())).collect();
-        let outcome = consumers::consume(&self.ctx, queue, batch).await;
+        let batch = msgs
+            .iter()
+            .map(|m| consumers::Delivery {
+                id: m.id.clone(),
+                body: m.body.clone(),
+                receive_count: m.receive_count,
+            })
+            .collect();
+        let outcome = consumers::consume_deliveries(&self.ctx, queue, batch).await;
         for m in &msgs {
             let result = if outcome.dead.iter().any(|(id, _)| *id == m.id) {
                 total.failed += 1;
@@ -96,15 +97,23 @@ impl Worker {
         total
     }
 
-    /// Drain every second and queue a Datto sync run every `sync_interval_minutes` (the
-    /// next drain runs it, as the Lambda does) until `stop` fires.
+    /// Drain every second, queue a Datto sync run every `sync_interval_minutes` and a
+    /// BeyondTrust lost-end-event sweep every `SWEEP_INTERVAL` (the next drain runs them,
+    /// as the Lambdas do) until `stop` fires.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut next_sync = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut next_sweep = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if *stop.borrow() {
                 return;
             }
             self.drain_once().await;
+            if tokio::time::Instant::now() >= next_sweep {
+                if let Err(e) = beyondtrust_sync::request_run(&self.ctx, &Actor::System, SyncTrigger::Schedule).await {
+                    tracing::warn!(error = %e, "scheduled BeyondTrust sweep not queued");
+                }
+                next_sweep = tokio::time::Instant::now() + SWEEP_INTERVAL;
+            }
             if tokio::time::Instant::now() >= next_sync {
                 if let Err(e) = datto_sync::request_run(&self.ctx, &Actor::System, SyncTrigger::Schedule).await {
                     tracing::warn!(error = %e, "scheduled Datto sync not queued");
@@ -126,15 +135,17 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::{backoff, backoff_for};
-    use deskbridge::ports::{QueueName, MAX_RECEIVES};
+    use deskbridge::ports::QueueName;
     use std::time::Duration;
 
+    /// Issue 10's schedule (it replaces 30 s, 1, 2, 5 min over five receives): retried
+    /// soon, then less often, dead-lettered after the seventh receive.
     #[test]
-    fn session_imports_wait_about_ten_minutes_for_a_report_before_the_dead_letter_queue() {
-        let waited: Duration = (1..MAX_RECEIVES)
-            .map(|n| backoff_for(QueueName::SessionImport, n))
-            .sum();
-        assert_eq!(waited, Duration::from_secs(30 + 60 + 120 + 300));
+    fn session_imports_retry_at_5_15_30_s_1_2_5_min_before_the_dead_letter_queue() {
+        let waits: Vec<u64> = (1..QueueName::SessionImport.max_receives())
+            .map(|n| backoff_for(QueueName::SessionImport, n).as_secs())
+            .collect();
+        assert_eq!(waits, [5, 15, 30, 60, 120, 300]);
         assert_eq!(backoff_for(QueueName::TicketClosed, 3), backoff(3));
     }
 

@@ -495,3 +495,102 @@ async fn a_backup_taken_under_load_restores_every_acknowledged_alert() {
     );
     server.sigterm_and_wait();
 }
+
+async fn login(server: &Server, email: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/api/auth/login", server.base))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("server answers")
+}
+
+/// An empty data dir prints a one-time setup link; its token makes the first admin (signed
+/// in, with a plain-http loopback cookie: no `Secure`), once; a restart prints no link.
+#[tokio::test]
+async fn serve_on_an_empty_data_dir_prints_a_one_time_setup_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), Some(TOKEN));
+    let line = server
+        .stdout_lines
+        .iter()
+        .find(|l| l.contains("/console/setup#token="))
+        .unwrap_or_else(|| panic!("no setup link in {:?}", server.stdout_lines))
+        .clone();
+    let token = line
+        .split("#token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let body =
+        json!({"setup_token": token, "name": "Ada", "email": "ada@msp.example", "password": "ada-long-password"});
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{}/api/auth/setup", server.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("deskbridge_session=") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let again = client
+        .post(format!("{}/api/auth/setup", server.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 401, "the link works once");
+    assert_eq!(
+        login(&server, "ada@msp.example", "ada-long-password").await.status(),
+        200
+    );
+    server.sigterm_and_wait();
+    let server = start(dir.path(), Some(TOKEN));
+    assert!(
+        !server.stdout_lines.iter().any(|l| l.contains("#token=")),
+        "an admin exists"
+    );
+    server.sigterm_and_wait();
+}
+
+/// `deskbridge admin create` reads the password from a pipe; that admin signs in; a second
+/// run is refused because an admin exists.
+#[tokio::test]
+async fn admin_create_from_a_pipe_makes_the_first_admin_once() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let create = || {
+        let mut child = Command::new(binary())
+            .args(["admin", "create", "--email", "root@msp.example", "--data-dir"])
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"piped-long-password\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = create();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let second = create();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("admin exists"),
+        "{second:?}"
+    );
+    let server = start(dir.path(), Some(TOKEN));
+    assert!(!server.stdout_lines.iter().any(|l| l.contains("#token=")));
+    let resp = login(&server, "root@msp.example", "piped-long-password").await;
+    assert_eq!(resp.status(), 200);
+    let me: Value = resp.json().await.unwrap();
+    assert_eq!(me["agent"]["role"], "admin");
+    server.sigterm_and_wait();
+}

@@ -2,13 +2,21 @@
 //! server. Nothing outside this module knows which adapter sits behind a port.
 //!
 //! The local ones (SQLite, outbox folder, secrets file) exist only with the `local` feature
-//! (and in this crate's unit tests), so no Lambda carries them.
+//! (and in this crate's unit tests), so no Lambda carries them; the AWS ones only with the
+//! `aws` feature, so the local server and the fuzz targets compile no AWS SDK.
+#[cfg(feature = "aws")]
 pub mod dynamo;
+#[cfg(feature = "aws")]
 pub mod dynamo_capacity;
+#[cfg(feature = "aws")]
 pub mod s3_mail;
+#[cfg(feature = "aws")]
 pub mod secrets_manager;
+#[cfg(feature = "aws")]
 pub mod ses;
+#[cfg(feature = "aws")]
 pub mod sqs;
+#[cfg(feature = "aws")]
 pub mod unwired;
 
 #[cfg(any(test, feature = "local"))]

@@ -25,7 +25,41 @@ pub struct FileSecretStore {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    lock: Mutex<()>,
+    /// Guards the file, and holds the map as last read or written with the file's
+    /// modification time and length then: a `get` re-reads the file only when those
+    /// changed (a webhook reads its state secret on every request).
+    lock: Mutex<Option<Cached>>,
+}
+
+/// A file's modification time, length and (on unix) inode: `put` replaces the file by a
+/// rename, so a rewrite by another process changes the inode even within one clock tick.
+type Stamp = (std::time::SystemTime, u64, u64);
+
+/// The map as last read, and the file's stamp then. Debug never shows values.
+struct Cached {
+    stamp: Stamp,
+    map: Map,
+}
+
+impl std::fmt::Debug for Cached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached").finish_non_exhaustive()
+    }
+}
+
+/// The file's stamp, `None` when it does not exist.
+fn stamp(path: &Path) -> std::io::Result<Option<Stamp>> {
+    match fs::metadata(path) {
+        Ok(m) => {
+            #[cfg(unix)]
+            let ino = std::os::unix::fs::MetadataExt::ino(&m);
+            #[cfg(not(unix))]
+            let ino = 0;
+            Ok(Some((m.modified()?, m.len(), ino)))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 type Map = BTreeMap<String, String>;
@@ -43,7 +77,7 @@ impl FileSecretStore {
         Ok(FileSecretStore {
             inner: Arc::new(Inner {
                 path,
-                lock: Mutex::new(()),
+                lock: Mutex::new(None),
             }),
         })
     }
@@ -55,12 +89,12 @@ impl FileSecretStore {
     /// Run `f` on a blocking thread while holding the file lock.
     async fn locked<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Path) -> std::io::Result<T> + Send + 'static,
+        f: impl FnOnce(&Path, &mut Option<Cached>) -> std::io::Result<T> + Send + 'static,
     ) -> Result<T, SecretError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let _guard = inner.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&inner.path)
+            let mut cached = inner.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&inner.path, &mut cached)
         })
         .await
         .map_err(SecretError::unavailable)?
@@ -73,15 +107,31 @@ impl SecretStore for FileSecretStore {
     #[tracing::instrument(skip_all, fields(%name))]
     async fn get(&self, name: &str) -> Result<Option<SecretString>, SecretError> {
         let name = name.to_string();
-        self.locked(move |path| Ok(read_map(path)?.remove(&name).map(SecretString::new)))
-            .await
+        self.locked(move |path, cached| {
+            let Some(now) = stamp(path)? else {
+                return Ok(None);
+            };
+            let fresh = cached.as_ref().is_some_and(|c| c.stamp == now);
+            if !fresh {
+                *cached = Some(Cached {
+                    stamp: now,
+                    map: read_map(path)?,
+                });
+            }
+            Ok(cached
+                .as_ref()
+                .and_then(|c| c.map.get(&name))
+                .map(|v| SecretString::new(v.clone())))
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(%name))]
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError> {
         let name = name.to_string();
         let value = value.clone();
-        self.locked(move |path| {
+        self.locked(move |path, cached| {
+            *cached = None;
             let mut map = read_map(path)?;
             map.insert(name, value.expose().to_string());
             write_map(path, &map)
@@ -148,6 +198,25 @@ fn private_file(path: &Path) -> std::io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `get` answers from the map it read last, but sees a rewrite of the file by another
+    /// store (another process) at once, even one of the same length.
+    #[tokio::test]
+    async fn get_sees_another_writers_change_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.json");
+        let (ours, theirs) = (
+            FileSecretStore::new(&path).unwrap(),
+            FileSecretStore::new(&path).unwrap(),
+        );
+        ours.put("k", &SecretString::new("v1")).await.unwrap();
+        assert_eq!(ours.get("k").await.unwrap().unwrap().expose(), "v1");
+        assert_eq!(ours.get("k").await.unwrap().unwrap().expose(), "v1");
+        theirs.put("k", &SecretString::new("v2")).await.unwrap();
+        assert_eq!(ours.get("k").await.unwrap().unwrap().expose(), "v2");
+        fs::remove_file(&path).unwrap();
+        assert!(ours.get("k").await.unwrap().is_none());
+    }
 
     #[tokio::test]
     async fn values_survive_a_new_store_on_the_same_file() {

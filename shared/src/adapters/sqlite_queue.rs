@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::sqlite_store::{lock, open_connection};
-use crate::ports::{Clock, DeadLetter, Queue, QueueError, QueueName, ReceivedMessage, MAX_RECEIVES};
+use crate::ports::{Clock, DeadLetter, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage, MAX_RECEIVES};
 
 /// `dead_letters` lists at most this many.
 const DEAD_LETTER_PAGE: i64 = 100;
@@ -95,6 +95,7 @@ fn receive_blocking(
     now: i64,
     visibility_ms: i64,
 ) -> rusqlite::Result<Vec<ReceivedMessage>> {
+    let max_receives = QueueName::parse(queue).map_or(MAX_RECEIVES, QueueName::max_receives);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Vec::new();
     let mut after_seq = i64::MIN;
@@ -115,7 +116,7 @@ fn receive_blocking(
         }
         for (seq, id, body, count) in batch {
             after_seq = seq;
-            if count >= MAX_RECEIVES {
+            if count >= max_receives {
                 tx.prepare_cached("UPDATE queue_messages SET dead = 1, receipt = NULL WHERE seq = ?1")?
                     .execute(params![seq])?;
                 continue;
@@ -227,6 +228,28 @@ impl Queue for SqliteQueue {
             rows.collect()
         })
         .await
+    }
+
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
+        let now = self.now_ms();
+        let (waiting, in_flight, dead_letters) = self
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT COALESCE(SUM(dead = 0 AND visible_at <= ?2), 0), \
+                            COALESCE(SUM(dead = 0 AND visible_at > ?2), 0), COALESCE(SUM(dead = 1), 0) \
+                     FROM queue_messages WHERE queue = ?1",
+                    params![queue.as_str(), now],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)),
+                )
+            })
+            .await?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(QueueDepth {
+            queue,
+            waiting: n(waiting),
+            in_flight: n(in_flight),
+            dead_letters: n(dead_letters),
+        })
     }
 
     async fn replay(&self, queue: QueueName, id: &str) -> Result<(), QueueError> {

@@ -23,7 +23,9 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::ports::{Clock, Condition, Cursor, Index, Page, Query, Record, RecordStore, StoreError, WriteOp};
+use crate::ports::{
+    Clock, Condition, CounterTake, Cursor, Index, NumberedOps, Page, Query, Record, RecordStore, StoreError, WriteOp,
+};
 
 /// How long a connection waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -135,15 +137,31 @@ enum PreparedOp {
 
 /// One caller's unit of work for the writer.
 enum Job {
-    Write { ops: Vec<PreparedOp>, now: i64 },
-    Increment { pk: String, sk: String, by: i64 },
+    Write {
+        ops: Vec<PreparedOp>,
+        now: i64,
+    },
+    Increment {
+        pk: String,
+        sk: String,
+        by: i64,
+    },
+    /// Take numbers from counters, then write what `build` makes of them, all in the
+    /// caller's savepoint (`write_numbered`): a failed condition undoes the take too.
+    Numbered {
+        takes: Vec<(String, String, i64)>,
+        build: NumberedOps,
+        now: i64,
+    },
 }
 
-/// What a job produced: nothing for a write, the new value for an increment.
+/// What a job produced: nothing for a write, the new value for an increment, the first
+/// number of each take for a numbered write.
 #[derive(Debug, PartialEq, Eq)]
 enum Done {
     Written,
     Counter(i64),
+    Numbered(Vec<u64>),
 }
 
 struct Request {
@@ -356,16 +374,71 @@ fn commit_batch(conn: &mut Connection, jobs: &[&Job]) -> (Vec<Result<Done, Store
 fn apply_job(conn: &Connection, job: &Job) -> Result<Done, StoreError> {
     match job {
         Job::Write { ops, now } => apply_ops(conn, ops, *now).map(|()| Done::Written),
-        Job::Increment { pk, sk, by } => conn
-            .prepare_cached(
-                "INSERT INTO counters (pk, sk, value) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (pk, sk) DO UPDATE SET value = value + excluded.value \
-                 RETURNING value",
-            )
-            .and_then(|mut st| st.query_row(params![pk, sk, by], |row| row.get(0)))
-            .map(Done::Counter)
-            .map_err(StoreError::unavailable),
+        Job::Increment { pk, sk, by } => add_to_counter(conn, pk, sk, *by).map(Done::Counter),
+        Job::Numbered { takes, build, now } => {
+            let mut firsts = Vec::with_capacity(takes.len());
+            for (pk, sk, count) in takes {
+                let last = add_to_counter(conn, pk, sk, *count)?;
+                let first = last + 1 - count;
+                firsts.push(
+                    u64::try_from(first)
+                        .map_err(|_| StoreError::Invalid(format!("counter {pk}/{sk} overflowed to {last}")))?,
+                );
+            }
+            // `build` is the caller's code on the writer thread: a panic must not stop it.
+            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(&firsts)))
+                .map_err(|_| StoreError::Invalid("building a numbered write panicked".into()))?;
+            let ops = prepare(built)?;
+            apply_ops(conn, &ops, *now)?;
+            Ok(Done::Numbered(firsts))
+        }
     }
+}
+
+/// Add `by` to the counter at `(pk, sk)` (absent = 0) and return the new value.
+fn add_to_counter(conn: &Connection, pk: &str, sk: &str, by: i64) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO counters (pk, sk, value) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (pk, sk) DO UPDATE SET value = value + excluded.value \
+         RETURNING value",
+    )
+    .and_then(|mut st| st.query_row(params![pk, sk, by], |row| row.get(0)))
+    .map_err(StoreError::unavailable)
+}
+
+/// Check a write's limits (at most `MAX_OPS`, one operation per item) and serialise its
+/// JSON, ready for the writer.
+fn prepare(ops: Vec<WriteOp>) -> Result<Vec<PreparedOp>, StoreError> {
+    if ops.len() > MAX_OPS {
+        return Err(StoreError::Invalid(format!(
+            "{} operations in one write; at most {MAX_OPS}",
+            ops.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ops.len());
+    for op in &ops {
+        let (pk, sk) = op.key();
+        if !seen.insert((pk, sk)) {
+            return Err(StoreError::Invalid(format!("two operations on {pk}/{sk} in one write")));
+        }
+    }
+    ops.into_iter()
+        .map(|op| {
+            Ok(match op {
+                WriteOp::Put { record, condition } => PreparedOp::Put {
+                    version: to_i64("version", record.version)?,
+                    data: serde_json::to_string(&record.data).map_err(|e| StoreError::Invalid(e.to_string()))?,
+                    pk: record.pk,
+                    sk: record.sk,
+                    gsi1: record.gsi1,
+                    expires_at: record.expires_at,
+                    condition,
+                },
+                WriteOp::Delete { pk, sk, condition } => PreparedOp::Delete { pk, sk, condition },
+                WriteOp::Check { pk, sk, condition } => PreparedOp::Check { pk, sk, condition },
+            })
+        })
+        .collect()
 }
 
 fn to_i64(what: &str, v: u64) -> Result<i64, StoreError> {
@@ -569,37 +642,7 @@ impl RecordStore for SqliteRecordStore {
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        if ops.len() > MAX_OPS {
-            return Err(StoreError::Invalid(format!(
-                "{} operations in one write; at most {MAX_OPS}",
-                ops.len()
-            )));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for op in &ops {
-            let (pk, sk) = op.key();
-            if !seen.insert((pk, sk)) {
-                return Err(StoreError::Invalid(format!("two operations on {pk}/{sk} in one write")));
-            }
-        }
-        let prepared = ops
-            .into_iter()
-            .map(|op| {
-                Ok(match op {
-                    WriteOp::Put { record, condition } => PreparedOp::Put {
-                        version: to_i64("version", record.version)?,
-                        data: serde_json::to_string(&record.data).map_err(|e| StoreError::Invalid(e.to_string()))?,
-                        pk: record.pk,
-                        sk: record.sk,
-                        gsi1: record.gsi1,
-                        expires_at: record.expires_at,
-                        condition,
-                    },
-                    WriteOp::Delete { pk, sk, condition } => PreparedOp::Delete { pk, sk, condition },
-                    WriteOp::Check { pk, sk, condition } => PreparedOp::Check { pk, sk, condition },
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let prepared = prepare(ops)?;
         if prepared.is_empty() {
             return Ok(());
         }
@@ -620,8 +663,28 @@ impl RecordStore for SqliteRecordStore {
             Done::Counter(value) => {
                 u64::try_from(value).map_err(|_| StoreError::Invalid(format!("counter overflowed to {value}")))
             }
-            Done::Written => Err(StoreError::Unavailable(
+            _ => Err(StoreError::Unavailable(
                 "the writer answered an increment without a value".into(),
+            )),
+        }
+    }
+
+    /// The takes and the write happen in the caller's savepoint of one group-commit batch:
+    /// one fsync, shared with the batch; a failed condition rolls the takes back too.
+    async fn write_numbered(&self, takes: &[CounterTake], build: NumberedOps) -> Result<Vec<u64>, StoreError> {
+        let takes = takes
+            .iter()
+            .map(|t| Ok((t.pk.clone(), t.sk.clone(), to_i64("count", t.count)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let job = Job::Numbered {
+            takes,
+            build,
+            now: self.now(),
+        };
+        match self.submit(job).await? {
+            Done::Numbered(firsts) => Ok(firsts),
+            _ => Err(StoreError::Unavailable(
+                "the writer answered a numbered write without its numbers".into(),
             )),
         }
     }
@@ -743,6 +806,7 @@ mod tests {
             .map(|r| match r {
                 Ok(Done::Written) => "written".to_string(),
                 Ok(Done::Counter(n)) => format!("counter {n}"),
+                Ok(Done::Numbered(firsts)) => format!("numbered {firsts:?}"),
                 Err(StoreError::ConditionFailed { pk, sk }) => format!("failed {pk}/{sk}"),
                 Err(e) => format!("error {e}"),
             })
@@ -767,6 +831,60 @@ mod tests {
             "the failed caller's first op is undone"
         );
         assert!(conn.is_autocommit(), "the batch's transaction is closed");
+    }
+
+    fn numbered_job(sk: &'static str, condition: Condition, panics: bool) -> Job {
+        Job::Numbered {
+            takes: vec![("c".into(), "n".into(), 2)],
+            build: Arc::new(move |firsts: &[u64]| {
+                assert!(!panics, "a builder that panics");
+                vec![WriteOp::Put {
+                    record: Record::new("p", sk, serde_json::json!({ "first": firsts[0] })),
+                    condition,
+                }]
+            }),
+            now: 0,
+        }
+    }
+
+    /// Numbered writes in one batch: each takes its range in its own savepoint, so one whose
+    /// condition fails (or whose builder panics) gives its numbers back and the next caller
+    /// takes them; the writer carries on.
+    #[test]
+    fn a_numbered_write_that_fails_in_a_batch_gives_its_numbers_back() {
+        let (_dir, mut conn) = batch_connection();
+        let jobs = [
+            numbered_job("a", Condition::NotExists, false),
+            numbered_job("a", Condition::NotExists, false),
+            numbered_job("b", Condition::NotExists, true),
+            numbered_job("b", Condition::NotExists, false),
+        ];
+        let (results, committed) = commit_batch(&mut conn, &jobs.iter().collect::<Vec<_>>());
+        assert!(committed);
+        let shape: Vec<String> = results
+            .iter()
+            .map(|r| match r {
+                Ok(Done::Numbered(firsts)) => format!("numbered {firsts:?}"),
+                Err(StoreError::ConditionFailed { pk, sk }) => format!("failed {pk}/{sk}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                "numbered [1]",
+                "failed p/a",
+                "Err(Invalid(\"building a numbered write panicked\"))",
+                "numbered [3]"
+            ]
+        );
+        assert_eq!(stored_data(&conn, "p", "b").as_deref(), Some("{\"first\":3}"));
+        let counter: i64 = conn
+            .query_row("SELECT value FROM counters WHERE pk = 'c' AND sk = 'n'", [], |row| {
+                row.get(0)
+            })
+            .expect("counter");
+        assert_eq!(counter, 4);
     }
 
     /// When the batch's transaction cannot even begin, every caller hears `Unavailable`.

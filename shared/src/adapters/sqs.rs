@@ -2,7 +2,7 @@
 //! queue that SQS itself fills through the source queue's redrive policy.
 //!
 //! SQS counts receives and moves a message to the DLQ when it is received once more after
-//! `maxReceiveCount` (= `MAX_RECEIVES`, set by template.yaml or `create_queue_pair`).
+//! `maxReceiveCount` (= `QueueName::max_receives`, set by template.yaml or `create_queue_pair`).
 //! The dead-letter queues have no reader of their own, so this adapter reads them by
 //! briefly hiding their messages and showing them again (see `dead_letters`).
 
@@ -15,7 +15,7 @@ use aws_sdk_sqs::types::{
 };
 use aws_sdk_sqs::Client;
 
-use crate::ports::{DeadLetter, Queue, QueueError, QueueName, ReceivedMessage, MAX_RECEIVES};
+use crate::ports::{DeadLetter, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage};
 
 /// SQS hands out at most ten messages per receive.
 const SQS_BATCH: usize = 10;
@@ -117,13 +117,14 @@ impl SqsQueue {
     }
 }
 
-/// Create `{name}-dlq` and `{name}` with a redrive policy of `MAX_RECEIVES` receives and
+/// Create `{name}-dlq` and `{name}` with a redrive policy of `max_receives` receives and
 /// the given visibility timeout; returns `(queue URL, DLQ URL)`. Creating an existing
 /// queue with the same attributes returns it, so bootstrap may call this on every start.
 pub async fn create_queue_pair(
     client: &Client,
     name: &str,
     visibility_timeout: Duration,
+    max_receives: u32,
 ) -> Result<(String, String), QueueError> {
     let dlq_url = client
         .create_queue()
@@ -149,7 +150,7 @@ pub async fn create_queue_pair(
         .ok_or_else(|| QueueError::Unavailable("GetQueueAttributes returned no QueueArn".into()))?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dlq_arn,
-        "maxReceiveCount": MAX_RECEIVES.to_string(),
+        "maxReceiveCount": max_receives.to_string(),
     });
     let url = client
         .create_queue()
@@ -176,7 +177,13 @@ pub async fn create_queues(
 ) -> Result<Vec<(QueueName, String, String)>, QueueError> {
     let mut out = Vec::new();
     for queue in QueueName::ALL {
-        let (url, dlq) = create_queue_pair(client, &format!("{prefix}{queue}"), visibility_timeout).await?;
+        let (url, dlq) = create_queue_pair(
+            client,
+            &format!("{prefix}{queue}"),
+            visibility_timeout,
+            queue.max_receives(),
+        )
+        .await?;
         out.push((queue, url, dlq));
     }
     Ok(out)
@@ -290,7 +297,7 @@ impl Queue for SqsQueue {
     /// counts as a receive on the DLQ, and a concurrent `replay` may miss a message while
     /// it is hidden. `receive_count` is the receives it had before it was dead-lettered,
     /// which SQS no longer tells apart from peeks, so it is reported as at most
-    /// `MAX_RECEIVES`.
+    /// `QueueName::max_receives`.
     #[tracing::instrument(skip_all, fields(%queue))]
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError> {
         let (_, dlq) = self.urls(queue)?;
@@ -316,7 +323,7 @@ impl Queue for SqsQueue {
                 receipts.push(receipt);
                 if seen.insert(id.clone()) && letters.len() < MAX_DEAD_LETTERS {
                     // This peek is one of the receives SQS counts.
-                    let count = receive_count(&m).saturating_sub(1).clamp(1, MAX_RECEIVES);
+                    let count = receive_count(&m).saturating_sub(1).clamp(1, queue.max_receives());
                     letters.push((sent_at(&m), id, m.body.unwrap_or_default(), count));
                 }
             }
@@ -333,6 +340,50 @@ impl Queue for SqsQueue {
                 receive_count,
             })
             .collect())
+    }
+
+    /// SQS's approximate counts (`ApproximateNumberOfMessages`, `...NotVisible`) of the
+    /// queue and of its dead-letter queue.
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
+        let (url, dlq) = self.urls(queue)?;
+        let count = |attrs: &Option<std::collections::HashMap<QueueAttributeName, String>>,
+                     name: QueueAttributeName| {
+            attrs
+                .as_ref()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let main = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(QueueError::unavailable)?
+            .attributes;
+        let dead = self
+            .client
+            .get_queue_attributes()
+            .queue_url(dlq)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(QueueError::unavailable)?
+            .attributes;
+        Ok(QueueDepth {
+            queue,
+            waiting: count(&main, QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: count(&main, QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                + count(&main, QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+            // A dead letter being peeked at by a listing is still one.
+            dead_letters: count(&dead, QueueAttributeName::ApproximateNumberOfMessages)
+                + count(&dead, QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        })
     }
 
     /// Looks through the DLQ as `dead_letters` does, sends the body to the source queue

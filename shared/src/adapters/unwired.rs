@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::ports::{DeadLetter, MailError, Mailer, OutgoingMail, Queue, QueueError, QueueName, ReceivedMessage};
+use crate::ports::{
+    DeadLetter, MailError, Mailer, OutgoingMail, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage,
+};
 
 /// A queue port for a function that sends to no queue: every call is `NotConfigured`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -36,6 +38,9 @@ impl Queue for UnwiredQueue {
         Err(unwired(queue))
     }
     async fn replay(&self, queue: QueueName, _id: &str) -> Result<(), QueueError> {
+        Err(unwired(queue))
+    }
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
         Err(unwired(queue))
     }
 }

@@ -103,6 +103,8 @@ pub struct Client {
     timeout: Duration,
     retry: RetryPolicy,
     tokens: TokenCache,
+    /// Where call outcomes are noted for the health screen, if anywhere.
+    health: Option<crate::store::HealthNotes>,
 }
 
 impl fmt::Debug for Client {
@@ -197,7 +199,14 @@ impl Client {
             timeout: config.timeout,
             retry: config.retry.capped(MAX_RETRIES),
             tokens,
+            health: None,
         })
+    }
+
+    /// Note every call's outcome in `health` (the operations screen's vendor health).
+    pub fn with_health(mut self, health: crate::store::HealthNotes) -> Client {
+        self.health = Some(health);
+        self
     }
 
     /// The token cache this client uses (to share it, or to persist its token).
@@ -310,6 +319,14 @@ impl Client {
     /// transient failures per the policy, and on a 401 takes a new token (minted once for
     /// everyone) and tries once more.
     async fn call(&self, api: Api, label: &str, form: Vec<(&'static str, String)>) -> Result<String, Error> {
+        let out = self.call_vendor(api, label, form).await;
+        if let Some(h) = &self.health {
+            h.note(label, out.as_ref().map(|_| ()).map_err(|e| e.to_string())).await;
+        }
+        out
+    }
+
+    async fn call_vendor(&self, api: Api, label: &str, form: Vec<(&'static str, String)>) -> Result<String, Error> {
         let url = match api {
             Api::Command => format!("{}/api/command", self.base),
             Api::Reporting => format!("{}/api/reporting", self.base),

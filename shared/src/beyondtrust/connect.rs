@@ -11,7 +11,10 @@ use subtle::ConstantTimeEq;
 
 use super::{default_retry, Client, ClientConfig, Error, LoggedInRep, RetryPolicy, TokenCache};
 use crate::ports::{SecretError, SecretStore, SecretString};
-use crate::store::Store;
+use crate::store::{HealthNotes, Store};
+
+/// The name BeyondTrust's call outcomes are noted under (`store::vendor_health`).
+pub const HEALTH_VENDOR: &str = "beyondtrust";
 
 /// Secret-store name of the OAuth client secret.
 pub const CLIENT_SECRET: &str = "beyondtrust/client-secret";
@@ -49,12 +52,14 @@ pub struct SettingsConnect {
     retry: RetryPolicy,
     timeout: Duration,
     reps: tokio::sync::Mutex<Option<CachedReps>>,
+    health: HealthNotes,
 }
 
 impl SettingsConnect {
     pub fn new(store: Store, secrets: Arc<dyn SecretStore>, allow_loopback: bool) -> Self {
         let tokens = TokenCache::shared(store.clone());
         SettingsConnect {
+            health: HealthNotes::new(store.clone(), HEALTH_VENDOR),
             store,
             secrets,
             tokens,
@@ -130,7 +135,9 @@ impl BeyondTrustConnect for SettingsConnect {
             timeout: self.timeout,
             retry: self.retry.clone(),
         };
-        Ok(Some(Client::new(config, self.tokens.clone())?))
+        Ok(Some(
+            Client::new(config, self.tokens.clone())?.with_health(self.health.clone()),
+        ))
     }
 
     fn allows_loopback(&self) -> bool {

@@ -608,6 +608,8 @@ mod tests {
             email: "s@example.com".into(),
             bt_enabled: true,
             bt_name: Some("samuel ortiz (tier 1)".into()),
+            role: Default::default(),
+            disabled: false,
         }];
         assert_eq!(find_technician(&agents, &facts).map(|a| a.id), Some(21));
         let lines = remote::transcript(&facts);

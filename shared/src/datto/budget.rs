@@ -223,6 +223,24 @@ impl RequestBudget {
         Ok(Acquire::Granted)
     }
 
+    /// Requests counted in the rolling minute now (by every instance, when shared): the
+    /// slices `try_acquire` adds up. Reading costs one store read per slice.
+    pub async fn used(&self) -> Result<u64, StoreError> {
+        let now = self.now().timestamp();
+        let current = now.div_euclid(SLICE_SECS) * SLICE_SECS;
+        let slices = (0..=PREVIOUS_SLICES).map(|i| current - i * SLICE_SECS);
+        let Some(store) = self.inner.store.clone() else {
+            let st = self.state();
+            return Ok(slices.map(|s| st.seen.get(&s).copied().unwrap_or(0)).sum());
+        };
+        let mut used = 0;
+        for slice in slices {
+            // An increment by zero reads the counter (as in `try_acquire`).
+            used += store.increment(BUDGET_PK, &slice.to_string(), 0).await?;
+        }
+        Ok(used)
+    }
+
     /// The end of the current block, if any (as this process knows it).
     pub fn blocked_until(&self) -> Option<DateTime<Utc>> {
         let now = self.now();

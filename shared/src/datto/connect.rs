@@ -11,7 +11,10 @@ use super::client::{Client, ClientConfig, DattoBaseUrl, Error, ResolveOutcome, T
 use crate::domain::alerts::{AlertFacts, AlertUid};
 use crate::ports::{Clock, RecordStore, SecretStore};
 use crate::ports::{DattoAlert, DattoApi, DattoCallError, DattoConnect, DattoSite, ResolveResult};
-use crate::store::{Store, TokenCache};
+use crate::store::{HealthNotes, Store, TokenCache};
+
+/// The name Datto's call outcomes are noted under (`store::vendor_health`).
+pub const HEALTH_VENDOR: &str = "datto";
 
 /// Secret-store name of the Datto API secret.
 pub const API_SECRET: &str = "datto/api-secret";
@@ -84,6 +87,51 @@ impl DattoApi for Client {
     }
 }
 
+/// A client whose every call's outcome is noted for the health screen.
+struct Noted {
+    client: Client,
+    health: HealthNotes,
+}
+
+impl Noted {
+    async fn note<T>(&self, call: &str, out: Result<T, DattoCallError>) -> Result<T, DattoCallError> {
+        let outcome = out.as_ref().map(|_| ()).map_err(|e| e.message.clone());
+        self.health.note(call, outcome).await;
+        out
+    }
+}
+
+#[async_trait]
+impl DattoApi for Noted {
+    async fn sites(&self) -> Result<Vec<DattoSite>, DattoCallError> {
+        self.note("sites", DattoApi::sites(&self.client).await).await
+    }
+    async fn open_alerts(&self) -> Result<Vec<DattoAlert>, DattoCallError> {
+        self.note("open_alerts", DattoApi::open_alerts(&self.client).await)
+            .await
+    }
+    async fn alert(&self, uid: &AlertUid) -> Result<Option<DattoAlert>, DattoCallError> {
+        self.note("alert", DattoApi::alert(&self.client, uid).await).await
+    }
+    async fn resolve(&self, uid: &AlertUid) -> Result<ResolveResult, DattoCallError> {
+        self.note("resolve", DattoApi::resolve(&self.client, uid).await).await
+    }
+    async fn device(&self, device_uid: &str) -> Result<Option<serde_json::Value>, DattoCallError> {
+        self.note("device", DattoApi::device(&self.client, device_uid).await)
+            .await
+    }
+    async fn read_headroom(&self) -> Result<Option<i64>, DattoCallError> {
+        self.note("request_rate", DattoApi::read_headroom(&self.client).await)
+            .await
+    }
+    async fn check(&self) -> Result<String, DattoCallError> {
+        self.note("account", DattoApi::check(&self.client).await).await
+    }
+    fn requests_used(&self) -> u64 {
+        self.client.requests_sent()
+    }
+}
+
 /// Builds the client from `DattoSettings` and the API secret each time it is asked.
 pub struct SettingsConnect {
     store: Store,
@@ -95,6 +143,7 @@ pub struct SettingsConnect {
     tokens: TokenCache,
     allow_loopback: bool,
     sleeper: Arc<dyn super::client::Sleeper>,
+    health: HealthNotes,
 }
 
 impl SettingsConnect {
@@ -105,6 +154,7 @@ impl SettingsConnect {
         let budget = RequestBudget::shared(BudgetConfig::default(), records, clock.clone());
         let tokens = TokenCache::shared(store.clone());
         SettingsConnect {
+            health: HealthNotes::new(store.clone(), HEALTH_VENDOR),
             store,
             secrets,
             clock,
@@ -163,6 +213,9 @@ impl DattoConnect for SettingsConnect {
             self.sleeper.clone(),
         )?
         .with_token_cache(self.tokens.clone());
-        Ok(Some(Arc::new(client)))
+        Ok(Some(Arc::new(Noted {
+            client,
+            health: self.health.clone(),
+        })))
     }
 }

@@ -269,6 +269,9 @@ pub enum Decision {
     /// A noise-control decision (related, recurred, flapping, suppressed, held, routed,
     /// released); the entry's `note` says which and why.
     Noise,
+    /// Enrichment filled fields that arrived unknown from the Datto API (the event says
+    /// which, from where and what they were).
+    FieldsCorrected,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -141,5 +141,16 @@ pub struct RemoteInvite {
     /// Where the e-mail went, if one was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_to: Option<String>,
+    /// The invitation mail could not be sent (the key exists all the same): to whom and
+    /// why. Cleared by a successful resend (`POST /api/remote-invites/{id}/resend`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_failed: Option<EmailFailure>,
     pub created_at: DateTime<Utc>,
+}
+
+/// An invitation mail that did not go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EmailFailure {
+    pub to: String,
+    pub reason: String,
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::accounts::Role;
 use super::{email, optional_text, required_text, DomainError};
 
 /// Ticket priority, from most to least urgent.
@@ -49,6 +50,12 @@ pub struct Agent {
     pub email: String,
     pub bt_enabled: bool,
     pub bt_name: Option<String>,
+    /// `technician` for agents stored before accounts existed.
+    #[serde(default)]
+    pub role: Role,
+    /// A disabled agent cannot sign in; its sessions and tokens stop working at once.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -153,6 +160,9 @@ pub struct NewAgent {
     pub bt_enabled: bool,
     #[serde(default)]
     pub bt_name: Option<String>,
+    /// `technician` unless named.
+    #[serde(default)]
+    pub role: Role,
 }
 
 impl NewAgent {
@@ -163,6 +173,8 @@ impl NewAgent {
             email: email("email", &self.email)?,
             bt_enabled: self.bt_enabled,
             bt_name: optional_text("bt_name", self.bt_name.as_deref(), 200)?,
+            role: self.role,
+            disabled: false,
         })
     }
 }
@@ -175,6 +187,8 @@ pub struct AgentUpdate {
     /// `Some(None)` (JSON null) clears the name.
     #[serde(default, deserialize_with = "double_option")]
     pub bt_name: Option<Option<String>>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
 }
 
 impl AgentUpdate {
@@ -190,6 +204,12 @@ impl AgentUpdate {
         }
         if let Some(n) = self.bt_name {
             agent.bt_name = optional_text("bt_name", n.as_deref(), 200)?;
+        }
+        if let Some(r) = self.role {
+            agent.role = r;
+        }
+        if let Some(d) = self.disabled {
+            agent.disabled = d;
         }
         Ok(())
     }

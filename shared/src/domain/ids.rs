@@ -68,6 +68,8 @@ record_ids!(
     ChatId,
     /// A stored remote session's id (not BeyondTrust's lsid).
     RemoteSessionId,
+    /// A stored remote support invitation's id.
+    RemoteInviteId,
 );
 
 #[cfg(test)]

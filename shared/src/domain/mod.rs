@@ -1,6 +1,7 @@
 //! Pure types and rules of deskbridge: the service-desk core, alerts, remote sessions.
 //! Nothing here does I/O or imports an AWS, Lambda, HTTP or SQL crate.
 
+pub mod accounts;
 pub mod alert_context;
 pub mod alerts;
 pub mod bt;

@@ -581,7 +581,15 @@ pub struct RemoteSession {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub transcript: Vec<TranscriptLine>,
+    /// Imported from a report without chat URLs (the session did not end properly, or the
+    /// appliance had not finished it): the transcript may lack its last lines.
+    #[serde(default)]
+    pub possibly_partial: bool,
 }
+
+/// The line a possibly partial import adds to the ticket action or chat message.
+pub const PARTIAL_TRANSCRIPT_NOTE: &str = "Note: BeyondTrust's report of this session has no chat download \
+     (the session may not have ended properly), so this transcript may be incomplete.";
 
 // ---------------------------------------------------------------------------------------
 // Invitations
@@ -753,6 +761,8 @@ mod tests {
             email: format!("a{id}@example.com"),
             bt_enabled: enabled,
             bt_name: bt_name.map(str::to_string),
+            role: Default::default(),
+            disabled: false,
         }
     }
 

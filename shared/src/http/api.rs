@@ -40,7 +40,7 @@ pub fn routes() -> OpenApiRouter<Context> {
         .routes(routes!(add_action))
         .routes(routes!(close_ticket))
         .routes(routes!(reopen_ticket))
-        .routes(routes!(create_chat))
+        .routes(routes!(list_chats, create_chat))
         .routes(routes!(get_chat))
         .routes(routes!(post_chat_message))
         .routes(routes!(end_chat))
@@ -398,6 +398,32 @@ async fn reopen_ticket(
 }
 
 // ---- chats --------------------------------------------------------------------------------
+
+/// `GET /api/chats` query: paging and whether to leave out ended chats.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ChatQuery {
+    /// `true`: only chats still open.
+    open: Option<bool>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/chats", tag = "desk", params(ChatQuery), responses((status = 200, description = "A page of chats by id, with their messages", body = ListBody<Chat>)))]
+async fn list_chats(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiQuery(q): ApiQuery<ChatQuery>,
+) -> ApiResult<Json<ListBody<Chat>>> {
+    let page = ListParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .page()?;
+    Ok(Json(
+        desk::chats(&ctx, &actor, q.open.unwrap_or(false), &page).await?.into(),
+    ))
+}
 
 #[utoipa::path(post, path = "/api/chats", tag = "desk", request_body = NewChat, responses((status = 201, description = "The new chat", body = Chat)))]
 async fn create_chat(

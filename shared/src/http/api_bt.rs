@@ -1,6 +1,7 @@
 //! Helpdesk API routes for BeyondTrust Remote Support: settings (client secret write-only),
 //! Test Configuration, the outbound-event URL, team import, invitations from tickets and
-//! chats, stored remote sessions and manual linking, and Jump links for assets.
+//! chats, stored remote sessions and manual linking, Jump links for assets, and the
+//! lost-end-event sweep's runs.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -9,19 +10,20 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::api_datto::RunQueued;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery, IdPath, OptionalJson, TextPath};
 use super::list::{ListBody, ListParams};
 use super::request_host;
 use crate::domain::bt::RemoteInvite;
-use crate::domain::ids::{ChatId, RemoteSessionId, TicketId};
+use crate::domain::ids::{ChatId, RemoteInviteId, RemoteSessionId, TicketId};
 use crate::domain::remote::RemoteSession;
 use crate::services::beyondtrust_setup::{
     self, BeyondTrustConfigInput, BeyondTrustConfigView, ConfigCheck, TeamImport, UrlAnswer,
 };
 use crate::services::invitations::{self, Target, Via};
-use crate::services::{remote_sessions, Actor, Context};
-use crate::store::RemoteSessionFilter;
+use crate::services::{beyondtrust_sync, remote_sessions, Actor, Context};
+use crate::store::{RemoteSessionFilter, SyncRun, SyncTrigger};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -37,6 +39,41 @@ pub fn routes() -> OpenApiRouter<Context> {
         .routes(routes!(get_session))
         .routes(routes!(link_session))
         .routes(routes!(jump_url))
+        .routes(routes!(resend_invite))
+        .routes(routes!(sweep_now))
+        .routes(routes!(list_sweeps))
+        .routes(routes!(get_sweep))
+}
+
+#[utoipa::path(post, path = "/api/remote-invites/{id}/resend", tag = "beyondtrust", params(("id" = u64, Path, description = "The invite's id")), responses((status = 200, description = "The invite: email_failed cleared when the mail went, or holding the new reason (the key stays valid either way)", body = RemoteInvite), (status = 400, description = "VALIDATION: a chat invitation, or one never e-mailed", body = ErrorBody)))]
+async fn resend_invite(
+    State(ctx): State<Context>,
+    actor: Actor,
+    IdPath(id): IdPath<RemoteInviteId>,
+) -> ApiResult<Json<RemoteInvite>> {
+    Ok(Json(invitations::resend(&ctx, &actor, id).await?))
+}
+
+// ---- the lost-end-event sweep -------------------------------------------------------------
+
+#[utoipa::path(post, path = "/api/sync/beyondtrust", tag = "beyondtrust", responses((status = 202, description = "The lost-end-event sweep is queued; see GET /api/sync/beyondtrust/runs/{id}", body = RunQueued), (status = 409, description = "BEYONDTRUST_NOT_CONFIGURED", body = ErrorBody)))]
+async fn sweep_now(State(ctx): State<Context>, actor: Actor) -> ApiResult<(StatusCode, Json<RunQueued>)> {
+    let run = beyondtrust_sync::request_run(&ctx, &actor, SyncTrigger::Api).await?;
+    Ok((StatusCode::ACCEPTED, Json(RunQueued { run_id: run.run_id })))
+}
+
+#[utoipa::path(get, path = "/api/sync/beyondtrust/runs", tag = "beyondtrust", params(ListParams), responses((status = 200, description = "The most recent sweeps first", body = ListBody<SyncRun>)))]
+async fn list_sweeps(
+    State(ctx): State<Context>,
+    actor: Actor,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<ListBody<SyncRun>>> {
+    Ok(Json(beyondtrust_sync::runs(&ctx, &actor, &q.page()?).await?.into()))
+}
+
+#[utoipa::path(get, path = "/api/sync/beyondtrust/runs/{id}", tag = "beyondtrust", params(("id" = u64, Path, description = "The run_id")), responses((status = 200, description = "The sweep: state, sessions listed, imports queued, errors", body = SyncRun)))]
+async fn get_sweep(State(ctx): State<Context>, actor: Actor, IdPath(id): IdPath<u64>) -> ApiResult<Json<SyncRun>> {
+    Ok(Json(beyondtrust_sync::run(&ctx, &actor, id).await?))
 }
 
 // ---- settings ---------------------------------------------------------------------------
@@ -84,7 +121,7 @@ pub struct InviteBody {
     via: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/tickets/{id}/remote-invites", tag = "beyondtrust", params(("id" = u64, Path, description = "The ticket's id")), request_body = Option<InviteBody>, responses((status = 201, description = "The invitation, e-mailed to the ticket's user (or `email`)", body = RemoteInvite), (status = 403, description = "QUICK_INVITES_DISABLED or INVITES_FOR_OTHERS_DISABLED", body = ErrorBody), (status = 409, description = "TECHUNAVAILABLE or BEYONDTRUST_NOT_CONFIGURED", body = ErrorBody), (status = 502, description = "BEYONDTRUST_UNAVAILABLE or MAIL_REJECTED", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/tickets/{id}/remote-invites", tag = "beyondtrust", params(("id" = u64, Path, description = "The ticket's id")), request_body = Option<InviteBody>, responses((status = 201, description = "The invitation, e-mailed to the ticket's user (or `email`); when the mail failed after BeyondTrust issued the key, still 201 with `email_failed` (to, reason): the code and link stand, resend with POST /api/remote-invites/{id}/resend", body = RemoteInvite), (status = 403, description = "QUICK_INVITES_DISABLED or INVITES_FOR_OTHERS_DISABLED", body = ErrorBody), (status = 409, description = "TECHUNAVAILABLE or BEYONDTRUST_NOT_CONFIGURED", body = ErrorBody), (status = 502, description = "BEYONDTRUST_UNAVAILABLE", body = ErrorBody)))]
 async fn ticket_invite(
     State(ctx): State<Context>,
     actor: Actor,

@@ -15,7 +15,9 @@ use super::request_host;
 use crate::domain::alerts::Alert;
 use crate::domain::datto::SiteMapping;
 use crate::domain::ids::{CustomerId, SiteId};
-use crate::services::datto_setup::{self, ConnectionTest, DattoConfigInput, DattoConfigView, Rotated, WebhookSetup};
+use crate::services::datto_setup::{
+    self, ConnectionTest, DattoConfigInput, DattoConfigView, DattoSiteRow, Rotated, WebhookSetup,
+};
 use crate::services::{datto_sync, request_log, Actor, Context};
 use crate::store::{RequestLogEntry, RequestLogFilter, SyncRun, SyncTrigger};
 
@@ -30,7 +32,8 @@ pub fn routes() -> OpenApiRouter<Context> {
         .routes(routes!(sync_now))
         .routes(routes!(list_runs))
         .routes(routes!(get_run))
-        .routes(routes!(get_mapping, put_mapping))
+        .routes(routes!(get_mapping, put_mapping, delete_mapping))
+        .routes(routes!(datto_sites))
         .routes(routes!(request_log))
         .routes(routes!(get_alert))
 }
@@ -119,6 +122,28 @@ async fn put_mapping(
     Ok(Json(
         datto_setup::map_site(&ctx, &actor, uid, input.customer_id, input.site_id).await?,
     ))
+}
+
+#[utoipa::path(delete, path = "/api/site-mappings/{datto_site_uid}", tag = "datto", params(("datto_site_uid" = String, Path, description = "The Datto site's uid")), responses((status = 200, description = "The mapping that was removed", body = SiteMapping)))]
+async fn delete_mapping(
+    State(ctx): State<Context>,
+    actor: Actor,
+    TextPath(uid): TextPath,
+) -> ApiResult<Json<SiteMapping>> {
+    Ok(Json(datto_setup::unmap_site(&ctx, &actor, &uid).await?))
+}
+
+/// `{"items": [...]}`: every site Datto lists.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DattoSites {
+    pub items: Vec<DattoSiteRow>,
+}
+
+#[utoipa::path(get, path = "/api/datto/sites", tag = "datto", responses((status = 200, description = "The sites Datto lists now, each with its mapping", body = DattoSites), (status = 409, description = "DATTO_API_NOT_CONFIGURED", body = ErrorBody), (status = 502, description = "DATTO_UNAVAILABLE", body = ErrorBody)))]
+async fn datto_sites(State(ctx): State<Context>, actor: Actor) -> ApiResult<Json<DattoSites>> {
+    Ok(Json(DattoSites {
+        items: datto_setup::datto_sites(&ctx, &actor).await?,
+    }))
 }
 
 /// `source`, `outcome`, `limit`, `cursor`.

@@ -18,6 +18,8 @@ pub struct ApiError {
     status: StatusCode,
     code: String,
     message: String,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 /// The JSON body of every error answer.
@@ -34,6 +36,8 @@ pub struct ErrorBody {
 pub enum RoutingError {
     #[error("no such route")]
     NoRoute,
+    #[error("the console has no asset named {0:?}")]
+    NoAsset(String),
 }
 
 impl ApiError {
@@ -42,6 +46,7 @@ impl ApiError {
             status,
             code: code.to_string(),
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -151,7 +156,6 @@ impl From<InputError> for ApiError {
             }
             InputError::MalformedJson { .. } => ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", message),
             InputError::Invalid { .. } => ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION", message),
-            InputError::MalformedEvent(_) => ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_EVENT", message),
         }
     }
 }
@@ -159,7 +163,9 @@ impl From<InputError> for ApiError {
 impl From<RoutingError> for ApiError {
     fn from(e: RoutingError) -> Self {
         match e {
-            RoutingError::NoRoute => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", e.to_string()),
+            RoutingError::NoRoute | RoutingError::NoAsset(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", e.to_string())
+            }
         }
     }
 }
@@ -185,6 +191,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Core(e) => e.into(),
             ServiceError::Input(e) => e.into(),
             ServiceError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", m),
+            ref e @ ServiceError::TooManyAttempts { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_ATTEMPTS", e.to_string())
+            },
             ServiceError::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
             ServiceError::MailDropped(m) => ApiError::new(StatusCode::FORBIDDEN, "SENDER_REFUSED", m),
             ServiceError::MailUnusable(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "NO_ALERT_UID", m),
@@ -224,11 +234,16 @@ impl IntoResponse for ApiError {
         if self.status.is_client_error() {
             tracing::warn!(status = self.status.as_u16(), code = %self.code, message = %self.message, "request refused");
         }
+        let retry_after = self.retry_after;
         let body = ErrorBody {
             error: self.code,
             message: self.message,
         };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

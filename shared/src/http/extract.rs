@@ -1,5 +1,5 @@
 //! Request extractors whose rejections are typed `InputError`s naming the offending field:
-//! JSON bodies, typed path ids, query strings, and the `Actor` of an authenticated request.
+//! JSON bodies, typed path ids and query strings (the `Actor` extractor is in `auth`).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -8,8 +8,7 @@ use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::domain::ids::AgentId;
-use crate::services::{Actor, InputError};
+use crate::services::InputError;
 
 /// Largest request body any route accepts.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -147,31 +146,4 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
 fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(q.as_bytes())
-}
-
-/// Set by the authentication middleware on a request it let through.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Authenticated;
-
-/// Who the request acts for: with the service token, the agent named by `X-Agent-Id`
-/// (if any). Only routes behind the authentication middleware can extract it.
-impl<S: Send + Sync> FromRequestParts<S> for Actor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if parts.extensions.get::<Authenticated>().is_none() {
-            return Err(crate::services::ServiceError::Unauthorized("this route needs authentication".into()).into());
-        }
-        let agent = match parts.headers.get("x-agent-id") {
-            None => None,
-            Some(v) => Some(
-                v.to_str()
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .map(AgentId)
-                    .ok_or_else(|| InputError::invalid("X-Agent-Id", "must be an agent id (a number)"))?,
-            ),
-        };
-        Ok(Actor::Service { agent })
-    }
 }

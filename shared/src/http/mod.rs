@@ -9,10 +9,13 @@ pub mod api_bt;
 pub mod api_datto;
 pub mod api_noise;
 pub mod api_ops;
+pub mod auth;
 pub mod beyondtrust;
+pub mod console;
 pub mod datto;
 pub mod error;
 pub mod extract;
+pub mod json_newline;
 pub mod list;
 pub mod openapi;
 pub mod security;
@@ -20,21 +23,19 @@ pub mod security;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use subtle::ConstantTimeEq;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::services::request_log::{log_refusal, Refusal};
-use crate::services::{Context, ServiceError};
+use crate::services::Context;
 use error::{ApiError, RoutingError};
-use extract::Authenticated;
 pub use extract::BODY_LIMIT;
 
 /// How long any request may take before the router answers 504. The Lambda `Timeout` of
@@ -48,6 +49,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// limit, request id (set, logged, echoed), tracing, timeout, security headers.
 pub fn with_common_layers(router: Router) -> Router {
     router
+        .layer(axum::middleware::map_response(json_newline::end_json_with_newline))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
@@ -60,29 +62,21 @@ pub fn with_common_layers(router: Router) -> Router {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-")
                 .to_string();
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            let path = loggable_path(req.uri().path());
+            tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(middleware::from_fn(security::headers))
 }
 
-/// Refuse requests without the API's bearer token (compared in constant time); mark the
-/// others authenticated, so that handlers can extract their `Actor`.
-pub async fn require_token(State(ctx): State<Context>, mut req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    let refused = |m: &str| ApiError::from(ServiceError::Unauthorized(m.to_string())).into_response();
-    match given {
-        None => refused("missing bearer token (Authorization: Bearer <token>)"),
-        Some(t) if bool::from(t.trim().as_bytes().ct_eq(ctx.config.api_token.expose().as_bytes())) => {
-            req.extensions_mut().insert(Authenticated);
-            next.run(req).await
-        }
-        Some(_) => refused("wrong bearer token"),
+/// The request path as logged: BeyondTrust's event URL carries its token in the path, so
+/// that segment is replaced (DESIGN §6: no token in any log line, also inside a URL path).
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/beyondtrust/events/") {
+        "/beyondtrust/events/{token}"
+    } else {
+        path
     }
 }
 
@@ -109,6 +103,7 @@ fn api_routes() -> OpenApiRouter<Context> {
         .merge(api_noise::routes())
         .merge(api_bt::routes())
         .merge(api_ops::routes())
+        .merge(auth::routes())
 }
 
 /// The OpenAPI document of every route: the helpdesk API, both intake routers, and
@@ -118,6 +113,7 @@ pub fn document_with(extra: OpenApiRouter<Context>) -> utoipa::openapi::OpenApi 
         .merge(extra)
         .merge(datto::routes())
         .merge(beyondtrust::routes())
+        .merge(auth::open_routes())
         .split_for_parts();
     let (_, own) = unauthenticated_routes().split_for_parts();
     openapi::document(routes.merge_from(own))
@@ -128,15 +124,17 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document_with(OpenApiRouter::new())
 }
 
-/// `GET /healthz` and `GET /api/openapi.json`: no token needed.
+/// `GET /healthz`, `GET /api/openapi.json` and the console's page and assets: no token
+/// needed (the console signs in against the API).
 fn unauthenticated_routes() -> OpenApiRouter<openapi::Served> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(openapi::openapi_json))
+        .merge(console::routes())
 }
 
-/// The helpdesk API (`/api/*`, bearer token) plus `extra` routes behind the same token,
-/// `GET /healthz` and the API document (which covers the intake routers too).
+/// The helpdesk API (`/api/*`, behind `auth::authenticate`) plus `extra` routes behind the
+/// same check, sign-in and setup, `GET /healthz` and the API document (intake routers too).
 fn helpdesk_router_with(ctx: Context, extra: OpenApiRouter<Context>) -> Router {
     static PLAIN: std::sync::OnceLock<Arc<serde_json::Value>> = std::sync::OnceLock::new();
     let to_json = |doc| Arc::new(serde_json::to_value(doc).expect("serializable"));
@@ -147,13 +145,20 @@ fn helpdesk_router_with(ctx: Context, extra: OpenApiRouter<Context>) -> Router {
     });
     let (api, _) = api_routes().merge(extra).split_for_parts();
     let api = api
-        .route_layer(middleware::from_fn_with_state(ctx.clone(), require_token))
-        .with_state(ctx);
+        .route_layer(middleware::from_fn_with_state(ctx.clone(), auth::authenticate))
+        .with_state(ctx.clone());
     let (open, _) = unauthenticated_routes().split_for_parts();
-    with_common_layers(open.with_state(served).merge(api).fallback(not_found))
+    let (sign_in, _) = auth::open_routes().split_for_parts();
+    with_common_layers(
+        open.with_state(served)
+            .merge(sign_in.with_state(ctx))
+            .merge(api)
+            .fallback(not_found),
+    )
 }
 
-/// The helpdesk API (`/api/*`, bearer token), `GET /healthz`, `GET /api/openapi.json`.
+/// The helpdesk API (`/api/*`, bearer token), `GET /healthz`, `GET /api/openapi.json`,
+/// the console (`/console`).
 pub fn helpdesk_router(ctx: Context) -> Router {
     helpdesk_router_with(ctx, OpenApiRouter::new())
 }

@@ -9,7 +9,9 @@ use axum::extract::State;
 use axum::Json;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref};
 use utoipa::OpenApi as _;
 
@@ -28,15 +30,23 @@ use super::error::ErrorBody;
         (name = "datto", description = "Datto RMM settings, webhook setup, sync runs, site mappings, alerts"),
         (name = "beyondtrust", description = "BeyondTrust settings, team import, invitations, remote sessions"),
         (name = "noise", description = "Alert noise control: settings, routing rules, maintenance windows, the preview"),
-        (name = "operations", description = "Request log, dead letters, the API document"),
+        (name = "auth", description = "Sign-in, sessions, personal API tokens, passwords, the first admin"),
+        (name = "operations", description = "Request log, dead letters, audit log, the API document"),
         (name = "intake", description = "Vendor calls into deskbridge, authenticated by a shared secret"),
         (name = "local", description = "Routes only the local server has"),
+        (name = "console", description = "The web console: its HTML document and embedded assets (no token; it signs in against the API)"),
     )
 )]
 struct Frame;
 
-/// Name of the bearer scheme in `components.securitySchemes`.
+/// Name of the service-token bearer scheme in `components.securitySchemes`.
 pub const BEARER: &str = "bearer";
+/// An agent's personal API token (bearer, `dbp_…`).
+pub const PERSONAL_TOKEN: &str = "personal_token";
+/// The session cookie from `POST /api/auth/login`.
+pub const SESSION: &str = "session";
+/// The session's CSRF token header, required with the cookie on state-changing requests.
+pub const CSRF: &str = "csrf";
 
 fn error_response(description: &str) -> Response {
     ResponseBuilder::new()
@@ -56,7 +66,10 @@ fn needs_token(path: &str) -> bool {
     !(path.starts_with("/datto/")
         || path.starts_with("/beyondtrust/")
         || path == "/healthz"
-        || path == "/api/openapi.json")
+        || path == "/api/openapi.json"
+        || path == "/api/auth/login"
+        || path == "/api/auth/setup"
+        || path.starts_with(super::security::CONSOLE_PREFIX))
 }
 
 /// The error answers an operation can give besides its own: every one may be refused for
@@ -75,7 +88,11 @@ fn add_common_errors(path: &str, op: &mut Operation, has_body: bool) {
         add("415", "UNSUPPORTED_MEDIA_TYPE");
     }
     if needs_token(path) {
-        add("401", "UNAUTHORIZED: missing or wrong bearer token");
+        add("401", "UNAUTHORIZED: missing or wrong token, or no live session");
+        add(
+            "403",
+            "FORBIDDEN: the caller's role may not do this; CSRF: a cookie request without X-CSRF-Token",
+        );
     }
     if path.contains('{') {
         add("404", "NOT_FOUND: no record with that id");
@@ -92,7 +109,7 @@ fn add_common_errors(path: &str, op: &mut Operation, has_body: bool) {
 }
 
 /// The document for `routes` (the paths of every router a host serves): frame, paths,
-/// the bearer scheme on every token route, and the common error answers.
+/// the auth schemes on every authenticated route, and the common error answers.
 pub fn document(routes: OpenApi) -> OpenApi {
     let mut doc = Frame::openapi().merge_from(routes);
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
@@ -103,10 +120,35 @@ pub fn document(routes: OpenApi) -> OpenApi {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .description(Some(
-                    "The service token. `X-Agent-Id` names the acting agent of a request made with it.",
+                    "The service token (machines, scripts). `X-Agent-Id` names the acting agent of a request made with it; it may do what an admin may.",
                 ))
                 .build(),
         ),
+    );
+    components.add_security_scheme(
+        PERSONAL_TOKEN,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "A personal API token of an agent (`dbp_…`, from POST /api/auth/tokens): acts as that agent with its role; `X-Agent-Id` is ignored.",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        SESSION,
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            "__Host-deskbridge_session",
+            "The session cookie set by POST /api/auth/login (`deskbridge_session` on plain loopback http): acts as the signed-in agent; `X-Agent-Id` is ignored.",
+        ))),
+    );
+    components.add_security_scheme(
+        CSRF,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-CSRF-Token",
+            "The session's CSRF token (in the login answer and GET /api/auth/me); required with the session cookie on every request but GET/HEAD/OPTIONS.",
+        ))),
     );
     for (path, item) in doc.paths.paths.iter_mut() {
         let ops = [
@@ -120,7 +162,12 @@ pub fn document(routes: OpenApi) -> OpenApi {
             let has_body = op.request_body.is_some();
             add_common_errors(path, op, has_body);
             if needs_token(path) {
-                op.security = Some(vec![SecurityRequirement::new::<_, [&str; 0], &str>(BEARER, [])]);
+                let none: [&str; 0] = [];
+                op.security = Some(vec![
+                    SecurityRequirement::new(BEARER, none),
+                    SecurityRequirement::new(PERSONAL_TOKEN, none),
+                    SecurityRequirement::new(SESSION, none).add(CSRF, none),
+                ]);
             }
         }
     }

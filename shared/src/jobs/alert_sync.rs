@@ -4,13 +4,15 @@
 
 use std::collections::HashSet;
 
+use futures::StreamExt;
+
 use chrono::Duration;
 
 use super::close_propagation::sweep_pending_closes;
 use crate::domain::alerts::{AlertEvent, AlertEventKind, AlertSource, AlertState, AlertUid};
 use crate::domain::tickets::TicketStatus;
 use crate::error::Result;
-use crate::intake::accept;
+use crate::intake::{accept, accept_new};
 use crate::ports::Queue;
 use crate::ports::{DattoApi, DattoCallError};
 pub use crate::store::SyncSummary;
@@ -23,6 +25,31 @@ pub const MIN_HEADROOM: i64 = 100;
 /// How long a sync may hold its lease before another run may take over.
 pub const LEASE_MINUTES: i64 = 10;
 const DELETED_DEVICES: &str = "Deleted Devices";
+
+/// New sites imported in one write (3 store operations each, at most 100 a write).
+const SITES_PER_WRITE: usize = 33;
+
+/// Site-import writes at once: on SQLite they share group commits.
+const PAGES_IN_FLIGHT: usize = 4;
+
+/// Import one page of new sites in one write; when another writer mapped one of them
+/// meanwhile, site by site instead (each finds or imports its mapping).
+async fn import_sites(
+    store: &Store,
+    page: Vec<(String, Option<String>)>,
+    settings: &crate::domain::datto::DattoSettings,
+) -> Result<Vec<crate::domain::datto::SiteMapping>> {
+    match store.import_datto_sites(&page, settings).await {
+        Err(crate::error::Error::Store(crate::ports::StoreError::ConditionFailed { .. })) => {
+            let mut out = Vec::with_capacity(page.len());
+            for (uid, name) in &page {
+                out.push(store.site_for_datto(uid, name.as_deref(), settings).await?);
+            }
+            Ok(out)
+        }
+        done => done,
+    }
+}
 
 fn is_uuid(s: &str) -> bool {
     AlertUid::parse("uid", s).is_ok()
@@ -73,24 +100,38 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
         Err(e) => note(summary, "reading the request rate", e),
     }
 
-    // 1. Sites.
+    // 1. Sites: the mappings and site names in one walk each, then the new sites imported
+    // in pages (one write each) and the renamed ones renamed.
+    let mut mappings = store.site_mappings().await?;
     match datto.sites().await {
         Err(e) => note(summary, "listing sites", e),
         Ok(sites) => {
+            let names = store.site_names().await?;
+            let mut new = Vec::new();
             for site in sites {
                 if site.name.trim() == DELETED_DEVICES || !is_uuid(&site.uid) {
                     continue;
                 }
-                match store.site_mapping(&site.uid).await? {
+                match mappings.get(&site.uid) {
                     Some(m) => {
-                        if store.rename_imported_site(&m, &site.name).await? {
+                        let unchanged = names.get(&m.site_id).is_some_and(|n| *n == site.name);
+                        if !unchanged && store.rename_imported_site(m, &site.name).await? {
                             summary.sites_updated += 1;
                         }
                     }
-                    None => {
-                        store.site_for_datto(&site.uid, Some(&site.name), &settings).await?;
-                        summary.sites_created += 1;
-                    }
+                    None if new.iter().any(|(uid, _)| *uid == site.uid) => {}
+                    None => new.push((site.uid.clone(), Some(site.name.clone()))),
+                }
+            }
+            let imports: Vec<_> = new
+                .chunks(SITES_PER_WRITE)
+                .map(|page| import_sites(store, page.to_vec(), &settings))
+                .collect();
+            let imported: Vec<_> = futures::stream::iter(imports).buffered(PAGES_IN_FLIGHT).collect().await;
+            for page in imported {
+                for m in page? {
+                    mappings.insert(m.datto_site_uid.clone(), m);
+                    summary.sites_created += 1;
                 }
             }
         }
@@ -105,18 +146,22 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
         }
     };
     if let Some(open) = &open {
+        // The known alerts in one walk of their partition, not a read per listed alert.
+        let mut known = store.known_alert_uids().await?;
+        let mut new = Vec::new();
         for a in open {
-            if store.alert(&a.uid).await?.is_some() {
+            if !known.insert(a.uid.as_str().to_string()) {
                 continue;
             }
-            let ev = AlertEvent {
+            new.push(AlertEvent {
                 uid: a.uid.clone(),
                 kind: AlertEventKind::Raised,
                 source: AlertSource::Poll,
                 at: store.clock().now(),
                 facts: a.facts.clone(),
-            };
-            let r = accept(store, queue, &settings, &ev, None).await?;
+            });
+        }
+        for r in accept_new(store, queue, &settings, &new, &mut mappings).await? {
             if r.result == crate::domain::alerts::Outcome::Created {
                 summary.tickets_created += 1;
             }

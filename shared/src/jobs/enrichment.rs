@@ -5,11 +5,13 @@
 use serde_json::Value;
 
 use super::{Failure, JobError};
-use crate::domain::alerts::AlertUid;
+use crate::datto::api::device_facts;
+use crate::domain::alerts::{correct_unknown, AlertUid, Corrected, Decision, FactField, TimelineEntry};
+use crate::domain::desk::Priority;
 use crate::domain::tickets::{Action, ActionKind};
 use crate::intake::EnrichRequest;
 use crate::ports::DattoApi;
-use crate::store::Store;
+use crate::store::{EnrichmentChange, Store};
 
 fn line(out: &mut String, label: &str, v: Option<&Value>) {
     let text = match v {
@@ -60,6 +62,10 @@ pub fn enrichment_note(diagnostics: Option<&str>, context: Option<&Value>, devic
 }
 
 /// Handle one `alert-enrich` message; does nothing when the ticket was enriched already.
+/// Fields that arrived unknown (placeholders, blanks, absent) are corrected from the API
+/// (`correct_unknown`): the ticket moves to the corrected site's customer, takes the API's
+/// priority, device and summary, and the alert's timeline names each correction. Values
+/// that arrived real are never touched.
 pub async fn enrich(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(), JobError> {
     let req: EnrichRequest = serde_json::from_str(body).map_err(|e| JobError::bad_message("alert-enrich", e))?;
     let uid = AlertUid::parse("alert_uid", &req.alert_uid).map_err(|e| JobError::bad_message("alert-enrich", e))?;
@@ -70,13 +76,24 @@ pub async fn enrich(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(
         return Ok(());
     }
     let remote = datto.alert(&uid).await?;
-    let facts = remote.as_ref().map(|a| &a.facts).unwrap_or(&alert.facts);
-    let device_uid = facts.device_uid.clone().or(alert.facts.device_uid.clone());
+    let api_facts = remote.as_ref().map(|a| &a.facts).unwrap_or(&alert.facts);
+    let device_uid = alert.facts.device_uid.clone().or(api_facts.device_uid.clone());
     let device = match device_uid {
         Some(d) => datto.device(&d).await?,
         None => None,
     };
-    let note = enrichment_note(facts.diagnostics.as_deref(), facts.context.as_ref(), device.as_ref());
+    let corrected = remote
+        .as_ref()
+        .map(|r| correct_unknown(&alert.facts, &r.facts, device.as_ref().and_then(device_facts).as_ref()));
+    let change = match &corrected {
+        Some(c) if !c.corrections.is_empty() => ticket_change(store, c).await?,
+        _ => EnrichmentChange::default(),
+    };
+    let note = enrichment_note(
+        api_facts.diagnostics.as_deref(),
+        api_facts.context.as_ref(),
+        device.as_ref(),
+    );
     let (id, at) = store.new_action_stamp().await?;
     let action = Action {
         id,
@@ -85,6 +102,41 @@ pub async fn enrich(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(
         agent_id: None,
         note,
     };
-    store.record_enrichment(&uid, req.ticket_id, &action).await?;
+    store.record_enrichment(&uid, req.ticket_id, &action, &change).await?;
     Ok(())
+}
+
+/// What the corrections change: the alert's facts, one timeline entry per corrected field,
+/// and the ticket fields made from them (site through the mapping or the import).
+async fn ticket_change(store: &Store, c: &Corrected) -> Result<EnrichmentChange, JobError> {
+    let settings = store.datto_settings().await?;
+    let now = store.clock().now();
+    let mut change = EnrichmentChange {
+        facts: Some(c.facts.clone()),
+        summary: c.summary.clone(),
+        ..Default::default()
+    };
+    for corr in &c.corrections {
+        change.timeline.push(TimelineEntry {
+            at: now,
+            source: "enrichment".into(),
+            event: format!("corrected {corr}"),
+            decision: Decision::FieldsCorrected,
+            note: None,
+        });
+        match corr.field {
+            FactField::Priority => {
+                change.priority = Some(settings.priority_map.map(Some(&corr.value), Priority::Medium));
+            }
+            FactField::DeviceHostname => change.asset = Some(corr.value.clone()),
+            FactField::SiteUid => {
+                let m = store
+                    .site_for_datto(&corr.value, c.facts.site_name.as_deref(), &settings)
+                    .await?;
+                change.site = Some(m);
+            }
+            FactField::Message | FactField::DeviceUid | FactField::SiteName => {}
+        }
+    }
+    Ok(change)
 }

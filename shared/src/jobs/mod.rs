@@ -5,6 +5,7 @@ pub mod alert_sync;
 pub mod close_propagation;
 pub mod enrichment;
 pub mod session_import;
+pub mod session_sweep;
 
 use std::future::Future;
 
@@ -113,9 +114,10 @@ impl BatchOutcome {
 /// Run `handle` on each `(message id, body)` with at most `concurrency` at once (vendor
 /// rate budgets are shared) and sort the failures into retry and dead-letter.
 /// Each body is parsed inside its own handler, so one bad message fails only itself.
-pub async fn run_batch<F, Fut>(messages: Vec<(String, String)>, concurrency: usize, handle: F) -> BatchOutcome
+/// (`T` is the body, or the body with what the queue tells about its delivery.)
+pub async fn run_batch<T, F, Fut>(messages: Vec<(String, T)>, concurrency: usize, handle: F) -> BatchOutcome
 where
-    F: Fn(String) -> Fut,
+    F: Fn(T) -> Fut,
     Fut: Future<Output = Result<(), JobError>>,
 {
     let results: Vec<(String, Result<(), JobError>)> = stream::iter(messages)

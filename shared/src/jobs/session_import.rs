@@ -3,10 +3,13 @@
 //! known technician, honours "only process sessions generated here", then links the
 //! session per DESIGN §5 (`domain::remote::decide_link`). Idempotent per lsid.
 //!
-//! Retry rule: every failed receive makes the message visible again after the queue's
-//! backoff (SQS: the 150 s visibility timeout; local worker: 30 s, 1, 2, 5 min), and after
-//! 5 receives it goes to the dead-letter queue — about ten minutes of waiting for a report
-//! to complete.
+//! Retry rule (`RETRY_SCHEDULE`): a failed receive is offered again after 5 s, 15 s, 30 s,
+//! 1, 2, 5 min (SQS: the consumer changes the message's visibility; local worker: the same
+//! schedule); the 7th failed receive dead-letters it. A report is importable once it has
+//! `end_time`; without chat URLs it is waited for until receive `PARTIAL_AFTER_RECEIVES`
+//! (about 2 minutes), then imported as it is and marked possibly partial.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,13 +20,35 @@ use crate::domain::chats::Chat;
 use crate::domain::desk::Agent;
 use crate::domain::remote::{
     chat_session_name, decide_link, find_technician, render_note, transcript, ExternalKey, KeyLookup, LinkDecision,
-    Lsid, RemoteSession, SessionFacts, DEFAULT_SESSION_NAME,
+    Lsid, RemoteSession, SessionFacts, DEFAULT_SESSION_NAME, PARTIAL_TRANSCRIPT_NOTE,
 };
 use crate::domain::tickets::{Action, ActionKind};
 use crate::store::{RequestLogEntry, SessionImport, Store};
 
 /// Request-log source of import outcomes.
 pub const SOURCE: &str = "session-import";
+
+/// The waits after failed receives 1, 2, … of a `session-import` message; after the last
+/// one's receive fails too, the message is dead-lettered (`QueueName::max_receives`).
+pub const RETRY_SCHEDULE: [Duration; 6] = [
+    Duration::from_secs(5),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(120),
+    Duration::from_secs(300),
+];
+
+/// The receive from which an ended report without chat URLs is imported anyway (after
+/// 5 + 15 + 30 + 60 s = 110 s of waiting for them).
+pub const PARTIAL_AFTER_RECEIVES: u32 = 5;
+
+/// How long to wait after failed receive `receive_count` (1 = the first delivery); after
+/// the last scheduled one no wait: its next receive moves it to the dead-letter queue.
+pub fn retry_delay(receive_count: u32) -> Duration {
+    let i = (receive_count.max(1) - 1) as usize;
+    RETRY_SCHEDULE.get(i).copied().unwrap_or(Duration::ZERO)
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ImportRequest {
@@ -55,15 +80,16 @@ async fn log_outcome(store: &Store, lsid: &Lsid, outcome: &str, reason: String) 
     }
 }
 
-/// Handle one `session-import` message: fetch the report, find the technician, honour
-/// "only generated here", decide the link and store it all in one transaction.
-pub async fn import(store: &Store, client: &Client, body: &str) -> Result<ImportOutcome, JobError> {
+/// Handle one `session-import` message on its `receive_count`-th delivery: fetch the
+/// report, find the technician, honour "only generated here", decide the link and store
+/// it all in one transaction.
+pub async fn import(store: &Store, client: &Client, body: &str, receive_count: u32) -> Result<ImportOutcome, JobError> {
     let req: ImportRequest = serde_json::from_str(body).map_err(|e| JobError::bad_message("session-import", e))?;
     let lsid = Lsid::parse(&req.lsid).map_err(|e| JobError::bad_message("session-import", e))?;
     if store.remote_session_by_lsid(&lsid).await?.is_some() {
         return Ok(ImportOutcome::AlreadyImported);
     }
-    let facts = complete_report(client, &lsid).await?;
+    let (facts, possibly_partial) = importable_report(client, &lsid, receive_count).await?;
     let settings = store.bt_settings().await?;
     let agents = store.all_agents().await?;
     let Some(tech) = find_technician(&agents, &facts) else {
@@ -86,24 +112,50 @@ pub async fn import(store: &Store, client: &Client, body: &str) -> Result<Import
         return Ok(ImportOutcome::NotGeneratedHere);
     }
     let (decision, chat) = decide(store, facts.external_key()).await?;
-    let import = records(store, &settings, &lsid, &facts, tech, &decision, chat.as_ref()).await?;
+    let mut import = records(store, &settings, &lsid, &facts, tech, &decision, chat.as_ref()).await?;
+    if possibly_partial {
+        mark_partial(&mut import);
+    }
     if !store.store_imported_session(&import).await? {
         return Ok(ImportOutcome::AlreadyImported);
     }
-    log_outcome(store, &lsid, "imported", format!("{decision:?}")).await;
+    let partial = if possibly_partial {
+        "; no chat download in the report: transcript possibly partial"
+    } else {
+        ""
+    };
+    log_outcome(store, &lsid, "imported", format!("{decision:?}{partial}")).await;
     Ok(ImportOutcome::Imported(decision))
 }
 
-/// The session's facts, once BeyondTrust's report of it is complete (until then the
-/// message is retried through the queue).
-async fn complete_report(client: &Client, lsid: &Lsid) -> Result<SessionFacts, JobError> {
+/// The session's facts once BeyondTrust's report is importable (`end_time` present; until
+/// then the message is retried), and whether it is possibly partial: without chat URLs it
+/// is retried until receive `PARTIAL_AFTER_RECEIVES`, then imported as it is.
+async fn importable_report(client: &Client, lsid: &Lsid, receive_count: u32) -> Result<(SessionFacts, bool), JobError> {
     let report = client.support_session_report(lsid).await?;
-    if !report.is_complete() {
+    if !report.is_importable() {
         return Err(JobError::Retryable(Failure::NotYet(format!(
-            "the report of session {lsid} is not complete yet"
+            "the report of session {lsid} has no end time yet"
         ))));
     }
-    Ok(report.to_facts()?)
+    let partial = report.possibly_partial();
+    if partial && receive_count < PARTIAL_AFTER_RECEIVES {
+        return Err(JobError::Retryable(Failure::NotYet(format!(
+            "the report of session {lsid} has no chat download yet (read {receive_count} of {PARTIAL_AFTER_RECEIVES} before importing it as it is)"
+        ))));
+    }
+    Ok((report.to_facts()?, partial))
+}
+
+/// Flag the session possibly partial and say so in its ticket action or chat message.
+fn mark_partial(import: &mut SessionImport) {
+    import.session.possibly_partial = true;
+    if let Some((_, action)) = import.action.as_mut() {
+        action.note = format!("{PARTIAL_TRANSCRIPT_NOTE}\n\n{}", action.note);
+    }
+    if let Some((_, _, text)) = import.chat_message.as_mut() {
+        text.push_str(&format!("\n\n{PARTIAL_TRANSCRIPT_NOTE}"));
+    }
 }
 
 /// Whether the session's external key is one of our stored invitations.
@@ -197,6 +249,7 @@ async fn records(
         started_at: facts.started_at,
         ended_at: facts.ended_at,
         transcript: lines,
+        possibly_partial: false,
     };
     let action = match decision.ticket_id() {
         Some(ticket_id) => {

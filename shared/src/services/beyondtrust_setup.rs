@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::datto_setup::SecretSet;
-use super::{Actor, Context, ServiceError, ServiceResult, Vendor};
+use super::{audit, Actor, Context, ServiceError, ServiceResult, Vendor};
 use crate::beyondtrust::connect::{check_base_url, event_token, CLIENT_SECRET};
+use crate::domain::accounts::AuditAction;
 use crate::domain::bt::{BeyondTrustSettings, InviteTemplates};
 use crate::domain::desk::{NewTeam, Team, TeamUpdate};
 use crate::ports::SecretString;
@@ -61,7 +62,16 @@ pub struct ConfigCheck {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UrlAnswer {
     pub url: String,
+    /// What to know about the URL, in plain words (the event URL: what a wrong one does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
+
+/// The event URL's note on the setup screen.
+pub const EVENT_URL_NOTE: &str = "Enter this URL as an HTTP recipient of outbound events (Support Session End). \
+     If the URL is wrong, every event is refused with 401 and the appliance holds back every later event \
+     until this URL is fixed; nothing is lost meanwhile. Refused events show in the request log \
+     (GET /api/request-log?source=beyondtrust-event) as unauthorized.";
 
 /// What a team import changed, and the teams afterwards.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -79,16 +89,19 @@ async fn view(ctx: &Context, settings: BeyondTrustSettings) -> ServiceResult<Bey
     })
 }
 
-pub async fn config(ctx: &Context, _actor: &Actor) -> ServiceResult<BeyondTrustConfigView> {
+pub async fn config(ctx: &Context, actor: &Actor) -> ServiceResult<BeyondTrustConfigView> {
+    actor.require_admin("reading the BeyondTrust settings")?;
     let settings = ctx.store.bt_settings().await?;
     view(ctx, settings).await
 }
 
 pub async fn save_config(
     ctx: &Context,
-    _actor: &Actor,
+    actor: &Actor,
     input: BeyondTrustConfigInput,
 ) -> ServiceResult<BeyondTrustConfigView> {
+    actor.require_admin("changing the BeyondTrust settings")?;
+    let before = serde_json::to_value(ctx.store.bt_settings().await?).expect("serializable");
     let blank = |o: Option<String>| o.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let base_url = match blank(input.base_url) {
         Some(u) => Some(
@@ -116,15 +129,19 @@ pub async fn save_config(
         settings.email_from = from;
     }
     ctx.store.save_bt_settings(&settings).await?;
+    let mut fields = audit::changed_fields(&before, &serde_json::to_value(&settings).expect("serializable"));
     if let Some(secret) = secret {
         ctx.secrets.put(CLIENT_SECRET, &SecretString::new(secret)).await?;
         ctx.beyondtrust.forget_token().await;
+        fields.push("client_secret".into());
     }
+    audit::record(ctx, actor, AuditAction::SettingsChanged, "config/beyondtrust", fields).await?;
     view(ctx, settings).await
 }
 
 /// Test Configuration: every outcome is an answer, not an error.
-pub async fn test_config(ctx: &Context, _actor: &Actor) -> ServiceResult<ConfigCheck> {
+pub async fn test_config(ctx: &Context, actor: &Actor) -> ServiceResult<ConfigCheck> {
+    actor.require_admin("testing the BeyondTrust settings")?;
     let refused = |message: String| ConfigCheck {
         ok: false,
         message,
@@ -161,17 +178,20 @@ pub async fn test_config(ctx: &Context, _actor: &Actor) -> ServiceResult<ConfigC
 }
 
 /// The URL to enter as BeyondTrust's outbound event URL (token created on first use).
-pub async fn event_url(ctx: &Context, _actor: &Actor, base: &str) -> ServiceResult<UrlAnswer> {
+pub async fn event_url(ctx: &Context, actor: &Actor, base: &str) -> ServiceResult<UrlAnswer> {
+    actor.require_admin("reading the BeyondTrust event URL")?;
     let token = event_token(ctx.secrets.as_ref()).await?;
     Ok(UrlAnswer {
         url: format!("{base}/beyondtrust/events/{token}"),
+        note: Some(EVENT_URL_NOTE.to_string()),
     })
 }
 
 /// Import BeyondTrust's support teams: new ones are created (enabled, not default), known
 /// ones (by `bt_team_id`) get BeyondTrust's name; display names, enabled flags and the
 /// default stay as the desk set them.
-pub async fn import_teams(ctx: &Context, _actor: &Actor) -> ServiceResult<TeamImport> {
+pub async fn import_teams(ctx: &Context, actor: &Actor) -> ServiceResult<TeamImport> {
+    actor.require_admin("importing teams")?;
     let c = ctx.beyondtrust_client().await?;
     let remote = c.get_support_teams().await?;
     let existing = ctx.store.all_teams().await?;
@@ -232,5 +252,6 @@ pub async fn jump_url(ctx: &Context, _actor: &Actor, inventory: &str) -> Service
     .expect("urlencoded");
     Ok(UrlAnswer {
         url: format!("{base}/api/client_script?{query}"),
+        note: None,
     })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-use super::{datto_sync, Context};
+use super::{beyondtrust_sync, datto_sync, Context};
 use crate::jobs::{close_propagation, enrichment, run_batch, session_import, BatchOutcome};
 use crate::ports::{DattoApi, QueueName};
 
@@ -25,13 +25,46 @@ pub fn batch_timeout(queue: QueueName) -> Duration {
     }
 }
 
-/// Run a batch of `queue` through its consumer.
+/// One delivery of a queue message: its id, its body and how often the queue has handed
+/// it out (1 = the first delivery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: String,
+    pub body: String,
+    pub receive_count: u32,
+}
+
+/// Run a batch of first deliveries of `queue` through its consumer.
 pub async fn consume(ctx: &Context, queue: QueueName, messages: Vec<(String, String)>) -> BatchOutcome {
+    let deliveries = messages
+        .into_iter()
+        .map(|(id, body)| Delivery {
+            id,
+            body,
+            receive_count: 1,
+        })
+        .collect();
+    consume_deliveries(ctx, queue, deliveries).await
+}
+
+/// Run a batch of `queue` through its consumer, each message with its receive count.
+pub async fn consume_deliveries(ctx: &Context, queue: QueueName, deliveries: Vec<Delivery>) -> BatchOutcome {
+    let messages = || deliveries.iter().map(|d| (d.id.clone(), d.body.clone())).collect();
     match queue {
-        QueueName::TicketClosed => ticket_closed(ctx, messages).await,
-        QueueName::AlertEnrich => alert_enrich(ctx, messages).await,
-        QueueName::SessionImport => session_import(ctx, messages).await,
-        QueueName::DattoSync => datto_sync::consume(ctx, messages).await,
+        QueueName::TicketClosed => ticket_closed(ctx, messages()).await,
+        QueueName::AlertEnrich => alert_enrich(ctx, messages()).await,
+        QueueName::SessionImport => session_import(ctx, deliveries).await,
+        QueueName::DattoSync => datto_sync::consume(ctx, messages()).await,
+    }
+}
+
+/// When a failed message of `queue` is to be offered again, if the queue has its own
+/// schedule: session imports follow `session_import::RETRY_SCHEDULE`; the others keep the
+/// queue's back-off (SQS: the visibility timeout; local worker: its doubling back-off).
+pub fn retry_delay(queue: QueueName, receive_count: u32) -> Option<Duration> {
+    match queue {
+        QueueName::SessionImport => Some(session_import::retry_delay(receive_count)),
+        _ => None,
     }
 }
 
@@ -79,9 +112,10 @@ pub async fn alert_enrich(ctx: &Context, messages: Vec<(String, String)>) -> Bat
     .await
 }
 
-/// `session-import`: import ended BeyondTrust sessions. Without API access the messages
+/// `session-import`: import ended BeyondTrust sessions (and run queued sweeps). Without API access the messages
 /// stay queued (and reach the dead-letter queue after their receives).
-pub async fn session_import(ctx: &Context, messages: Vec<(String, String)>) -> BatchOutcome {
+pub async fn session_import(ctx: &Context, deliveries: Vec<Delivery>) -> BatchOutcome {
+    let messages: Vec<(String, String)> = deliveries.iter().map(|d| (d.id.clone(), d.body.clone())).collect();
     let client = match ctx.beyondtrust.connect().await {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -93,28 +127,63 @@ pub async fn session_import(ctx: &Context, messages: Vec<(String, String)>) -> B
             return BatchOutcome::retry_all(&messages);
         }
     };
-    run_batch(messages, CONCURRENCY, |body| {
+    let batch = deliveries
+        .into_iter()
+        .map(|d| (d.id, (d.body, d.receive_count)))
+        .collect();
+    run_batch(batch, CONCURRENCY, |(body, receives)| {
         let (store, client) = (ctx.store.clone(), client.clone());
-        async move { session_import::import(&store, &client, &body).await.map(|_| ()) }
+        async move {
+            // The lost-end-event sweep rides this queue too.
+            if let Some(run_id) = beyondtrust_sync::sweep_request(&body) {
+                return beyondtrust_sync::execute(ctx, &client, run_id).await;
+            }
+            session_import::import(&store, &client, &body, receives)
+                .await
+                .map(|_| ())
+        }
     })
     .await
 }
 
 /// Run an SQS event of `queue` through its consumer: messages that can never succeed are
 /// sent to the dead-letter queue at once (and reported done, so Lambda deletes them);
-/// the ones to retry come back as partial batch failures. A dead-letter send that fails
-/// is reported as a failure too, so the redrive policy still catches the message.
+/// the ones to retry come back as partial batch failures, each first made visible again
+/// after its queue's schedule (`retry_delay`, by `ChangeMessageVisibility` on its receipt
+/// handle) where the queue has one. A dead-letter send that fails is reported as a
+/// failure too, so the redrive policy still catches the message.
 pub async fn sqs_batch(ctx: &Context, queue: QueueName, event: SqsEvent) -> SqsBatchResponse {
-    let records: Vec<(String, String, String)> = event
+    let records: Vec<(String, String, String, u32)> = event
         .records
         .into_iter()
         .map(|r| {
             let id = r.message_id.unwrap_or_default();
-            (id, r.receipt_handle.unwrap_or_default(), r.body.unwrap_or_default())
+            let receives = r
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            (
+                id,
+                r.receipt_handle.unwrap_or_default(),
+                r.body.unwrap_or_default(),
+                receives,
+            )
         })
         .collect();
-    let messages: Vec<(String, String)> = records.iter().map(|(id, _, body)| (id.clone(), body.clone())).collect();
-    let outcome = match tokio::time::timeout(batch_timeout(queue), consume(ctx, queue, messages.clone())).await {
+    let messages: Vec<(String, String)> = records
+        .iter()
+        .map(|(id, _, body, _)| (id.clone(), body.clone()))
+        .collect();
+    let deliveries = records
+        .iter()
+        .map(|(id, _, body, receives)| Delivery {
+            id: id.clone(),
+            body: body.clone(),
+            receive_count: *receives,
+        })
+        .collect();
+    let outcome = match tokio::time::timeout(batch_timeout(queue), consume_deliveries(ctx, queue, deliveries)).await {
         Ok(outcome) => outcome,
         Err(_) => {
             tracing::warn!(%queue, "batch cut off after its time limit; every message is retried");
@@ -123,10 +192,16 @@ pub async fn sqs_batch(ctx: &Context, queue: QueueName, event: SqsEvent) -> SqsB
     };
     let mut response = SqsBatchResponse::default();
     for id in outcome.retry {
+        let record = records.iter().find(|(m, _, _, _)| *m == id);
+        if let Some((delay, (_, receipt, _, _))) = record.and_then(|r| retry_delay(queue, r.3).map(|d| (d, r))) {
+            if let Err(e) = ctx.queue.release(queue, receipt, delay).await {
+                tracing::warn!(%queue, message_id = %id, error = %e, "could not schedule the retry; the queue's visibility timeout applies");
+            }
+        }
         response.add_failure(id);
     }
     for (id, _reason) in outcome.dead {
-        let Some((_, receipt, body)) = records.iter().find(|(m, _, _)| *m == id) else {
+        let Some((_, receipt, body, _)) = records.iter().find(|(m, _, _, _)| *m == id) else {
             continue;
         };
         if let Err(e) = ctx.queue.dead_letter(queue, receipt, body).await {

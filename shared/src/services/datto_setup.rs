@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Actor, Context, ServiceResult};
+use super::{audit, Actor, Context, ServiceResult};
 use crate::datto::connect::API_SECRET;
 use crate::datto::{setup, state as webhook_state};
+use crate::domain::accounts::AuditAction;
 use crate::domain::alerts::{Alert, AlertUid};
 use crate::domain::datto::{AlertMethod, DattoSettings, ImportMode, PriorityMap, SiteMapping};
 use crate::domain::desk::Priority;
@@ -67,6 +68,13 @@ pub struct WebhookSetup {
     pub raised_payload: Value,
     pub resolved_payload: Value,
     pub additional_values_example: Value,
+    /// The subject line to paste into a monitor's e-mail response (alert method `email`
+    /// or `both`): Datto fills the placeholders; `Alert{[alertuid]}` is required.
+    pub email_subject: String,
+    /// Where such mails go and how to set the subject, in plain words.
+    pub email_instructions: String,
+    /// Until when the state before the last rotation still works (its grace period).
+    pub previous_valid_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The answer of a state rotation.
@@ -94,12 +102,15 @@ async fn view(ctx: &Context, settings: DattoSettings) -> ServiceResult<DattoConf
     })
 }
 
-pub async fn config(ctx: &Context, _actor: &Actor) -> ServiceResult<DattoConfigView> {
+pub async fn config(ctx: &Context, actor: &Actor) -> ServiceResult<DattoConfigView> {
+    actor.require_admin("reading the Datto settings")?;
     let settings = ctx.store.datto_settings().await?;
     view(ctx, settings).await
 }
 
-pub async fn save_config(ctx: &Context, _actor: &Actor, input: DattoConfigInput) -> ServiceResult<DattoConfigView> {
+pub async fn save_config(ctx: &Context, actor: &Actor, input: DattoConfigInput) -> ServiceResult<DattoConfigView> {
+    actor.require_admin("changing the Datto settings")?;
+    let before = serde_json::to_value(ctx.store.datto_settings().await?).expect("serializable");
     let blank = |o: Option<String>| o.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let settings = DattoSettings {
         api_url: blank(input.api_url),
@@ -113,15 +124,19 @@ pub async fn save_config(ctx: &Context, _actor: &Actor, input: DattoConfigInput)
         priority_map: input.priority_map.map(PriorityMap).unwrap_or_default(),
     };
     ctx.store.save_datto_settings(&settings).await?;
+    let mut fields = audit::changed_fields(&before, &serde_json::to_value(&settings).expect("serializable"));
     if let Some(secret) = blank(input.api_secret) {
         ctx.secrets.put(API_SECRET, &SecretString::new(secret)).await?;
+        fields.push("api_secret".into());
     }
+    audit::record(ctx, actor, AuditAction::SettingsChanged, "config/datto", fields).await?;
     view(ctx, settings).await
 }
 
 /// The webhook URL under `base`, the content type and the payloads with the current
 /// `state` (created on first use).
-pub async fn webhook_setup(ctx: &Context, _actor: &Actor, base: &str) -> ServiceResult<WebhookSetup> {
+pub async fn webhook_setup(ctx: &Context, actor: &Actor, base: &str) -> ServiceResult<WebhookSetup> {
+    actor.require_admin("reading the Datto webhook setup")?;
     let st = webhook_state::load_or_create(ctx.secrets.as_ref()).await?;
     Ok(WebhookSetup {
         url: format!("{base}/datto/webhook"),
@@ -129,13 +144,25 @@ pub async fn webhook_setup(ctx: &Context, _actor: &Actor, base: &str) -> Service
         raised_payload: setup::webhook_payload(&st.current, false),
         resolved_payload: setup::webhook_payload(&st.current, true),
         additional_values_example: setup::additional_values_example(),
+        email_subject: setup::EMAIL_SUBJECT.to_string(),
+        previous_valid_until: st.previous_valid_until(),
+        email_instructions: setup::email_instructions(None),
     })
 }
 
 /// A new `state`; the previous one keeps working for 24 hours.
-pub async fn rotate_state(ctx: &Context, _actor: &Actor) -> ServiceResult<Rotated> {
+pub async fn rotate_state(ctx: &Context, actor: &Actor) -> ServiceResult<Rotated> {
+    actor.require_admin("rotating the webhook state")?;
     let st = webhook_state::rotate(ctx.secrets.as_ref(), ctx.clock.now()).await?;
     tracing::info!("datto webhook state rotated");
+    audit::record(
+        ctx,
+        actor,
+        AuditAction::WebhookStateRotated,
+        "config/datto/webhook",
+        vec![],
+    )
+    .await?;
     Ok(Rotated {
         rotated: true,
         previous_valid_until: st.previous_valid_until(),
@@ -144,7 +171,8 @@ pub async fn rotate_state(ctx: &Context, _actor: &Actor) -> ServiceResult<Rotate
 }
 
 /// One cheap authenticated call; every outcome is an answer, not an error.
-pub async fn test_connection(ctx: &Context, _actor: &Actor) -> ServiceResult<ConnectionTest> {
+pub async fn test_connection(ctx: &Context, actor: &Actor) -> ServiceResult<ConnectionTest> {
+    actor.require_admin("testing the Datto connection")?;
     let refused = |message: String| ConnectionTest {
         ok: false,
         message,
@@ -164,7 +192,8 @@ pub async fn test_connection(ctx: &Context, _actor: &Actor) -> ServiceResult<Con
     })
 }
 
-pub async fn site_mapping(ctx: &Context, _actor: &Actor, datto_site_uid: &str) -> ServiceResult<SiteMapping> {
+pub async fn site_mapping(ctx: &Context, actor: &Actor, datto_site_uid: &str) -> ServiceResult<SiteMapping> {
+    actor.require_admin("reading site mappings")?;
     ctx.store
         .site_mapping(datto_site_uid)
         .await?
@@ -173,17 +202,54 @@ pub async fn site_mapping(ctx: &Context, _actor: &Actor, datto_site_uid: &str) -
 
 pub async fn map_site(
     ctx: &Context,
-    _actor: &Actor,
+    actor: &Actor,
     datto_site_uid: String,
     customer: CustomerId,
     site: SiteId,
 ) -> ServiceResult<SiteMapping> {
+    actor.require_admin("mapping sites")?;
     let m = SiteMapping {
         datto_site_uid,
         customer_id: customer.get(),
         site_id: site.get(),
     };
-    Ok(ctx.store.put_site_mapping(&m).await?)
+    let saved = ctx.store.put_site_mapping(&m).await?;
+    let target = format!("site-mapping/{}", saved.datto_site_uid);
+    let fields = vec!["customer_id".into(), "site_id".into()];
+    audit::record(ctx, actor, AuditAction::SettingsChanged, target, fields).await?;
+    Ok(saved)
+}
+
+/// Remove a Datto site's mapping (404 when it has none).
+pub async fn unmap_site(ctx: &Context, actor: &Actor, datto_site_uid: &str) -> ServiceResult<SiteMapping> {
+    actor.require_admin("changing site mappings")?;
+    Ok(ctx.store.delete_site_mapping(datto_site_uid).await?)
+}
+
+/// A Datto site as Datto lists it, with the desk site its alerts go to (if mapped).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DattoSiteRow {
+    pub uid: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<SiteMapping>,
+}
+
+/// The sites Datto lists now (one live call; "Deleted Devices" included, as Datto shows
+/// it), each beside its mapping.
+pub async fn datto_sites(ctx: &Context, actor: &Actor) -> ServiceResult<Vec<DattoSiteRow>> {
+    actor.require_admin("reading the Datto sites")?;
+    let api = ctx.datto_api().await?;
+    let sites = api.sites().await?;
+    let mut mappings = ctx.store.site_mappings().await?;
+    Ok(sites
+        .into_iter()
+        .map(|s| DattoSiteRow {
+            mapping: mappings.remove(&s.uid),
+            uid: s.uid,
+            name: s.name,
+        })
+        .collect())
 }
 
 pub async fn alert(ctx: &Context, _actor: &Actor, uid: &str) -> ServiceResult<Alert> {

@@ -29,7 +29,8 @@ struct RunRequest {
 
 /// Queue a run. A run asked for through the API needs the Datto API configured (409
 /// otherwise); a scheduled one is queued regardless and records why it was skipped.
-pub async fn request_run(ctx: &Context, _actor: &Actor, trigger: SyncTrigger) -> ServiceResult<SyncRun> {
+pub async fn request_run(ctx: &Context, actor: &Actor, trigger: SyncTrigger) -> ServiceResult<SyncRun> {
+    actor.require_admin("starting a sync")?;
     if trigger == SyncTrigger::Api {
         ctx.datto_api().await?;
     }
@@ -40,12 +41,14 @@ pub async fn request_run(ctx: &Context, _actor: &Actor, trigger: SyncTrigger) ->
     Ok(run)
 }
 
-pub async fn run(ctx: &Context, _actor: &Actor, id: u64) -> ServiceResult<SyncRun> {
+pub async fn run(ctx: &Context, actor: &Actor, id: u64) -> ServiceResult<SyncRun> {
+    actor.require_admin("reading sync runs")?;
     Ok(ctx.store.sync_run(id).await?.0)
 }
 
 /// The most recent runs first.
-pub async fn runs(ctx: &Context, _actor: &Actor, page: &PageRequest) -> ServiceResult<Listing<SyncRun>> {
+pub async fn runs(ctx: &Context, actor: &Actor, page: &PageRequest) -> ServiceResult<Listing<SyncRun>> {
+    actor.require_admin("reading sync runs")?;
     Ok(ctx.store.sync_runs(page).await?)
 }
 

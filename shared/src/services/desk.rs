@@ -1,11 +1,13 @@
 //! The service-desk core as use cases: customers, sites, users, agents, teams, ticket
 //! types, tickets (create with its automatic invitation, actions, reopen) and live chats.
 
-use super::{invitations, Actor, Context, ServiceResult};
+use super::{accounts, audit, invitations, Actor, Context, ServiceResult};
+use crate::domain::accounts::{AuditAction, Role};
 use crate::domain::chats::{Chat, NewChat, NewChatMessage};
 use crate::domain::desk::*;
 use crate::domain::ids::{AgentId, ChatId, CustomerId, SiteId, TeamId, TicketId, TicketTypeId, UserId};
 use crate::domain::tickets::{Action, NewAction, NewTicket, Ticket};
+use crate::domain::DomainError;
 use crate::store::{Listing, PageRequest, TicketFilter};
 
 // ---- customers, sites, users --------------------------------------------------------------
@@ -79,23 +81,57 @@ pub async fn agents(ctx: &Context, _actor: &Actor, page: &PageRequest) -> Servic
     Ok(ctx.store.agents(page).await?)
 }
 
-pub async fn create_agent(ctx: &Context, _actor: &Actor, input: NewAgent) -> ServiceResult<Agent> {
-    Ok(ctx.store.create_agent(input).await?)
+pub async fn create_agent(ctx: &Context, actor: &Actor, input: NewAgent) -> ServiceResult<Agent> {
+    actor.require_admin("creating agents")?;
+    let agent = ctx.store.create_agent(input).await?;
+    let fields = vec!["role".to_string()];
+    audit::record(
+        ctx,
+        actor,
+        AuditAction::AgentCreated,
+        format!("agent/{}", agent.id),
+        fields,
+    )
+    .await?;
+    Ok(agent)
 }
 
 pub async fn agent(ctx: &Context, _actor: &Actor, id: AgentId) -> ServiceResult<Agent> {
     Ok(ctx.store.agent(id.get()).await?)
 }
 
-pub async fn update_agent(ctx: &Context, _actor: &Actor, id: AgentId, input: AgentUpdate) -> ServiceResult<Agent> {
-    Ok(ctx.store.update_agent(id.get(), input).await?)
+pub async fn update_agent(ctx: &Context, actor: &Actor, id: AgentId, input: AgentUpdate) -> ServiceResult<Agent> {
+    actor.require_admin("changing agents")?;
+    let locks_out = input.disabled == Some(true) || input.role == Some(Role::Technician);
+    if locks_out && actor.claimed_agent() == Some(id) && matches!(actor, Actor::Agent(_)) {
+        return Err(DomainError::conflict(
+            "SELF_LOCKOUT",
+            "an admin cannot disable or demote itself; ask another admin",
+        )
+        .into());
+    }
+    let before = serde_json::to_value(ctx.store.agent(id.get()).await?).expect("serializable");
+    let agent = ctx.store.update_agent(id.get(), input).await?;
+    let fields = audit::changed_fields(&before, &serde_json::to_value(&agent).expect("serializable"));
+    let disabled_now = agent.disabled && before["disabled"] != serde_json::Value::Bool(true);
+    if agent.disabled {
+        accounts::end_sessions(ctx, id).await?;
+    }
+    let action = if disabled_now {
+        AuditAction::AgentDisabled
+    } else {
+        AuditAction::AgentChanged
+    };
+    audit::record(ctx, actor, action, format!("agent/{id}"), fields).await?;
+    Ok(agent)
 }
 
 pub async fn teams(ctx: &Context, _actor: &Actor, page: &PageRequest) -> ServiceResult<Listing<Team>> {
     Ok(ctx.store.teams(page).await?)
 }
 
-pub async fn create_team(ctx: &Context, _actor: &Actor, input: NewTeam) -> ServiceResult<Team> {
+pub async fn create_team(ctx: &Context, actor: &Actor, input: NewTeam) -> ServiceResult<Team> {
+    actor.require_admin("creating teams")?;
     Ok(ctx.store.create_team(input).await?)
 }
 
@@ -103,7 +139,8 @@ pub async fn team(ctx: &Context, _actor: &Actor, id: TeamId) -> ServiceResult<Te
     Ok(ctx.store.team(id.get()).await?)
 }
 
-pub async fn update_team(ctx: &Context, _actor: &Actor, id: TeamId, input: TeamUpdate) -> ServiceResult<Team> {
+pub async fn update_team(ctx: &Context, actor: &Actor, id: TeamId, input: TeamUpdate) -> ServiceResult<Team> {
+    actor.require_admin("changing teams")?;
     Ok(ctx.store.update_team(id.get(), input).await?)
 }
 
@@ -111,7 +148,8 @@ pub async fn ticket_types(ctx: &Context, _actor: &Actor, page: &PageRequest) -> 
     Ok(ctx.store.ticket_types(page).await?)
 }
 
-pub async fn create_ticket_type(ctx: &Context, _actor: &Actor, input: NewTicketType) -> ServiceResult<TicketType> {
+pub async fn create_ticket_type(ctx: &Context, actor: &Actor, input: NewTicketType) -> ServiceResult<TicketType> {
+    actor.require_admin("creating ticket types")?;
     Ok(ctx.store.create_ticket_type(input).await?)
 }
 
@@ -121,10 +159,11 @@ pub async fn ticket_type(ctx: &Context, _actor: &Actor, id: TicketTypeId) -> Ser
 
 pub async fn update_ticket_type(
     ctx: &Context,
-    _actor: &Actor,
+    actor: &Actor,
     id: TicketTypeId,
     input: TicketTypeUpdate,
 ) -> ServiceResult<TicketType> {
+    actor.require_admin("changing ticket types")?;
     Ok(ctx.store.update_ticket_type(id.get(), input).await?)
 }
 
@@ -173,13 +212,21 @@ pub async fn add_action(ctx: &Context, actor: &Actor, id: TicketId, input: NewAc
 
 pub async fn reopen_ticket(ctx: &Context, actor: &Actor, id: TicketId, note: &str) -> ServiceResult<Ticket> {
     let agent = ctx.acting_agent(actor).await?;
-    Ok(ctx.store.reopen_ticket(id.get(), note, agent.map(AgentId::get)).await?)
+    Ok(ctx
+        .store
+        .reopen_ticket_by_agent(id.get(), note, agent.map(AgentId::get))
+        .await?)
 }
 
 // ---- chats ----------------------------------------------------------------------------------
 
 pub async fn create_chat(ctx: &Context, _actor: &Actor, input: NewChat) -> ServiceResult<Chat> {
     Ok(ctx.store.create_chat(input).await?)
+}
+
+/// A page of chats by id; `open_only` leaves out the ended ones.
+pub async fn chats(ctx: &Context, _actor: &Actor, open_only: bool, page: &PageRequest) -> ServiceResult<Listing<Chat>> {
+    Ok(ctx.store.chats(open_only, page).await?)
 }
 
 pub async fn chat(ctx: &Context, _actor: &Actor, id: ChatId) -> ServiceResult<Chat> {

@@ -37,9 +37,6 @@ pub enum InputError {
     /// Well-formed, but a field is missing or has the wrong type or value.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
-    /// A form-encoded vendor event that does not parse.
-    #[error("{0}")]
-    MalformedEvent(String),
 }
 
 impl InputError {
@@ -63,7 +60,10 @@ pub enum ServiceError {
     /// Missing or wrong credentials (bearer token, webhook state, event token).
     #[error("{0}")]
     Unauthorized(String),
-    /// Allowed in general, refused by a setting (quick invites off, invites for others off).
+    /// Sign-in is locked for a while after repeated failures (429 with `Retry-After`).
+    #[error("too many failed sign-ins; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
+    /// Not allowed to this caller (role), or refused by a setting (quick invites off, invites for others off).
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
     /// An alert e-mail not from the configured sender, or e-mail intake is off.

@@ -1,10 +1,11 @@
 //! Remote support invitations from tickets and chats: check the settings, pick the queue
-//! (`domain::remote::plan_invite`), generate the session key, store and deliver the invite.
+//! (`domain::remote::plan_invite`), generate the session key, store and deliver the invite;
+//! a failed invitation mail is recorded on the invite and the ticket, and can be resent.
 
 use crate::beyondtrust::{find_logged_in_rep, Client, Error as BtError, QueueId, SessionKeyRequest};
-use crate::domain::bt::{BeyondTrustSettings, RemoteInvite};
+use crate::domain::bt::{BeyondTrustSettings, EmailFailure, RemoteInvite};
 use crate::domain::chats::Chat;
-use crate::domain::ids::{AgentId, ChatId, TeamId, TicketId};
+use crate::domain::ids::{AgentId, ChatId, RemoteInviteId, TeamId, TicketId};
 use crate::domain::remote::{
     plan_invite, render_invite, render_invite_html, ExternalKey, InviteKey, InviteQueue, InviteRequest,
 };
@@ -278,6 +279,7 @@ async fn invite(ctx: &Context, subject: Subject, ask: InviteAsk) -> ServiceResul
         via: ask.via.to_string(),
         agent_id: ask.acting.map(AgentId::get),
         email_to: None,
+        email_failed: None,
         created_at: ctx.clock.now(),
     };
     let key = generated.map(|g| g.key);
@@ -311,25 +313,34 @@ async fn deliver_to_ticket(
     invite.ticket_id = Some(ticket.id);
     let to = recipient(ctx, &ticket, ask.email.as_deref()).await?;
     ctx.store.save_invite(invite).await?;
-    let t = &settings.templates;
     let what = match (&invite.queue, key) {
         (Some(q), Some(k)) => format!("queue {q}, code {}, link {}", k.short_key, k.key_url),
         _ => "no default team: sent without a session code".to_string(),
     };
     let (kind, note) = match &to {
         Some(addr) => {
-            let mail = OutgoingMail {
-                from: settings.email_from.clone(),
-                to: vec![addr.clone()],
-                subject: render_invite(&t.email_subject, &t.remote_invite, key),
-                text: render_invite(&t.email_body, &t.remote_invite, key),
-            };
-            ctx.mailer.send(&mail).await?;
-            invite.email_to = Some(addr.clone());
-            (
-                ActionKind::Email,
-                format!("Remote support invitation e-mailed to {addr} ({what})."),
-            )
+            let mail = invite_mail(settings, addr, key);
+            match ctx.mailer.send(&mail).await {
+                Ok(_) => {
+                    invite.email_to = Some(addr.clone());
+                    (
+                        ActionKind::Email,
+                        format!("Remote support invitation e-mailed to {addr} ({what})."),
+                    )
+                }
+                Err(e) => {
+                    // BeyondTrust issued the key: keep the invite, say the mail did not go.
+                    tracing::warn!(invite_id = invite.id, error = %e, "invitation mail failed; the key stands");
+                    invite.email_failed = Some(EmailFailure {
+                        to: addr.clone(),
+                        reason: e.to_string(),
+                    });
+                    (
+                        ActionKind::System,
+                        mail_failed_note(invite.id, addr, &e.to_string(), &what),
+                    )
+                }
+            }
         }
         None => (
             ActionKind::System,
@@ -345,8 +356,93 @@ async fn deliver_to_ticket(
         agent_id,
         note,
     };
-    ctx.store.append_action(ticket.id, &action).await?;
+    if invite.email_failed.is_some() || invite.email_to.is_some() {
+        ctx.store.record_invite_mail(invite, ticket.id, &action).await?;
+    } else {
+        ctx.store.append_action(ticket.id, &action).await?;
+    }
     Ok(())
+}
+
+fn invite_mail(settings: &BeyondTrustSettings, to: &str, key: Option<&InviteKey>) -> OutgoingMail {
+    let t = &settings.templates;
+    OutgoingMail {
+        from: settings.email_from.clone(),
+        to: vec![to.to_string()],
+        subject: render_invite(&t.email_subject, &t.remote_invite, key),
+        text: render_invite(&t.email_body, &t.remote_invite, key),
+    }
+}
+
+fn mail_failed_note(invite_id: u64, to: &str, reason: &str, what: &str) -> String {
+    format!(
+        "Remote support invitation created ({what}), but the e-mail to {to} failed: {reason}. \
+         The session key is valid: give the code by phone, or resend (invite {invite_id})."
+    )
+}
+
+/// `POST /api/remote-invites/{id}/resend`: send a ticket invitation's mail again with the
+/// key BeyondTrust issued (no new key), to the address it failed for (or went to). The
+/// answer is the invite: `email_failed` is cleared when the mail went, or holds the new
+/// reason when it failed again; either way the ticket gets an action saying so.
+pub async fn resend(ctx: &Context, actor: &Actor, id: RemoteInviteId) -> ServiceResult<RemoteInvite> {
+    let acting = ctx.acting_agent(actor).await?;
+    let mut invite = ctx.store.invite(id.get()).await?;
+    let Some(ticket_id) = invite.ticket_id else {
+        return Err(ServiceError::invalid(
+            "id",
+            "is a chat invitation; only ticket invitations are e-mailed",
+        ));
+    };
+    let Some(to) = invite
+        .email_failed
+        .as_ref()
+        .map(|f| f.to.clone())
+        .or(invite.email_to.clone())
+    else {
+        return Err(ServiceError::invalid(
+            "id",
+            "was never e-mailed: the ticket had no user e-mail address",
+        ));
+    };
+    let settings = ctx.store.bt_settings().await?;
+    let key = match (&invite.short_key, &invite.key_url) {
+        (Some(s), Some(u)) => Some(InviteKey {
+            short_key: s.clone(),
+            key_url: u.clone(),
+        }),
+        _ => None,
+    };
+    let (kind, note) = match ctx.mailer.send(&invite_mail(&settings, &to, key.as_ref())).await {
+        Ok(_) => {
+            invite.email_to = Some(to.clone());
+            invite.email_failed = None;
+            (
+                ActionKind::Email,
+                format!("Remote support invitation e-mailed again to {to}."),
+            )
+        }
+        Err(e) => {
+            invite.email_failed = Some(EmailFailure {
+                to: to.clone(),
+                reason: e.to_string(),
+            });
+            (
+                ActionKind::System,
+                mail_failed_note(invite.id, &to, &e.to_string(), "resent"),
+            )
+        }
+    };
+    let (action_id, at) = ctx.store.new_action_stamp().await?;
+    let action = Action {
+        id: action_id,
+        at,
+        kind,
+        agent_id: acting.map(AgentId::get),
+        note,
+    };
+    ctx.store.record_invite_mail(&invite, ticket_id, &action).await?;
+    Ok(invite)
 }
 
 async fn deliver_to_chat(

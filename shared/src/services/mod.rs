@@ -5,8 +5,11 @@
 //! for, and typed ids; it returns `ServiceResult`, which `http::error` maps to a status.
 //! Authorization belongs here, not in the routers: a check on `Actor` in the service.
 
+pub mod accounts;
 pub mod alert_intake;
+pub mod audit;
 pub mod beyondtrust_setup;
+pub mod beyondtrust_sync;
 pub mod close_propagation;
 pub mod consumers;
 pub mod datto_setup;
@@ -16,6 +19,7 @@ pub mod error;
 pub mod invitations;
 pub mod noise;
 pub mod operations;
+pub mod passwords;
 pub mod remote_sessions;
 pub mod request_log;
 
@@ -23,6 +27,7 @@ use std::sync::Arc;
 
 use crate::beyondtrust::connect::BeyondTrustConnect;
 use crate::config::HttpConfig;
+use crate::domain::accounts::{AuditActor, Role};
 use crate::domain::ids::AgentId;
 use crate::domain::DomainError;
 use crate::ports::{Clock, DattoApi, DattoConnect, Mailer, Queue, SecretStore};
@@ -49,19 +54,93 @@ pub struct Context {
 /// Who a service call acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    /// A caller with the service token; `agent` is the acting agent it names
-    /// (`X-Agent-Id`), not yet checked to exist.
+    /// A caller with the service token (machines, scripts); `agent` is the acting agent it
+    /// names (`X-Agent-Id`), not yet checked to exist. It may do everything an admin may.
     Service { agent: Option<AgentId> },
+    /// A signed-in agent (session cookie or personal API token), checked to exist and be
+    /// enabled when the request was authenticated; it may do what its role allows.
+    Agent(SignedIn),
     /// deskbridge itself: queue consumers, the scheduler, intake of vendor events.
     System,
 }
 
+/// An agent authenticated by a session or one of its personal tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub id: AgentId,
+    pub role: Role,
+    pub via: SignInMethod,
+}
+
+/// How a signed-in agent authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInMethod {
+    /// A session cookie; the key is the stored hash of its secret.
+    Session(SessionKey),
+    /// A personal API token (its id).
+    Token(u64),
+}
+
+/// The store key of a session (the SHA-256 of its secret); never shown in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey(pub String);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(***)")
+    }
+}
+
 impl Actor {
-    /// The agent the caller claims to act as.
+    /// The agent the caller claims to act as (checked already for a signed-in agent).
     pub fn claimed_agent(&self) -> Option<AgentId> {
         match self {
             Actor::Service { agent } => *agent,
+            Actor::Agent(s) => Some(s.id),
             Actor::System => None,
+        }
+    }
+
+    /// Whether the caller may do admin work: the service token, deskbridge itself, or a
+    /// signed-in admin.
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Actor::Service { .. } | Actor::System => true,
+            Actor::Agent(s) => s.role == Role::Admin,
+        }
+    }
+
+    /// `Forbidden` (403) unless the caller may do admin work; `what` names the work.
+    pub fn require_admin(&self, what: &str) -> ServiceResult<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ServiceError::forbidden(
+                "FORBIDDEN",
+                format!("{what} needs the admin role"),
+            ))
+        }
+    }
+
+    /// The signed-in agent, or 403 for the service token and deskbridge itself.
+    pub fn signed_in(&self) -> ServiceResult<&SignedIn> {
+        match self {
+            Actor::Agent(s) => Ok(s),
+            _ => Err(ServiceError::forbidden(
+                "SIGNED_IN_AGENT_ONLY",
+                "only a signed-in agent (session or personal token) can do this",
+            )),
+        }
+    }
+
+    /// Who this is, as the audit log records it.
+    pub fn audit_actor(&self) -> AuditActor {
+        match self {
+            Actor::Service { agent } => AuditActor::Service {
+                agent_id: agent.map(AgentId::get),
+            },
+            Actor::Agent(s) => AuditActor::Agent { agent_id: s.id.get() },
+            Actor::System => AuditActor::System,
         }
     }
 }
@@ -69,6 +148,9 @@ impl Actor {
 impl Context {
     /// The acting agent of `actor`, checked to exist (400 naming `X-Agent-Id` if not).
     pub async fn acting_agent(&self, actor: &Actor) -> ServiceResult<Option<AgentId>> {
+        if let Actor::Agent(s) = actor {
+            return Ok(Some(s.id));
+        }
         let Some(id) = actor.claimed_agent() else {
             return Ok(None);
         };

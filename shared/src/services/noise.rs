@@ -11,9 +11,6 @@ use crate::domain::noise::{
 };
 use crate::domain::DomainError;
 
-// TODO(accounts): these are admin-only once roles exist; today any caller with the
-// service token may use them (the only authorisation main has).
-
 /// A rule as a POST or PUT carries it: the id is the server's; `position` (from 1) places
 /// it in the list (POST: the end when left out; PUT: where it was).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -63,21 +60,25 @@ pub struct PreviewView {
     pub site_id: Option<u64>,
 }
 
-pub async fn settings(ctx: &Context, _actor: &Actor) -> ServiceResult<NoiseSettings> {
+pub async fn settings(ctx: &Context, actor: &Actor) -> ServiceResult<NoiseSettings> {
+    actor.require_admin("noise control")?;
     Ok(ctx.store.noise_settings().await?)
 }
 
-pub async fn save_settings(ctx: &Context, _actor: &Actor, s: NoiseSettings) -> ServiceResult<NoiseSettings> {
+pub async fn save_settings(ctx: &Context, actor: &Actor, s: NoiseSettings) -> ServiceResult<NoiseSettings> {
+    actor.require_admin("noise control")?;
     Ok(ctx.store.save_noise_settings(&s).await?)
 }
 
-pub async fn rules(ctx: &Context, _actor: &Actor) -> ServiceResult<RuleListView> {
+pub async fn rules(ctx: &Context, actor: &Actor) -> ServiceResult<RuleListView> {
+    actor.require_admin("noise control")?;
     Ok(RuleListView {
         items: ctx.store.noise_rules().await?.rules,
     })
 }
 
-pub async fn rule(ctx: &Context, _actor: &Actor, id: u64) -> ServiceResult<RoutingRule> {
+pub async fn rule(ctx: &Context, actor: &Actor, id: u64) -> ServiceResult<RoutingRule> {
+    actor.require_admin("noise control")?;
     ctx.store
         .noise_rules()
         .await?
@@ -106,7 +107,8 @@ fn place(rules: &mut Vec<RoutingRule>, rule: RoutingRule, position: Option<usize
     Ok(())
 }
 
-pub async fn create_rule(ctx: &Context, _actor: &Actor, body: RuleBody) -> ServiceResult<RoutingRule> {
+pub async fn create_rule(ctx: &Context, actor: &Actor, body: RuleBody) -> ServiceResult<RoutingRule> {
+    actor.require_admin("noise control")?;
     let id = ctx.store.next_id("noise-rule").await?;
     let rule = RoutingRule {
         id,
@@ -122,7 +124,8 @@ pub async fn create_rule(ctx: &Context, _actor: &Actor, body: RuleBody) -> Servi
     Ok(rule)
 }
 
-pub async fn update_rule(ctx: &Context, _actor: &Actor, id: u64, body: RuleBody) -> ServiceResult<RoutingRule> {
+pub async fn update_rule(ctx: &Context, actor: &Actor, id: u64, body: RuleBody) -> ServiceResult<RoutingRule> {
+    actor.require_admin("noise control")?;
     let rule = RoutingRule {
         id,
         name: body.name,
@@ -144,7 +147,8 @@ pub async fn update_rule(ctx: &Context, _actor: &Actor, id: u64, body: RuleBody)
     Ok(rule)
 }
 
-pub async fn delete_rule(ctx: &Context, _actor: &Actor, id: u64) -> ServiceResult<()> {
+pub async fn delete_rule(ctx: &Context, actor: &Actor, id: u64) -> ServiceResult<()> {
+    actor.require_admin("noise control")?;
     ctx.store
         .change_noise_rules(|rules| {
             let at = rules
@@ -158,13 +162,15 @@ pub async fn delete_rule(ctx: &Context, _actor: &Actor, id: u64) -> ServiceResul
     Ok(())
 }
 
-pub async fn windows(ctx: &Context, _actor: &Actor) -> ServiceResult<WindowListView> {
+pub async fn windows(ctx: &Context, actor: &Actor) -> ServiceResult<WindowListView> {
+    actor.require_admin("noise control")?;
     Ok(WindowListView {
         items: ctx.store.maintenance_windows().await?,
     })
 }
 
-pub async fn window(ctx: &Context, _actor: &Actor, id: u64) -> ServiceResult<MaintenanceWindow> {
+pub async fn window(ctx: &Context, actor: &Actor, id: u64) -> ServiceResult<MaintenanceWindow> {
+    actor.require_admin("noise control")?;
     Ok(ctx.store.maintenance_window(id).await?)
 }
 
@@ -177,26 +183,30 @@ fn window_of(id: u64, b: WindowBody) -> MaintenanceWindow {
     }
 }
 
-pub async fn create_window(ctx: &Context, _actor: &Actor, body: WindowBody) -> ServiceResult<MaintenanceWindow> {
+pub async fn create_window(ctx: &Context, actor: &Actor, body: WindowBody) -> ServiceResult<MaintenanceWindow> {
+    actor.require_admin("noise control")?;
     Ok(ctx.store.create_maintenance_window(window_of(0, body)).await?)
 }
 
 pub async fn update_window(
     ctx: &Context,
-    _actor: &Actor,
+    actor: &Actor,
     id: u64,
     body: WindowBody,
 ) -> ServiceResult<MaintenanceWindow> {
+    actor.require_admin("noise control")?;
     Ok(ctx.store.update_maintenance_window(id, window_of(id, body)).await?)
 }
 
-pub async fn delete_window(ctx: &Context, _actor: &Actor, id: u64) -> ServiceResult<()> {
+pub async fn delete_window(ctx: &Context, actor: &Actor, id: u64) -> ServiceResult<()> {
+    actor.require_admin("noise control")?;
     Ok(ctx.store.delete_maintenance_window(id).await?)
 }
 
 /// Which rule matches the sample (or the stored alert's facts) and what ticket it would
 /// make, built by the same code that makes real tickets. Nothing is stored.
-pub async fn preview(ctx: &Context, _actor: &Actor, req: PreviewRequest) -> ServiceResult<PreviewView> {
+pub async fn preview(ctx: &Context, actor: &Actor, req: PreviewRequest) -> ServiceResult<PreviewView> {
+    actor.require_admin("noise control")?;
     let (uid, facts) = match (req.alert, req.alert_uid) {
         (Some(_), Some(_)) => {
             return Err(DomainError::invalid("alert_uid", "give either alert or alert_uid, not both").into())

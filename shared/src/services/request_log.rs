@@ -67,9 +67,10 @@ pub async fn log_answer(ctx: &Context, mut log: RequestLogEntry, outcome: &str, 
 /// `GET /api/request-log`.
 pub async fn list(
     ctx: &Context,
-    _actor: &Actor,
+    actor: &Actor,
     filter: &RequestLogFilter,
     page: &PageRequest,
 ) -> ServiceResult<Listing<RequestLogEntry>> {
+    actor.require_admin("reading the request log")?;
     Ok(ctx.store.request_log(filter, page).await?)
 }

@@ -2,9 +2,10 @@
 
 use super::desk::{missing_reference, CUSTOMER, USER};
 use super::tickets::TICKET;
-use super::Store;
+use super::{Listing, PageRequest, Store};
 use crate::domain::chats::*;
 use crate::error::Result;
+use crate::ports::Index;
 
 pub(crate) const CHAT: &str = "chat";
 
@@ -31,6 +32,14 @@ impl Store {
             .await
             .map_err(|e| missing_reference(e, &refs))?;
         Ok(chat)
+    }
+
+    /// A page of chats, by id; `open_only` leaves out ended ones.
+    pub async fn chats(&self, open_only: bool, page: &PageRequest) -> Result<Listing<Chat>> {
+        self.list(Index::Primary, CHAT, false, page, move |c: &Chat| {
+            !open_only || c.status == ChatStatus::Open
+        })
+        .await
     }
 
     pub async fn chat(&self, id: u64) -> Result<Chat> {

@@ -6,6 +6,7 @@
 //! `pk = ticket#<id>`, `sk = action#<action id>`; counters at `pk = counter`, `sk = kind`;
 //! the vendors' shared access tokens at `pk = vendor-token`, `sk = <vendor>` (sealed).
 
+pub mod accounts;
 mod alerts;
 mod chats;
 mod desk;
@@ -15,6 +16,7 @@ mod propagation;
 mod remote;
 mod sync_runs;
 mod tickets;
+pub mod vendor_health;
 pub mod vendor_tokens;
 
 use std::sync::Arc;
@@ -26,13 +28,15 @@ use crate::domain::DomainError;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, StoreError, WriteOp};
 
-pub use alerts::{AlertWrite, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
+pub use accounts::Credential;
+pub use alerts::{AlertWrite, EnrichmentChange, NewAlert, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
 pub use lease::Lease;
 pub use noise::{NoiseConfig, RuleList};
 pub use propagation::{ticket_alert_uids, PendingClose};
-pub use remote::{RemoteSessionFilter, SessionImport};
+pub use remote::{KeptEvent, RemoteSessionFilter, SessionImport};
 pub use sync_runs::{SyncRun, SyncRunState, SyncSummary, SyncTrigger, SYNC_RUN_DAYS};
 pub use tickets::TicketFilter;
+pub use vendor_health::{HealthNotes, VendorCall, VendorHealth};
 pub use vendor_tokens::{MintedToken, TokenCache, TokenOwner, TokenWaitTimeout};
 
 /// How many times an optimistic read-modify-write is retried after losing a race.

@@ -38,6 +38,18 @@ pub struct NoiseConfig {
 }
 
 impl NoiseConfig {
+    /// False when noise control can decide nothing but "open a ticket": no relating,
+    /// recurring or flapping, no routing rule, no maintenance window. Intake then decides
+    /// by `alerts::apply` alone (and keeps no device state for new alerts).
+    pub fn is_active(&self) -> bool {
+        let s = &self.settings;
+        s.related_window().is_some()
+            || s.recurring_window().is_some()
+            || s.flapping.enabled()
+            || !self.rules.is_empty()
+            || !self.windows.is_empty()
+    }
+
     pub fn policy(&self) -> crate::domain::noise::NoisePolicy<'_> {
         crate::domain::noise::NoisePolicy {
             settings: &self.settings,

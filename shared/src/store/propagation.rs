@@ -1,5 +1,6 @@
 //! The close-propagation outbox: a record written in the same transaction as an agent's
-//! close of an alert ticket, deleted when Datto has been told (or needed no telling).
+//! close of an alert ticket, deleted when Datto has been told (or needed no telling); and
+//! the agent's close and reopen of a ticket, which noise control's device state learns of.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use super::noise::DEVICE_NOISE;
 use super::tickets::{put_action, TICKET};
 use super::{sk_id, Store, UPDATE_ATTEMPTS};
 use crate::domain::alerts::{resolve_propagated, Alert, AlertUid};
-use crate::domain::noise::{agent_closed, DeviceKey, TicketEffect};
+use crate::domain::noise::{agent_closed, agent_reopened, DeviceKey, TicketEffect};
 use crate::domain::tickets::{Action, ActionKind, CloseOrigin, Ticket};
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Index, Query, Record, StoreError, WriteOp};
@@ -208,9 +209,7 @@ impl Store {
             let now = self.clock().now();
             // Noise control's state learns of the close in the same transaction.
             let mut noise_ops = Vec::new();
-            if let Some(device) = head.noise.device.as_deref() {
-                let key: DeviceKey = serde_json::from_value(serde_json::Value::String(device.to_string()))
-                    .map_err(|e| Error::Store(StoreError::Unavailable(e.to_string().into())))?;
+            if let Some(key) = noise_device(&head)? {
                 let (state, v) = self.device_noise(&key).await?;
                 if state.ticket(id).is_some_and(|t| t.open) {
                     let rec = agent_closed(&state, id, now, &settings)?;
@@ -255,6 +254,40 @@ impl Store {
         Err(StoreError::Unavailable(format!("ticket {id} is changing too fast; try again").into()).into())
     }
 
+    /// Reopen a ticket as an agent. When noise control tracks it (an alert ticket of a
+    /// known device), the device's state learns of the reopen in the same transaction
+    /// (`agent_reopened`): the ticket counts as opened now for relating, and Datto's
+    /// resolves of its alerts close it again. Datto is told nothing.
+    pub async fn reopen_ticket_by_agent(&self, id: u64, note: &str, agent_id: Option<u64>) -> Result<Ticket> {
+        let settings = self.noise_settings().await?;
+        let (action_id, _) = self.new_action_stamp().await?;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let (mut t, v) = self.ticket_head(id).await?;
+            let now = self.clock().now();
+            let mut ops = Vec::new();
+            if let Some(key) = noise_device(&t)? {
+                let (state, dv) = self.device_noise(&key).await?;
+                if state.ticket(id).is_some_and(|nt| !nt.open) && !t.is_open() {
+                    let rec = agent_reopened(&state, id, now, &settings)?;
+                    ops.push(Self::device_noise_put(&rec.state, dv));
+                    ops.extend(self.other_ticket_effects(id, &rec.effects).await?);
+                }
+            }
+            let action = t.reopen(action_id, agent_id, note, now)?;
+            ops.insert(0, Self::ticket_put(&t, v));
+            ops.push(put_action(id, &action));
+            match self.records().write(ops).await {
+                Ok(()) => {
+                    t.actions = self.actions(id).await?;
+                    return Ok(t);
+                }
+                Err(StoreError::ConditionFailed { pk, .. }) if pk == TICKET || pk == DEVICE_NOISE => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Unavailable(format!("ticket {id} is changing too fast; try again").into()).into())
+    }
+
     /// Time passing inside an agent's close may end another ticket's flapping hold (and
     /// close it): the writes for those other tickets.
     async fn other_ticket_effects(&self, closing: u64, effects: &[TicketEffect]) -> Result<Vec<WriteOp>> {
@@ -287,4 +320,16 @@ impl Store {
         }
         Ok(ops)
     }
+}
+
+/// The device noise control tracks an alert ticket under, if any.
+fn noise_device(t: &Ticket) -> Result<Option<DeviceKey>> {
+    t.noise
+        .device
+        .as_deref()
+        .map(|device| {
+            serde_json::from_value(serde_json::Value::String(device.to_string()))
+                .map_err(|e| Error::Store(StoreError::Unavailable(e.to_string().into())))
+        })
+        .transpose()
 }

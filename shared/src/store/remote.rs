@@ -24,6 +24,16 @@ const EVENT: &str = "bt-event";
 pub(crate) const SESSION: &str = "remote-session";
 const SESSION_LSID: &str = "remote-session-lsid";
 const TEAM_BT: &str = "team-bt";
+const KEPT_EVENT: &str = "bt-kept-event";
+
+/// The body of an outbound event that was recorded `rejected`, kept for replay under its
+/// request-log entry's id (as long as the entry: `REQUEST_LOG_DAYS`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KeptEvent {
+    pub log_id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub body: String,
+}
 
 /// Filters of the remote-session list.
 #[derive(Debug, Clone, Default)]
@@ -141,6 +151,20 @@ impl Store {
         Ok(self.fetch(INVITE, "remote invite", id).await?.0)
     }
 
+    /// Record how an invitation's mail went, with the ticket action saying so, in one
+    /// transaction.
+    pub async fn record_invite_mail(&self, invite: &RemoteInvite, ticket_id: u64, action: &Action) -> Result<()> {
+        let mail = (invite.email_to.clone(), invite.email_failed.clone());
+        self.update(INVITE, "remote invite", invite.id, |i: &mut RemoteInvite, ops| {
+            (i.email_to, i.email_failed) = mail.clone();
+            ops.push(Self::must_exist(TICKET, ticket_id));
+            ops.push(put_action(ticket_id, action));
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     // ---- end events ---------------------------------------------------------------------
 
     /// Record the end event of `lsid`; `false` when the lsid was recorded before.
@@ -161,6 +185,35 @@ impl Store {
             Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed { pk, .. }) if pk == EVENT => Ok(false),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Record a refused outbound event and keep its body for replay, in one transaction:
+    /// when this returns the refusal is durable (the appliance may be answered 200).
+    pub async fn log_rejected_event(&self, log: &super::RequestLogEntry, body: &[u8]) -> Result<()> {
+        let cut = &body[..body.len().min(64 * 1024)];
+        let kept = KeptEvent {
+            log_id: log.id.clone(),
+            at: log.at,
+            body: String::from_utf8_lossy(cut).into_owned(),
+        };
+        let mut r = Record::new(KEPT_EVENT, &log.id, serde_json::to_value(&kept).expect("serializable"));
+        r.expires_at = Some(log.at.timestamp() + super::REQUEST_LOG_DAYS * 24 * 3600);
+        let ops = vec![
+            self.request_log_put(log),
+            WriteOp::Put {
+                record: r,
+                condition: Condition::NotExists,
+            },
+        ];
+        Ok(self.records().write(ops).await?)
+    }
+
+    /// The kept body of the rejected outbound event logged as `log_id`.
+    pub async fn kept_event(&self, log_id: &str) -> Result<KeptEvent> {
+        match self.records().get(KEPT_EVENT, log_id).await? {
+            Some(r) => Self::decode(&r),
+            None => Err(DomainError::not_found("kept BeyondTrust event of request-log entry", log_id).into()),
         }
     }
 

@@ -1,5 +1,5 @@
-//! Datto sync runs: queued by the button, the schedule or the local scheduler, then run by
-//! the `datto-sync` consumer; each keeps its state, counts and errors for 30 days.
+//! Sync runs: Datto syncs (the `datto-sync` consumer) and BeyondTrust's lost-end-event
+//! sweeps, queued by a button, a schedule or the local scheduler; kept 30 days each.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,8 @@ use crate::error::Result;
 use crate::ports::{Condition, Index, WriteOp};
 
 const KIND: &str = "sync-run";
+/// BeyondTrust's lost-end-event sweeps: the same run model, their own records and ids.
+const SWEEP_KIND: &str = "bt-sweep-run";
 
 /// How long a run's record is kept.
 pub const SYNC_RUN_DAYS: i64 = 30;
@@ -66,6 +68,19 @@ pub struct SyncSummary {
     /// Datto failures that cut the run short (the next run continues).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// BeyondTrust sweep: ended sessions the `SupportSessionListing` window held.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sessions_listed: u32,
+    /// BeyondTrust sweep: sessions whose end event never arrived, queued for import now.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub imports_queued: u32,
+    /// BeyondTrust sweep: sessions already imported or whose end event was recorded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sessions_known: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One Datto sync run: its state, and the summary's counts and errors flattened in.
@@ -84,19 +99,9 @@ pub struct SyncRun {
 }
 
 impl Store {
-    /// Store a new run in state `queued`.
+    /// Store a new Datto sync run in state `queued`.
     pub async fn queue_sync_run(&self, trigger: SyncTrigger) -> Result<SyncRun> {
-        let run = SyncRun {
-            run_id: self.next_id(KIND).await?,
-            state: SyncRunState::Queued,
-            trigger,
-            queued_at: self.clock().now(),
-            started_at: None,
-            finished_at: None,
-            summary: SyncSummary::default(),
-        };
-        self.save_sync_run(&run, None).await?;
-        Ok(run)
+        self.queue_run(KIND, trigger).await
     }
 
     /// The run and its version, or `NotFound`.
@@ -106,18 +111,56 @@ impl Store {
 
     /// Write `run` over the version read (`None`: a new run).
     pub async fn save_sync_run(&self, run: &SyncRun, version: Option<u64>) -> Result<()> {
-        let mut record = Self::record_of(KIND, run.run_id, run, version.map_or(1, |v| v + 1));
+        self.save_run(KIND, run, version).await
+    }
+
+    /// The most recent runs first.
+    pub async fn sync_runs(&self, page: &PageRequest) -> Result<Listing<SyncRun>> {
+        self.list(Index::Primary, KIND, true, page, |_: &SyncRun| true).await
+    }
+
+    /// Store a new BeyondTrust sweep run in state `queued`.
+    pub async fn queue_sweep_run(&self, trigger: SyncTrigger) -> Result<SyncRun> {
+        self.queue_run(SWEEP_KIND, trigger).await
+    }
+
+    /// The sweep run and its version, or `NotFound`.
+    pub async fn sweep_run(&self, id: u64) -> Result<(SyncRun, u64)> {
+        self.fetch(SWEEP_KIND, "BeyondTrust sweep run", id).await
+    }
+
+    pub async fn save_sweep_run(&self, run: &SyncRun, version: Option<u64>) -> Result<()> {
+        self.save_run(SWEEP_KIND, run, version).await
+    }
+
+    /// The most recent sweep runs first.
+    pub async fn sweep_runs(&self, page: &PageRequest) -> Result<Listing<SyncRun>> {
+        self.list(Index::Primary, SWEEP_KIND, true, page, |_: &SyncRun| true)
+            .await
+    }
+
+    async fn queue_run(&self, kind: &str, trigger: SyncTrigger) -> Result<SyncRun> {
+        let run = SyncRun {
+            run_id: self.next_id(kind).await?,
+            state: SyncRunState::Queued,
+            trigger,
+            queued_at: self.clock().now(),
+            started_at: None,
+            finished_at: None,
+            summary: SyncSummary::default(),
+        };
+        self.save_run(kind, &run, None).await?;
+        Ok(run)
+    }
+
+    async fn save_run(&self, kind: &str, run: &SyncRun, version: Option<u64>) -> Result<()> {
+        let mut record = Self::record_of(kind, run.run_id, run, version.map_or(1, |v| v + 1));
         record.expires_at = Some(run.queued_at.timestamp() + SYNC_RUN_DAYS * 24 * 3600);
         let condition = match version {
             None => Condition::NotExists,
             Some(v) => Condition::VersionIs(v),
         };
         Ok(self.records().write(vec![WriteOp::Put { record, condition }]).await?)
-    }
-
-    /// The most recent runs first.
-    pub async fn sync_runs(&self, page: &PageRequest) -> Result<Listing<SyncRun>> {
-        self.list(Index::Primary, KIND, true, page, |_: &SyncRun| true).await
     }
 }
 

@@ -111,6 +111,10 @@ macro_rules! records_suite {
                 concurrent_claims_apply_exactly_one_transaction_whole,
                 a_failed_condition_fails_only_its_own_concurrent_writer,
                 malformed_writes_are_invalid_and_write_nothing,
+                numbered_write_takes_ranges_and_writes_with_them_atomically,
+                numbered_write_whose_condition_fails_writes_nothing_and_never_reuses_a_number,
+                concurrent_numbered_writes_and_increments_never_share_a_number,
+                numbered_write_obeys_the_write_rules,
             );
             $crate::contract::records_suite!(@store_at_now $fixture;
                 expired_records_are_invisible_and_count_as_absent,
@@ -161,6 +165,7 @@ macro_rules! queue_suite {
                 replaying_an_unknown_dead_letter_is_not_found,
                 queues_are_independent,
                 one_failing_message_does_not_block_the_others,
+                depth_counts_waiting_in_flight_and_dead_messages,
             );
         }
     };

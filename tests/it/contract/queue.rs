@@ -309,3 +309,31 @@ pub async fn one_failing_message_does_not_block_the_others(queue: &dyn Queue) {
     );
     assert_nothing_to_receive(queue, A).await;
 }
+
+/// `depth` counts what waits, what is in flight and what is dead, per queue: each send,
+/// receive, dead-letter and ack moves a message between the counts, and another queue's
+/// messages never show.
+pub async fn depth_counts_waiting_in_flight_and_dead_messages(queue: &dyn Queue) {
+    let depth = |w, f, d| (w, f, d);
+    let of = |q| async move {
+        let d = queue.depth(q).await.expect("depth");
+        assert_eq!(d.queue, q);
+        (d.waiting, d.in_flight, d.dead_letters)
+    };
+    assert_eq!(of(A).await, depth(0, 0, 0));
+    for i in 0..3 {
+        queue.send(A, &format!("depth {i}")).await.expect("send");
+    }
+    queue.send(B, "elsewhere").await.expect("send");
+    assert_eq!(of(A).await, depth(3, 0, 0));
+    let got = receive_up_to(queue, A, 2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(of(A).await, depth(1, 2, 0));
+    queue
+        .dead_letter(A, &got[0].receipt, &got[0].body)
+        .await
+        .expect("dead letter");
+    queue.ack(A, &got[1].receipt).await.expect("ack");
+    assert_eq!(of(A).await, depth(1, 0, 1));
+    assert_eq!(of(B).await, depth(1, 0, 0));
+}

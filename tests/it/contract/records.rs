@@ -6,7 +6,11 @@
 
 use std::collections::BTreeSet;
 
-use deskbridge::ports::{Condition, Cursor, Index, Query, Record, RecordStore, StoreError, WriteOp};
+use std::sync::Arc;
+
+use deskbridge::ports::{
+    Condition, CounterTake, Cursor, Index, NumberedOps, Query, Record, RecordStore, StoreError, WriteOp,
+};
 use deskbridge_tests::emulators::unique;
 use futures::future::join_all;
 use serde_json::json;
@@ -800,4 +804,154 @@ pub async fn expired_records_are_invisible_and_count_as_absent(store: &dyn Recor
         &pk,
         "alive",
     );
+}
+
+/// Operations that store one record per number taken, keyed by the number, under `pk`:
+/// `tickets` numbers from the first take and `actions` from the second.
+fn numbered_records(pk: &str, tickets: u64, actions: u64, condition: Condition) -> NumberedOps {
+    let pk = pk.to_string();
+    Arc::new(move |firsts: &[u64]| {
+        let mut ops = Vec::new();
+        for t in firsts[0]..firsts[0] + tickets {
+            ops.push(put(record(&pk, &format!("t{t:04}"), json!({"ticket": t})), condition));
+        }
+        for a in firsts[1]..firsts[1] + actions {
+            ops.push(put(
+                record(&pk, &format!("a{a:04}"), json!({"action": a})),
+                Condition::NotExists,
+            ));
+        }
+        ops
+    })
+}
+
+/// `write_numbered` takes `count` consecutive numbers from each counter (after what
+/// `increment` handed out before), hands the first of each to the builder, writes what it
+/// built and returns the firsts; later increments continue after the range.
+pub async fn numbered_write_takes_ranges_and_writes_with_them_atomically(store: &dyn RecordStore) {
+    let counters = unique("numbered-counters");
+    let pk = unique("numbered");
+    assert_eq!(store.increment(&counters, "ticket", 4).await.expect("increment"), 4);
+    let takes = [
+        CounterTake::new(&counters, "ticket", 3),
+        CounterTake::new(&counters, "action", 2),
+    ];
+    let firsts = store
+        .write_numbered(&takes, numbered_records(&pk, 3, 2, Condition::NotExists))
+        .await
+        .expect("numbered write");
+    assert_eq!(firsts, [5, 1]);
+    let stored = walk(store, &Query::partition(Index::Primary, &pk)).await;
+    assert_eq!(sks(&stored), ["a0001", "a0002", "t0005", "t0006", "t0007"]);
+    assert_eq!(stored[2].data, json!({"ticket": 5}));
+    assert_eq!(store.increment(&counters, "ticket", 1).await.expect("increment"), 8);
+    assert_eq!(store.increment(&counters, "action", 1).await.expect("increment"), 3);
+    // A take of 0 numbers takes none: its "first" is the next number, still free.
+    let firsts = store
+        .write_numbered(
+            &[
+                CounterTake::new(&counters, "ticket", 0),
+                CounterTake::new(&counters, "action", 1),
+            ],
+            numbered_records(&pk, 0, 1, Condition::NotExists),
+        )
+        .await
+        .expect("numbered write");
+    assert_eq!(firsts, [9, 4]);
+    assert_eq!(store.increment(&counters, "ticket", 1).await.expect("increment"), 9);
+}
+
+/// When a condition of the built write fails, `ConditionFailed` names the item, nothing
+/// built is written, and no number of the failed write is ever handed out again (a gap,
+/// or the same numbers unused: never a second record with one number).
+pub async fn numbered_write_whose_condition_fails_writes_nothing_and_never_reuses_a_number(store: &dyn RecordStore) {
+    let counters = unique("numbered-fail-counters");
+    let pk = unique("numbered-fail");
+    write_ok(
+        store,
+        vec![put(record(&pk, "t0002", json!({"old": true})), Condition::Always)],
+    )
+    .await;
+    let takes = [
+        CounterTake::new(&counters, "ticket", 2),
+        CounterTake::new(&counters, "action", 1),
+    ];
+    let failed = store
+        .write_numbered(&takes, numbered_records(&pk, 2, 1, Condition::NotExists))
+        .await;
+    match failed {
+        Err(StoreError::ConditionFailed { pk: p, sk }) => assert_eq!((p.as_str(), sk.as_str()), (pk.as_str(), "t0002")),
+        other => panic!("expected ConditionFailed on t0002, got {other:?}"),
+    }
+    let stored = walk(store, &Query::partition(Index::Primary, &pk)).await;
+    assert_eq!(sks(&stored), ["t0002"], "nothing of the failed write is stored");
+    assert_eq!(stored[0].data, json!({"old": true}));
+    let firsts = store
+        .write_numbered(&takes, numbered_records(&pk, 2, 1, Condition::Always))
+        .await
+        .expect("numbered write");
+    let next = store.increment(&counters, "ticket", 1).await.expect("increment");
+    assert_eq!(next, firsts[0] + 2, "increments continue after the range taken");
+    assert!(
+        firsts[0] == 1 || firsts[0] == 3,
+        "a failed take is undone or left as a gap: {firsts:?}"
+    );
+}
+
+/// Numbered writes and plain increments of the same counters, all at once, never hand out
+/// one number twice, and every built record is stored.
+pub async fn concurrent_numbered_writes_and_increments_never_share_a_number(store: &dyn RecordStore) {
+    let counters = unique("numbered-race-counters");
+    let pk = unique("numbered-race");
+    let takes = [
+        CounterTake::new(&counters, "ticket", 2),
+        CounterTake::new(&counters, "action", 1),
+    ];
+    let numbered =
+        join_all((0..10).map(|_| store.write_numbered(&takes, numbered_records(&pk, 2, 1, Condition::NotExists))));
+    let increments = join_all((0..10).map(|_| store.increment(&counters, "ticket", 1)));
+    let (numbered, increments) = futures::join!(numbered, increments);
+    let mut tickets = BTreeSet::new();
+    for firsts in numbered {
+        let firsts = firsts.expect("numbered write");
+        assert!(
+            tickets.insert(firsts[0]) && tickets.insert(firsts[0] + 1),
+            "{firsts:?} reused"
+        );
+    }
+    for n in increments {
+        let n = n.expect("increment");
+        assert!(tickets.insert(n), "{n} reused");
+    }
+    assert_eq!(tickets, (1..=30).collect::<BTreeSet<u64>>());
+    let stored = walk(store, &Query::partition(Index::Primary, &pk)).await;
+    assert_eq!(stored.len(), 30, "20 ticket records and 10 action records");
+}
+
+/// A numbered write is a write: more than 100 built operations, or two on one item, are
+/// `Invalid` and write nothing.
+pub async fn numbered_write_obeys_the_write_rules(store: &dyn RecordStore) {
+    let counters = unique("numbered-invalid-counters");
+    let pk = unique("numbered-invalid");
+    let takes = [
+        CounterTake::new(&counters, "ticket", 101),
+        CounterTake::new(&counters, "action", 0),
+    ];
+    assert_invalid(
+        store
+            .write_numbered(&takes, numbered_records(&pk, 101, 0, Condition::NotExists))
+            .await,
+    );
+    let twice: NumberedOps = {
+        let pk = pk.clone();
+        Arc::new(move |firsts: &[u64]| {
+            let sk = format!("t{}", firsts[0]);
+            vec![
+                put(record(&pk, &sk, json!({})), Condition::Always),
+                put(record(&pk, &sk, json!({})), Condition::Always),
+            ]
+        })
+    };
+    assert_invalid(store.write_numbered(&takes[..1], twice).await);
+    assert!(walk(store, &Query::partition(Index::Primary, &pk)).await.is_empty());
 }

@@ -10,7 +10,6 @@ use chrono::{TimeZone, Utc};
 use deskbridge::adapters::{SqliteQueue, SqliteRecordStore};
 use deskbridge::ports::{
     Clock, Condition, Index, ManualClock, Query, Queue, QueueError, QueueName, Record, RecordStore, WriteOp,
-    MAX_RECEIVES,
 };
 use futures::future::join_all;
 use serde_json::json;
@@ -214,7 +213,7 @@ async fn queue_messages_and_dead_letters_survive_dropping_and_reopening_the_file
     let (waiting, dead) = {
         let queue = queue_at(&path, clock.clone(), Duration::ZERO);
         let dead = queue.send(Q, "doomed").await.expect("send");
-        for _ in 0..=MAX_RECEIVES {
+        for _ in 0..=Q.max_receives() {
             queue.receive(Q, 1).await.expect("receive");
         }
         assert_eq!(queue.dead_letters(Q).await.expect("dead").len(), 1);
@@ -295,7 +294,7 @@ async fn queue_hands_out_messages_oldest_first_and_a_replayed_one_at_the_back() 
     let clock = manual_clock();
     let queue = queue_at(&path, clock.clone(), Duration::ZERO);
     let replayed = queue.send(Q, "m0").await.expect("send");
-    for _ in 0..=MAX_RECEIVES {
+    for _ in 0..=Q.max_receives() {
         queue.receive(Q, 1).await.expect("receive");
     }
     let mut sent = Vec::new();
@@ -335,7 +334,7 @@ async fn queue_lists_dead_letters_oldest_first_and_at_most_one_hundred() {
     for i in 0..101 {
         sent.push(queue.send(Q, &format!("d{i}")).await.expect("send"));
     }
-    for round in 1..=MAX_RECEIVES {
+    for round in 1..=Q.max_receives() {
         let got = queue.receive(Q, 200).await.expect("receive");
         assert_eq!(got.len(), 101, "round {round}");
         assert!(got.iter().all(|m| m.receive_count == round));
@@ -346,7 +345,7 @@ async fn queue_lists_dead_letters_oldest_first_and_at_most_one_hundred() {
     );
     let dead = queue.dead_letters(Q).await.expect("dead letters");
     assert_eq!(dead.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), sent[..100]);
-    assert!(dead.iter().all(|d| d.receive_count == MAX_RECEIVES && d.queue == Q));
+    assert!(dead.iter().all(|d| d.receive_count == Q.max_receives() && d.queue == Q));
 }
 
 #[tokio::test]
