@@ -330,7 +330,8 @@ async fn vendor_urls_are_https_only_except_behind_the_loopback_switch() {
             }
         }
 
-        // Datto: the URL is checked when the client is built; a refused one is never called.
+        // Datto: a URL no Datto API has is refused when saved; a loopback one is saved and
+        // checked against the switch when the client is built; a refused one is never called.
         for (url, ok) in [
             (datto.base_url().to_string(), allow),
             ("http://concord-api.centrastage.net".to_string(), false),
@@ -342,6 +343,14 @@ async fn vendor_urls_are_https_only_except_behind_the_loopback_switch() {
                     json!({"api_url": url, "api_key": FakeDatto::API_KEY, "api_secret": FakeDatto::API_SECRET}),
                 )
                 .await;
+            if !url.starts_with(datto.base_url()) {
+                assert_eq!((s, v["error"].as_str()), (400, Some("VALIDATION")), "{url}: {v}");
+                let message = v["message"].as_str().unwrap();
+                assert!(message.contains("api_url") && message.contains("https"), "{v}");
+                assert_eq!(datto.request_count(), before, "a refused URL was called: {url}");
+                refused += 1;
+                continue;
+            }
             assert_eq!(s, 200, "{v}");
             let (s, v) = d.post("/api/config/datto/test", json!({})).await;
             assert_eq!(s, 200, "{v}");

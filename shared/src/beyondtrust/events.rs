@@ -106,7 +106,18 @@ impl OutboundEvent {
             serde_urlencoded::from_bytes(body).map_err(|e| Unusable::new("body", format!("not form-encoded: {e}")))?;
         let mut fields: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in pairs {
-            fields.entry(k).or_insert(v);
+            match fields.get(&k) {
+                // Two different session ids (or ticket keys) leave no way to tell which
+                // session or ticket the appliance meant; for other keys the first wins.
+                Some(first) if first.trim() != v.trim() && matches!(k.as_str(), "lsid" | "external_key") => {
+                    let field = if k == "lsid" { "lsid" } else { "external_key" };
+                    return Err(Unusable::new(field, "appears twice with different values"));
+                }
+                Some(_) => {}
+                None => {
+                    fields.insert(k, v);
+                }
+            }
         }
         let mut take = |name: &str| {
             fields
@@ -218,6 +229,19 @@ mod tests {
         assert_eq!(e.lsid.unwrap().as_str(), fixtures::LSID_T1042);
         assert_eq!(e.other.get("name").map(String::as_str), Some("Jane Doe"));
         assert_eq!(e.other.get("type").map(String::as_str), Some("customer"));
+    }
+
+    #[test]
+    fn two_different_lsids_or_external_keys_are_unusable_but_a_repeated_same_one_is_not() {
+        let two = b"event=support_conference_end&timestamp=1&lsid=A3F1C9E27B5D4E08B6C2D9F4E1A7B530&lsid=B3F1C9E27B5D4E08B6C2D9F4E1A7B530";
+        let Received::Unusable(u) = OutboundEvent::read(two) else {
+            panic!("two lsids were used")
+        };
+        assert_eq!(u.field, "lsid");
+        let keys = b"event=support_conference_end&timestamp=1&external_key=T1&external_key=T2";
+        assert!(matches!(OutboundEvent::read(keys), Received::Unusable(u) if u.field == "external_key"));
+        let same = b"event=support_conference_end&timestamp=1&lsid=A3F1C9E27B5D4E08B6C2D9F4E1A7B530&lsid=A3F1C9E27B5D4E08B6C2D9F4E1A7B530";
+        assert!(matches!(OutboundEvent::read(same), Received::Event(_)));
     }
 
     #[test]

@@ -1506,7 +1506,7 @@ mod tests {
         assert_eq!(alerts.len(), 20_003);
         assert_eq!(r.fake.count("/api/v2/account/sites"), 9);
         assert_eq!(r.fake.count("/api/v2/account/alerts/open"), 81);
-        assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+        // A figure, not a budget: timing is measured by the benchmarks (docs/perf.md).
         eprintln!("2 004 sites + 20 003 alerts read in {:?}", started.elapsed());
     }
 }

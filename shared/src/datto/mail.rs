@@ -151,8 +151,15 @@ fn labelled(text: &str, label: &str) -> Option<String> {
 /// The body (text, else the HTML as text) goes into the details.
 pub fn parse(raw: &[u8]) -> Result<AlertMail, MailParseError> {
     let msg = MessageParser::default().parse(raw).ok_or(MailParseError::NotAMessage)?;
-    // mail-parser decodes RFC 2047 encoded words and unfolds folded header lines.
-    let subject = msg.subject().unwrap_or_default().to_string();
+    // mail-parser decodes RFC 2047 encoded words and unfolds folded header lines. What an
+    // encoded word decodes to may hold CR LF (a header injection if the subject were ever
+    // sent on) or other control characters: each becomes a space.
+    let subject: String = msg
+        .subject()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let from_address = msg
         .from()
         .and_then(|f| f.first())
@@ -386,6 +393,18 @@ mod tests {
             );
             assert_eq!(m.facts.message.as_deref(), Some("CPU"), "{subject}");
         }
+    }
+
+    #[test]
+    fn an_encoded_subject_that_decodes_to_cr_lf_keeps_no_control_character() {
+        // "Disk full\r\nBcc: evil@example.com\0 - Alert{uid}", base64-encoded.
+        let raw = "From: noreply@centrastage.net\r\nSubject: =?UTF-8?B?RGlzayBmdWxsDQpCY2M6IGV2aWxAZXhhbXBsZS5jb20AIC0gQWxlcnR7NWQxZjBjNmUtOGE0My00YjdlLTlmMjEtM2MwYTdlNmIyZDk0fQ==?=\r\n\r\nbody\r\n";
+        let m = parse(raw.as_bytes()).unwrap();
+        assert_eq!(m.uid.unwrap().as_str(), "5d1f0c6e-8a43-4b7e-9f21-3c0a7e6b2d94");
+        assert!(!m.subject.chars().any(char::is_control), "{:?}", m.subject);
+        let summary = m.facts.message.unwrap();
+        assert!(!summary.chars().any(char::is_control), "{summary:?}");
+        assert!(summary.contains("Bcc: evil@example.com"), "kept as words: {summary:?}");
     }
 
     #[test]

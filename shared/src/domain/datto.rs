@@ -135,6 +135,19 @@ impl DattoSettings {
     }
 }
 
+/// A Datto site uid as Datto hands them out (a UUID; any run of letters, digits, `-` and
+/// `_` up to 64 characters is taken, so a fake's or an older account's uids pass too).
+pub fn check_site_uid(field: &str, value: &str) -> Result<String, DomainError> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(DomainError::invalid(
+            field,
+            "must be a Datto site uid (letters, digits, '-' and '_', at most 64)",
+        ));
+    }
+    Ok(v.to_string())
+}
+
 /// Which customer site a Datto site's alerts land on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteMapping {

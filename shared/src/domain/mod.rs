@@ -9,6 +9,7 @@ pub mod chats;
 pub mod datto;
 pub mod desk;
 pub mod ids;
+pub mod json;
 pub mod noise;
 pub mod remote;
 pub mod tickets;
@@ -57,6 +58,12 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Dom
     if v.chars().count() > max {
         return Err(DomainError::invalid(field, format!("must be at most {max} characters")));
     }
+    if let Some(c) = v.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return Err(DomainError::invalid(
+            field,
+            format!("must not contain control characters (found U+{:04X})", u32::from(c)),
+        ));
+    }
     Ok(v.to_string())
 }
 
@@ -92,6 +99,23 @@ pub fn email(field: &str, value: &str) -> Result<String, DomainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_refuses_nul_and_other_control_characters_but_keeps_line_breaks() {
+        assert_eq!(
+            required_text("summary", "Disk\u{0}full", 100),
+            Err(DomainError::invalid(
+                "summary",
+                "must not contain control characters (found U+0000)"
+            ))
+        );
+        assert!(required_text("summary", "bell\u{7}", 100).is_err());
+        assert!(optional_text("details", Some("esc\u{1b}[31m"), 100).is_err());
+        assert_eq!(
+            required_text("details", "line 1\r\nline 2\tend", 100).unwrap(),
+            "line 1\r\nline 2\tend"
+        );
+    }
 
     #[test]
     fn required_text_trims_and_names_the_field() {

@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::domain::json::first_repeated_key;
 use crate::services::InputError;
 
 /// Largest request body any route accepts.
@@ -26,8 +27,15 @@ pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes
     })
 }
 
-/// Parse JSON, naming the path of a field with the wrong type or a missing field.
+/// Parse JSON, naming the path of a field with the wrong type, a missing field or a key
+/// an object repeats.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InputError> {
+    if let Some(field) = first_repeated_key(bytes) {
+        return Err(InputError::Invalid {
+            field,
+            message: "appears twice in the body: each key may appear once".into(),
+        });
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

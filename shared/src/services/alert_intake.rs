@@ -10,6 +10,7 @@ use super::request_log::Refusal;
 use super::{Context, InputError, ServiceError, ServiceResult};
 use crate::datto::state as webhook_state;
 use crate::datto::webhook::{interpret, parse_body, state_of, Parsed, WebhookCall};
+use crate::domain::json::first_repeated_key;
 use crate::intake::mail::{ingest_mail, MailOutcome};
 use crate::intake::{accept, ses, IntakeResult};
 use crate::ports::MailSource;
@@ -92,6 +93,13 @@ pub async fn webhook(
             "state: wrong or expired"
         };
         return Err(Refusal::new(ServiceError::Unauthorized(why.into()), log, None));
+    }
+    if let Some(key) = first_repeated_key(bytes) {
+        let e = InputError::Invalid {
+            field: key,
+            message: "appears twice in the body: each key may appear once".into(),
+        };
+        return Err(Refusal::new(e, log, Some(bytes)));
     }
     let ev = match interpret(body, now) {
         Ok(WebhookCall::Event(ev)) => ev,

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{audit, Actor, Context, ServiceResult};
+use super::{audit, Actor, Context, ServiceError, ServiceResult};
+use crate::datto::client::DattoBaseUrl;
 use crate::datto::connect::API_SECRET;
 use crate::datto::{setup, state as webhook_state};
 use crate::domain::accounts::AuditAction;
 use crate::domain::alerts::{Alert, AlertUid};
-use crate::domain::datto::{AlertMethod, DattoSettings, ImportMode, PriorityMap, SiteMapping};
+use crate::domain::datto::{check_site_uid, AlertMethod, DattoSettings, ImportMode, PriorityMap, SiteMapping};
 use crate::domain::desk::Priority;
 use crate::domain::ids::{CustomerId, SiteId};
 use crate::domain::DomainError;
@@ -123,6 +124,15 @@ pub async fn save_config(ctx: &Context, actor: &Actor, input: DattoConfigInput) 
         sync_interval_minutes: input.sync_interval_minutes,
         priority_map: input.priority_map.map(PriorityMap).unwrap_or_default(),
     };
+    if let Some(url) = &settings.api_url {
+        // The connector applies the strict form (Datto's hosts only) at call time, unless
+        // loopback vendors are allowed; a scheme or host no Datto API has is refused here.
+        match DattoBaseUrl::parse_allowing_loopback(url) {
+            Err(crate::datto::client::Error::BadConfig(why)) => return Err(ServiceError::invalid("api_url", why)),
+            Err(e) => return Err(ServiceError::invalid("api_url", e)),
+            Ok(_) => {}
+        }
+    }
     ctx.store.save_datto_settings(&settings).await?;
     let mut fields = audit::changed_fields(&before, &serde_json::to_value(&settings).expect("serializable"));
     if let Some(secret) = blank(input.api_secret) {
@@ -209,7 +219,7 @@ pub async fn map_site(
 ) -> ServiceResult<SiteMapping> {
     actor.require_admin("mapping sites")?;
     let m = SiteMapping {
-        datto_site_uid,
+        datto_site_uid: check_site_uid("datto_site_uid", &datto_site_uid)?,
         customer_id: customer.get(),
         site_id: site.get(),
     };
