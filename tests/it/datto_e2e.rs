@@ -15,11 +15,16 @@ use crate::desk::{fixture_json, on_both_stores, Desk, UID};
 
 pub(crate) struct Wired {
     pub(crate) fake: FakeDatto,
-    sleeper: Arc<RecordingSleeper>,
+    pub(crate) sleeper: Arc<RecordingSleeper>,
 }
 
 /// Point the desk's Datto settings at a fake seeded with the fixtures.
 pub(crate) async fn wire(d: &mut Desk, per_minute: u32) -> Wired {
+    wire_with_timeout(d, per_minute, None).await
+}
+
+/// [`wire`] with this per-call timeout instead of the client's 20 s.
+pub(crate) async fn wire_with_timeout(d: &mut Desk, per_minute: u32, timeout: Option<Duration>) -> Wired {
     d.configure_datto().await;
     let clock: Arc<dyn Clock> = d.clock.clone();
     let fake = FakeDatto::start_with_clock(clock.clone()).await;
@@ -38,11 +43,13 @@ pub(crate) async fn wire(d: &mut Desk, per_minute: u32) -> Wired {
         d.ctx.store.records().clone(),
         clock,
     );
-    d.ctx.datto = Arc::new(
-        SettingsConnect::new(d.ctx.store.clone(), d.ctx.secrets.clone(), true)
-            .with_sleeper(sleeper.clone())
-            .with_budget(budget),
-    );
+    let mut connect = SettingsConnect::new(d.ctx.store.clone(), d.ctx.secrets.clone(), true)
+        .with_sleeper(sleeper.clone())
+        .with_budget(budget);
+    if let Some(t) = timeout {
+        connect = connect.with_timeout(t);
+    }
+    d.ctx.datto = Arc::new(connect);
     Wired { fake, sleeper }
 }
 

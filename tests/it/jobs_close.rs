@@ -178,7 +178,30 @@ async fn a_poison_message_reaches_the_dead_letters_and_can_be_replayed(mut d: De
     assert!(matches!(r, Err(JobError::Permanent(_))));
 }
 
+/// A close reopened before its message is handled tells Datto nothing; the next close of
+/// the reopened ticket is told, once.
+async fn a_close_after_a_reopen_still_reaches_datto(mut d: Desk) {
+    let tid = raise(&d).await;
+    let datto = ScriptedDatto::with_open(UID);
+    use_datto(&mut d, &datto);
+    let close = format!("/api/tickets/{tid}/close");
+    assert_eq!(d.post(&close, json!({})).await.0, 200);
+    assert_eq!(d.post(&format!("/api/tickets/{tid}/reopen"), json!({})).await.0, 200);
+    assert_eq!(d.drain(QueueName::TicketClosed).await, (1, 0));
+    assert_eq!(datto.resolves.load(Ordering::SeqCst), 0, "reopened: nothing to tell");
+    assert_eq!(d.post(&close, json!({})).await.0, 200);
+    assert_eq!(
+        d.drain(QueueName::TicketClosed).await,
+        (1, 0),
+        "the second close is queued"
+    );
+    assert_eq!(datto.resolves.load(Ordering::SeqCst), 1);
+    let (_, alert) = d.get(&format!("/api/alerts/{UID}")).await;
+    assert_eq!(alert["resolve_propagated"], true);
+}
+
 on_both_stores!(
+    a_close_after_a_reopen_still_reaches_datto,
     an_agent_close_resolves_the_alert_in_datto_exactly_once,
     a_datto_origin_close_never_calls_datto,
     an_alert_datto_does_not_know_is_done_with_a_note,

@@ -2,6 +2,7 @@
 //! paths. (The binary as a child process is tested in `infra/local/tests/binary.rs`.)
 
 mod accounts;
+mod alert_properties;
 mod api_core;
 mod bad_input;
 mod bad_input_table;
@@ -23,6 +24,7 @@ mod jobs_lambda;
 mod jobs_sync;
 mod lambda_events;
 mod lambda_process;
+mod noise;
 mod openapi;
 mod scripted_datto;
 mod secrets;
@@ -31,5 +33,6 @@ mod store_faults;
 mod sync_batches;
 mod template;
 mod tidy;
+mod vendor_faults;
 mod vendor_fidelity;
 mod vendor_tokens;

@@ -75,6 +75,12 @@ impl SettingsConnect {
         self.retry = retry;
         self
     }
+
+    /// Give each call this timeout instead of 10 s (tests of slow answers).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
 }
 
 /// True when `url` is `http://` on a loopback host.

@@ -1,5 +1,6 @@
 //! A stateful fake BeyondTrust appliance for tests: OAuth token endpoint, command and
-//! reporting APIs (reports ready later, abnormal ends, the session listing) with failure modes.
+//! reporting APIs (reports ready later, abnormal ends, the session listing) with failure modes
+//! (statuses, 429 with and without Retry-After, delays, resets, cut and slow bodies).
 //!
 //! Start it with [`FakeBeyondTrust::start`]; point a `beyondtrust::Client` at the returned
 //! base URL with [`CLIENT_ID`]/[`CLIENT_SECRET`] (or use [`FakeBeyondTrust::client_config`]).
@@ -50,6 +51,55 @@ pub enum Fault {
     Delay(Duration),
     /// HTTP 200 with this body as is.
     Body(String),
+    /// HTTP 429, with `Retry-After: <secs>` when given.
+    TooManyRequests { retry_after: Option<u64> },
+    /// The connection is dropped before any answer (what a client sees as a reset).
+    Reset,
+    /// The real answer's head with its full `Content-Length`, half its body, then the
+    /// connection is dropped.
+    Truncated,
+    /// The real answer's head at once, half its body, the rest after this long.
+    SlowBody(Duration),
+}
+
+/// What the queued faults make of one call.
+enum Applied {
+    /// No fault left: the real answer.
+    Normal,
+    /// This answer instead of the real one.
+    Instead(Response),
+    /// The real answer, its body cut or trickled by this fault.
+    Cut(Fault),
+}
+
+impl Applied {
+    /// The call's answer, `real` computed only when it is sent (in part or whole).
+    async fn answer(self, real: impl FnOnce() -> Response) -> Response {
+        match self {
+            Applied::Normal => real(),
+            Applied::Instead(r) => r,
+            Applied::Cut(how) => cut_body(real(), how).await,
+        }
+    }
+}
+
+/// `real` with its head and `Content-Length` kept and its body cut ([`Fault::Truncated`]:
+/// half, then the connection dropped) or trickled ([`Fault::SlowBody`]).
+async fn cut_body(real: Response, how: Fault) -> Response {
+    let (mut parts, body) = real.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let (half, rest) = (bytes.slice(..bytes.len() / 2), bytes.slice(bytes.len() / 2..));
+    parts.headers.insert(header::CONTENT_LENGTH, bytes.len().into());
+    let tail = futures::stream::once(async move {
+        if let Fault::SlowBody(d) = how {
+            tokio::time::sleep(d).await;
+            Ok(rest)
+        } else {
+            Err(std::io::Error::other("fake BeyondTrust: connection dropped mid-body"))
+        }
+    });
+    let body = futures::StreamExt::chain(futures::stream::once(async move { Ok(half) }), tail);
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
 }
 
 /// A representative the fake lists as logged in.
@@ -449,28 +499,48 @@ fn record(state: &Shared, endpoint: &str, headers: &HeaderMap, form: &[(String, 
 }
 
 /// Apply the faults queued for `endpoint`: delays are waited out; the first other fault
-/// becomes the answer.
-async fn apply_faults(state: &Shared, endpoint: &str, root: &str) -> Option<Response> {
+/// decides the answer.
+async fn apply_faults(state: &Shared, endpoint: &str, root: &str) -> Applied {
     loop {
-        let fault = lock(state).faults.get_mut(endpoint).and_then(VecDeque::pop_front)?;
-        match fault {
-            Fault::Delay(d) => tokio::time::sleep(d).await,
-            Fault::ErrorRoot(m) => return Some(xml_response(StatusCode::OK, error_root(&m))),
-            Fault::ErrorChild(m) => {
-                return Some(xml_response(
-                    StatusCode::OK,
-                    format!(
-                        "<?xml version=\"1.0\"?>\n<{root} xmlns=\"{COMMAND_NS}\"><error>{}</error></{root}>",
-                        escape(m.as_str())
-                    ),
-                ))
+        let Some(fault) = lock(state).faults.get_mut(endpoint).and_then(VecDeque::pop_front) else {
+            return Applied::Normal;
+        };
+        let instead = match fault {
+            Fault::Delay(d) => {
+                tokio::time::sleep(d).await;
+                continue;
             }
+            cut @ (Fault::Truncated | Fault::SlowBody(_)) => return Applied::Cut(cut),
+            Fault::Reset => {
+                let failing = futures::stream::once(async {
+                    Err::<Bytes, _>(std::io::Error::other("fake BeyondTrust: connection reset"))
+                });
+                // The body fails before its first byte: hyper drops the connection
+                // without writing the head.
+                Response::new(axum::body::Body::from_stream(failing))
+            }
+            Fault::TooManyRequests { retry_after } => {
+                let mut r = (StatusCode::TOO_MANY_REQUESTS, "fake BeyondTrust: HTTP 429").into_response();
+                if let Some(secs) = retry_after {
+                    r.headers_mut().insert(header::RETRY_AFTER, secs.into());
+                }
+                r
+            }
+            Fault::ErrorRoot(m) => xml_response(StatusCode::OK, error_root(&m)),
+            Fault::ErrorChild(m) => xml_response(
+                StatusCode::OK,
+                format!(
+                    "<?xml version=\"1.0\"?>\n<{root} xmlns=\"{COMMAND_NS}\"><error>{}</error></{root}>",
+                    escape(m.as_str())
+                ),
+            ),
             Fault::Status(code) => {
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                return Some((status, format!("fake BeyondTrust: HTTP {code}")).into_response());
+                (status, format!("fake BeyondTrust: HTTP {code}")).into_response()
             }
-            Fault::Body(b) => return Some(xml_response(StatusCode::OK, b)),
-        }
+            Fault::Body(b) => xml_response(StatusCode::OK, b),
+        };
+        return Applied::Instead(instead);
     }
 }
 
@@ -485,9 +555,11 @@ fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 async fn token(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let form = parse_form(&body);
     record(&state, TOKEN_ENDPOINT, &headers, &form);
-    if let Some(r) = apply_faults(&state, TOKEN_ENDPOINT, "error").await {
-        return r;
-    }
+    let applied = apply_faults(&state, TOKEN_ENDPOINT, "error").await;
+    applied.answer(|| token_answer(&state, &headers, &form)).await
+}
+
+fn token_answer(state: &Shared, headers: &HeaderMap, form: &[(String, String)]) -> Response {
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
@@ -504,7 +576,7 @@ async fn token(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         )
             .into_response();
     }
-    if form_value(&form, "grant_type") != Some("client_credentials") {
+    if form_value(form, "grant_type") != Some("client_credentials") {
         return (
             StatusCode::BAD_REQUEST,
             [(header::CONTENT_TYPE, "application/json")],
@@ -512,7 +584,7 @@ async fn token(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         )
             .into_response();
     }
-    let mut s = lock(&state);
+    let mut s = lock(state);
     s.minted += 1;
     let token = format!("fake-token-{}-{}", s.minted, uuid::Uuid::new_v4().simple());
     s.valid_tokens.insert(token.clone());
@@ -555,18 +627,20 @@ async fn command(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
         "generate_session_key" => "session_key",
         _ => "error",
     };
-    if let Some(r) = apply_faults(&state, &action, root).await {
-        return r;
-    }
-    let mut s = lock(&state);
-    let body = match action.as_str() {
-        "get_api_info" => s.api_info.clone(),
-        "get_logged_in_reps" => logged_in_reps_xml(&s),
-        "get_support_teams" => support_teams_xml(&s, form_value(&form, "showmembers").is_some()),
-        "generate_session_key" => generate_session_key(&mut s, &form),
-        other => error_root(&format!("Invalid action: {other}")),
-    };
-    xml_response(StatusCode::OK, body)
+    let applied = apply_faults(&state, &action, root).await;
+    applied
+        .answer(|| {
+            let mut s = lock(&state);
+            let body = match action.as_str() {
+                "get_api_info" => s.api_info.clone(),
+                "get_logged_in_reps" => logged_in_reps_xml(&s),
+                "get_support_teams" => support_teams_xml(&s, form_value(&form, "showmembers").is_some()),
+                "generate_session_key" => generate_session_key(&mut s, &form),
+                other => error_root(&format!("Invalid action: {other}")),
+            };
+            xml_response(StatusCode::OK, body)
+        })
+        .await
 }
 
 async fn reporting(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -576,12 +650,14 @@ async fn reporting(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
     if !bearer_ok(&state, &headers) {
         return unauthorized();
     }
-    if let Some(r) = apply_faults(&state, &report, "session_list").await {
-        return r;
-    }
-    match report.as_str() {
+    let applied = apply_faults(&state, &report, "session_list").await;
+    applied.answer(|| report_answer(&state, &report, &form)).await
+}
+
+fn report_answer(state: &Shared, report: &str, form: &[(String, String)]) -> Response {
+    match report {
         "SupportSession" => {}
-        "SupportSessionListing" => return xml_response(StatusCode::OK, session_listing(&lock(&state), &form)),
+        "SupportSessionListing" => return xml_response(StatusCode::OK, session_listing(&lock(state), form)),
         _ => {
             return xml_response(
                 StatusCode::OK,
@@ -589,8 +665,8 @@ async fn reporting(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
             )
         }
     }
-    let lsid = form_value(&form, "lsid").unwrap_or("").to_ascii_lowercase();
-    let mut s = lock(&state);
+    let lsid = form_value(form, "lsid").unwrap_or("").to_ascii_lowercase();
+    let mut s = lock(state);
     let now = s.clock.now();
     let body = s
         .reports

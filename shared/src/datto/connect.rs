@@ -144,6 +144,8 @@ pub struct SettingsConnect {
     allow_loopback: bool,
     sleeper: Arc<dyn super::client::Sleeper>,
     health: HealthNotes,
+    /// Per-call timeout instead of [`ClientConfig::new`]'s.
+    timeout: Option<std::time::Duration>,
 }
 
 impl SettingsConnect {
@@ -162,7 +164,14 @@ impl SettingsConnect {
             tokens,
             allow_loopback,
             sleeper: Arc::new(TokioSleeper),
+            timeout: None,
         }
+    }
+
+    /// Give each call this timeout instead of the default (tests of slow answers).
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// Wait through `sleeper` (tests record waits instead of sleeping).
@@ -206,13 +215,12 @@ impl DattoConnect for SettingsConnect {
         } else {
             DattoBaseUrl::parse(&url)
         }?;
-        let client = Client::new(
-            ClientConfig::new(base, key, secret),
-            self.budget.clone(),
-            self.clock.clone(),
-            self.sleeper.clone(),
-        )?
-        .with_token_cache(self.tokens.clone());
+        let mut config = ClientConfig::new(base, key, secret);
+        if let Some(t) = self.timeout {
+            config.timeout = t;
+        }
+        let client = Client::new(config, self.budget.clone(), self.clock.clone(), self.sleeper.clone())?
+            .with_token_cache(self.tokens.clone());
         Ok(Some(Arc::new(Noted {
             client,
             health: self.health.clone(),

@@ -1,6 +1,7 @@
 //! A stateful fake Datto RMM API on 127.0.0.1 for tests and benchmarks: sites, alerts and
 //! devices, the password-grant token endpoint, absolute `nextPageUrl` paging, resolve, a
-//! request log, and injectable failures (429, 403, 5xx, slow answers, expired tokens).
+//! request log, and injectable failures (429, 403, 5xx, slow answers and bodies, resets,
+//! truncated and non-JSON bodies, expired tokens).
 //!
 //! Shapes follow the recorded fixtures in `fixtures/` (copied unchanged from
 //! `fixtures/datto/` of the project notes; values invented there, field names from Datto's
@@ -68,6 +69,15 @@ pub enum Failure {
     Unauthorized,
     /// Any other status, with a small JSON error body.
     Status(u16),
+    /// The connection is dropped before any answer (what a client sees as a reset).
+    Reset,
+    /// The real answer's head with its full `Content-Length`, then half its body, then the
+    /// connection is dropped.
+    Truncated,
+    /// 200 with an HTML page instead of JSON, as a proxy's maintenance page reads.
+    Malformed,
+    /// The real answer's head at once, half its body, then the rest after this long.
+    SlowBody(Duration),
 }
 
 /// One request the fake received.
@@ -471,35 +481,40 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         w.rules.retain(|r| r.remaining > 0);
         (index, failure)
     };
-    let response = match failure {
+    let reset = failure == Some(Failure::Reset);
+    let instead = match &failure {
         Some(Failure::TooManyRequests { retry_after }) => {
             let mut r = status_only(StatusCode::TOO_MANY_REQUESTS);
             if let Some(s) = retry_after {
-                r.headers_mut().insert(header::RETRY_AFTER, s.into());
+                r.headers_mut().insert(header::RETRY_AFTER, (*s).into());
             }
-            r
+            Some(r)
         }
-        Some(Failure::Forbidden) => status_only(StatusCode::FORBIDDEN),
-        Some(Failure::ServerError(s)) => {
-            status_only(StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        }
-        Some(Failure::Unauthorized) => status_only(StatusCode::UNAUTHORIZED),
-        Some(Failure::Status(s)) => status_only(StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST)),
+        Some(Failure::Forbidden) => Some(status_only(StatusCode::FORBIDDEN)),
+        Some(Failure::ServerError(s)) => Some(status_only(
+            StatusCode::from_u16(*s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        )),
+        Some(Failure::Unauthorized) => Some(status_only(StatusCode::UNAUTHORIZED)),
+        Some(Failure::Status(s)) => Some(status_only(StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_REQUEST))),
+        Some(Failure::Reset) => Some(dropped_connection()),
+        Some(Failure::Malformed) => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body><h1>Service temporarily unavailable</h1></body></html>",
+            )
+                .into_response(),
+        ),
         Some(Failure::Slow(d)) => {
-            tokio::time::sleep(d).await;
-            route(
-                &shared,
-                now,
-                &parts.method,
-                &parts.headers,
-                &path,
-                query.as_deref(),
-                body,
-            )
-            .await
+            tokio::time::sleep(*d).await;
+            None
         }
+        Some(Failure::Truncated | Failure::SlowBody(_)) | None => None,
+    };
+    let response = match instead {
+        Some(r) => r,
         None => {
-            route(
+            let real = route(
                 &shared,
                 now,
                 &parts.method,
@@ -508,13 +523,49 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 query.as_deref(),
                 body,
             )
-            .await
+            .await;
+            match failure {
+                Some(wire @ (Failure::Truncated | Failure::SlowBody(_))) => cut_body(real, wire).await,
+                _ => real,
+            }
         }
     };
     if let Some(entry) = shared.world().log.get_mut(index) {
-        entry.status = response.status().as_u16();
+        entry.status = if reset { 0 } else { response.status().as_u16() };
     }
     response
+}
+
+/// An answer whose body fails before its first byte: hyper then drops the connection
+/// without writing the head, so the client's request fails as on a reset.
+fn dropped_connection() -> Response {
+    let failing = futures::stream::once(async { Err::<axum::body::Bytes, _>(std::io::Error::other("fake reset")) });
+    Response::new(Body::from_stream(failing))
+}
+
+/// `real` with its head and `Content-Length` kept and its body cut (`Truncated`: half, then
+/// the connection dropped) or trickled (`SlowBody`: half, a pause, the rest).
+async fn cut_body(real: Response, how: Failure) -> Response {
+    let (mut parts, body) = real.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    let rest = bytes.slice(bytes.len() / 2..);
+    parts.headers.insert(header::CONTENT_LENGTH, bytes.len().into());
+    let pause = match how {
+        Failure::SlowBody(d) => Some(d),
+        _ => None,
+    };
+    let tail = futures::stream::once(async move {
+        match pause {
+            Some(d) => {
+                tokio::time::sleep(d).await;
+                Ok(rest)
+            }
+            None => Err(std::io::Error::other("fake truncation")),
+        }
+    });
+    let stream = futures::StreamExt::chain(futures::stream::once(async move { Ok(half) }), tail);
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 async fn route(

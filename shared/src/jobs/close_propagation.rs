@@ -10,10 +10,14 @@ use crate::domain::tickets::{CloseOrigin, Ticket};
 use crate::error::Result;
 use crate::ports::{DattoApi, ResolveResult};
 use crate::ports::{Queue, QueueName};
-use crate::store::Store;
+use crate::store::{CloseClaim, Store};
 
 /// How long a pending close may wait before the sweep sends its message again.
 pub const SWEEP_AFTER_MINUTES: i64 = 2;
+
+/// How long one delivery holds a pending close while it tells Datto: longer than the
+/// propagator's timeout (30 s in template.yaml), shorter than the sweep's wait.
+pub const CLAIM_SECONDS: i64 = 90;
 
 /// Close a ticket as an agent and, when Datto must be told, send the `ticket-closed`
 /// message after the commit. A failed send is logged, not fatal: the sweep resends.
@@ -46,33 +50,76 @@ struct TicketClosed {
     alert_uid: String,
 }
 
-/// Handle one `ticket-closed` message. Idempotent: a message for a close already told to
-/// Datto (or that came from Datto) does nothing.
+/// Handle one `ticket-closed` message: every alert the pending close still lists is
+/// resolved in Datto once and then leaves the list. Idempotent: a message for a close
+/// already told to Datto (or that came from Datto) does nothing, and a redelivery skips
+/// the alerts already done.
 pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(), JobError> {
     let msg: TicketClosed = serde_json::from_str(body).map_err(|e| JobError::bad_message("ticket-closed", e))?;
-    let uid = AlertUid::parse("alert_uid", &msg.alert_uid).map_err(|e| JobError::bad_message("ticket-closed", e))?;
-    let Some(_) = store.pending_close(msg.ticket_id).await? else {
-        tracing::info!(ticket_id = msg.ticket_id, "close already propagated");
-        return Ok(());
+    AlertUid::parse("alert_uid", &msg.alert_uid).map_err(|e| JobError::bad_message("ticket-closed", e))?;
+    let pending = match store
+        .claim_pending_close(msg.ticket_id, Duration::seconds(CLAIM_SECONDS))
+        .await?
+    {
+        CloseClaim::Claimed(p) => p,
+        CloseClaim::NotPending => {
+            tracing::info!(ticket_id = msg.ticket_id, "close already propagated");
+            return Ok(());
+        }
+        // A duplicate delivered at the same time: it waits, then finds the close done.
+        CloseClaim::Busy => {
+            return Err(JobError::Retryable(super::Failure::NotYet(format!(
+                "another delivery is telling Datto about the close of ticket {}",
+                msg.ticket_id
+            ))))
+        }
     };
-    let (ticket, _) = store.ticket_head(msg.ticket_id).await?;
-    if ticket.close_origin == Some(CloseOrigin::Datto) || ticket.is_open() {
-        // Datto closed it, or it was reopened: nothing to tell Datto.
-        store.finish_close_propagation(msg.ticket_id, &uid, None).await?;
-        return Ok(());
+    let told = tell_datto(store, datto, msg.ticket_id, &pending.uids()).await;
+    if told.is_err() {
+        // Let the next delivery try at once instead of waiting out the claim.
+        if let Err(e) = store.release_close_claim(msg.ticket_id).await {
+            tracing::warn!(ticket_id = msg.ticket_id, error = %e, "could not release the close claim");
+        }
     }
-    if let Some((alert, _)) = store.alert(&uid).await? {
+    told
+}
+
+/// The claimed part of [`propagate_close`]: for each alert still listed, Datto's view, the
+/// resolve, the finish.
+async fn tell_datto(store: &Store, datto: &dyn DattoApi, ticket_id: u64, uids: &[String]) -> Result<(), JobError> {
+    let (ticket, _) = store.ticket_head(ticket_id).await?;
+    for uid in uids {
+        let Ok(uid) = AlertUid::parse("alert_uid", uid) else {
+            continue;
+        };
+        if ticket.close_origin == Some(CloseOrigin::Datto) {
+            // Datto closed it: nothing to tell Datto.
+            store.finish_close_propagation(ticket_id, &uid, None).await?;
+        } else if ticket.is_open() {
+            // Reopened before Datto was told: nothing to tell now, and the alert is not
+            // resolved there, so the next close of the ticket is told.
+            store.drop_pending_close(ticket_id, &uid).await?;
+        } else {
+            propagate_one(store, datto, ticket_id, &uid).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Tell Datto about one alert of a closed ticket, then take it off the pending close.
+async fn propagate_one(store: &Store, datto: &dyn DattoApi, ticket_id: u64, uid: &AlertUid) -> Result<(), JobError> {
+    if let Some((alert, _)) = store.alert(uid).await? {
         if alert.resolve_propagated {
-            store.finish_close_propagation(msg.ticket_id, &uid, None).await?;
+            store.finish_close_propagation(ticket_id, uid, None).await?;
             return Ok(());
         }
     }
-    let note = match datto.alert(&uid).await?.map(|a| a.resolved) {
+    let note = match datto.alert(uid).await?.map(|a| a.resolved) {
         Some(true) => None,
         None => Some(format!(
             "Datto RMM does not know alert {uid}; nothing to resolve there."
         )),
-        Some(false) => match datto.resolve(&uid).await? {
+        Some(false) => match datto.resolve(uid).await? {
             ResolveResult::Resolved => Some(format!("Alert {uid} resolved in Datto RMM.")),
             ResolveResult::AlreadyResolved => None,
             ResolveResult::Unknown => Some(format!(
@@ -80,10 +127,8 @@ pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) ->
             )),
         },
     };
-    store
-        .finish_close_propagation(msg.ticket_id, &uid, note.as_deref())
-        .await?;
-    tracing::info!(ticket_id = msg.ticket_id, alert_uid = %uid, "close propagated to Datto");
+    store.finish_close_propagation(ticket_id, uid, note.as_deref()).await?;
+    tracing::info!(ticket_id, alert_uid = %uid, "close propagated to Datto");
     Ok(())
 }
 
