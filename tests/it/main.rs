@@ -24,7 +24,6 @@ mod jobs_lambda;
 mod jobs_sync;
 mod lambda_events;
 mod lambda_process;
-mod noise;
 mod openapi;
 mod scripted_datto;
 mod secrets;

@@ -16,9 +16,9 @@ use crate::datto_e2e::{wire_with_timeout, Wired};
 use crate::desk::{fixture_json, Desk, UID};
 
 /// Each call's timeout in this suite: short, so a timeout costs little real time.
-const TIMEOUT: Duration = Duration::from_millis(800);
+const TIMEOUT: Duration = Duration::from_millis(2000);
 /// A pause well past [`TIMEOUT`].
-const PAST_TIMEOUT: Duration = Duration::from_millis(2500);
+const PAST_TIMEOUT: Duration = Duration::from_millis(5000);
 /// A pause well inside it.
 const INSIDE_TIMEOUT: Duration = Duration::from_millis(100);
 
