@@ -243,7 +243,8 @@ fn webhook(state: &str, uid: &str, site_uid: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "state": state, "alert_resolved": false, "alert_uid": uid,
         "alert_message": "Disk C: on ACME-DC01 is 95% full", "alert_priority": "High",
-        "device_uid": "b2e4a7c1-6f3d-4e58-a9b0-7d2c1e8f4a63", "device_hostname": "ACME-DC01",
+        // A device per alert: each is a new ticket, not related to the one before.
+        "device_uid": uid, "device_hostname": format!("PC-{}", &uid[..8]),
         "site_uid": site_uid, "site_name": "Acme Ltd - Head Office",
         "additional_values": {"category": "Monitoring"}
     }))

@@ -254,17 +254,29 @@ pub fn alert_uid(run: u32, i: usize) -> String {
     format!("{run:08x}-be0c-4000-8000-{i:012x}")
 }
 
-/// The raised-alert webhook body Datto would send (shape of the fixture payload).
+/// The raised-alert webhook body Datto would send (shape of the fixture payload), from a
+/// device of its own: noise control relates the alerts of one device (docs/noise.md), and
+/// these loads measure alerts that each open a ticket.
 pub fn alert_body(state: &str, uid: &str, site: usize) -> Bytes {
+    alert_body_on(state, uid, site, None)
+}
+
+/// [`alert_body`] from `device` (shared by all alerts given it), or from a device of its
+/// own when `None`.
+pub fn alert_body_on(state: &str, uid: &str, site: usize, device: Option<usize>) -> Bytes {
     let priority = ["Critical", "High", "Moderate", "Low"][site % 4];
+    let (device_uid, hostname) = match device {
+        Some(d) => (format!("{d:08x}-de71-4000-8000-{d:012x}"), format!("PC-{d:03}")),
+        None => (uid.to_string(), format!("PC-{site:03}-{}", &uid[uid.len() - 6..])),
+    };
     let body = json!({
         "state": state,
         "alert_resolved": false,
         "alert_uid": uid,
-        "alert_message": format!("Disk C: on PC-{site:03} is 95% full"),
+        "alert_message": format!("Disk C: on {hostname} is 95% full"),
         "alert_priority": priority,
-        "device_uid": format!("{site:08x}-de71-4000-8000-{site:012x}"),
-        "device_hostname": format!("PC-{site:03}"),
+        "device_uid": device_uid,
+        "device_hostname": hostname,
         "site_uid": format!("{site:08x}-5173-4000-8000-{site:012x}"),
         "site_name": format!("Customer {site:03} - Head Office"),
         "additional_values": {"category": "Monitoring", "source": "Datto RMM"}
@@ -411,6 +423,100 @@ pub async fn run(plan: &IngestPlan, deskbridge: &Target, state: &str, floor: &Ta
         rss_end,
         floor_rss_end,
     })
+}
+
+/// Noise control's settings that decide nothing: no relating, recurring or flapping (with
+/// no rules and no windows, intake then takes the path it took before noise control).
+pub fn noise_off() -> Value {
+    json!({"related_window_minutes": 0, "recurring_window_minutes": 0,
+           "flapping": {"cycles": 0, "window_minutes": 30, "quiet_minutes": 60}})
+}
+
+/// Store noise control's settings on a configured deskbridge.
+pub async fn set_noise(client: &reqwest::Client, base: &str, token: &str, settings: Value) -> anyhow::Result<()> {
+    call(
+        client,
+        reqwest::Method::PUT,
+        format!("{base}/api/noise/settings"),
+        token,
+        Some(settings),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One load of the noise comparison on both servers.
+#[derive(Debug, Clone)]
+pub struct NoisePair {
+    pub label: String,
+    pub off: LoadReport,
+    pub on: LoadReport,
+}
+
+/// Noise control on (default settings, `on`) against off (`off`): two configured servers,
+/// each warmed up here, driven in turn with the same bounded load (distinct alerts,
+/// `plan.alerts` at `plan.concurrency`): first every alert from a device of its own (each
+/// opens a ticket: the common case), then the alerts spread over `plan.sites` devices (an
+/// alert storm: noise control relates each device's alerts to one ticket).
+pub async fn run_noise(plan: &IngestPlan, off: (&Target, &str), on: (&Target, &str)) -> anyhow::Result<Vec<NoisePair>> {
+    let client = crate::load::client();
+    let (off_url, on_url) = (off.0.webhook_url(), on.0.webhook_url());
+    for ((target, state), url) in [(off, &off_url), (on, &on_url)] {
+        let warm = bodies(state, 0, plan.sites, plan.sites, false);
+        let r = closed_loop(&client, url, warm, 1).await;
+        if r.non_2xx + r.failed > 0 {
+            bail!("warm-up of {} failed: {}", target.name, r.summary());
+        }
+    }
+    let layouts = [
+        (
+            format!(
+                "{} distinct alerts, each from its own device, concurrency {}",
+                plan.alerts, plan.concurrency
+            ),
+            false,
+            1,
+        ),
+        (
+            format!(
+                "{} distinct alerts from {} devices (related per device), concurrency {}",
+                plan.alerts, plan.sites, plan.concurrency
+            ),
+            true,
+            2,
+        ),
+    ];
+    let mut pairs = Vec::new();
+    for (label, shared_devices, run) in layouts {
+        let load = |state: &str| -> Arc<Vec<Bytes>> {
+            Arc::new(
+                (0..plan.alerts)
+                    .map(|i| {
+                        let site = i % plan.sites.max(1);
+                        alert_body_on(state, &alert_uid(run, i), site, shared_devices.then_some(site))
+                    })
+                    .collect(),
+            )
+        };
+        println!("{label} (load average before: {})", load_average());
+        let off_report = closed_loop(&client, &off_url, load(off.1), plan.concurrency).await;
+        println!("  noise off: {}", off_report.summary());
+        let on_report = closed_loop(&client, &on_url, load(on.1), plan.concurrency).await;
+        println!("  noise on:  {}", on_report.summary());
+        println!(
+            "  ratio on/off: throughput {:.2}x, p99 {:.2}x (load average after: {})",
+            on_report.throughput() / off_report.throughput().max(1e-9),
+            on_report.latencies.percentile(99.0).as_secs_f64()
+                / off_report.latencies.percentile(99.0).as_secs_f64().max(1e-9),
+            load_average()
+        );
+        pairs.push(NoisePair {
+            label,
+            off: off_report,
+            on: on_report,
+        });
+    }
+    Ok(pairs)
 }
 
 #[cfg(test)]

@@ -37,6 +37,13 @@ enum Bench {
         #[command(flatten)]
         bins: Bins,
     },
+    /// Noise control on (default settings) against off: two `deskbridge serve`s, the same
+    /// bounded loads of distinct alerts, from a device each and from 100 devices.
+    IngestNoise {
+        /// The release `deskbridge` binary.
+        #[arg(long)]
+        deskbridge_bin: PathBuf,
+    },
     /// The Datto sync of 2,000 sites / 20,000 alerts on SQLite, with its list-only baseline,
     /// then `POST /api/sync/datto` and its queued run on a fresh store.
     SyncSqlite,
@@ -127,6 +134,28 @@ async fn run_ingest(bins: &Bins, smoke: bool) -> anyhow::Result<()> {
         None => println!("  deskbridge's SQLite writer: no statistics line in its log"),
     }
     drop(floor);
+    Ok(())
+}
+
+async fn run_ingest_noise(bin: &std::path::Path, smoke: bool) -> anyhow::Result<()> {
+    let plan = if smoke { IngestPlan::smoke() } else { IngestPlan::full() };
+    let dir = tempfile::tempdir()?;
+    let token = "bench-noise-token";
+    let client = deskbridge_bench::load::client();
+    let off = ingest::spawn_deskbridge(bin, &dir.path().join("noise-off"), token)?;
+    let on = ingest::spawn_deskbridge(bin, &dir.path().join("noise-on"), token)?;
+    println!(
+        "ingest with noise control: off at {}, on (default settings) at {}, fresh data dirs (load average {})",
+        off.target.base,
+        on.target.base,
+        procfs::load_average()
+    );
+    let off_state = ingest::configure_deskbridge(&client, &off.target.base, token).await?;
+    ingest::set_noise(&client, &off.target.base, token, ingest::noise_off()).await?;
+    let on_state = ingest::configure_deskbridge(&client, &on.target.base, token).await?;
+    ingest::run_noise(&plan, (&off.target, &off_state), (&on.target, &on_state)).await?;
+    off.stop()?;
+    on.stop()?;
     Ok(())
 }
 
@@ -241,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
             capacity::run(&dynamodb.dynamodb_url, count).await?;
         }
         Bench::Ingest { bins } => run_ingest(bins, cli.smoke).await?,
+        Bench::IngestNoise { deskbridge_bin } => run_ingest_noise(deskbridge_bin, cli.smoke).await?,
         Bench::SyncSqlite => run_sync_sqlite(cli.smoke).await?,
         Bench::SyncDynamodb { dynamodb, size } => run_sync_dynamodb(&dynamodb.dynamodb_url, cli.smoke, size).await?,
         Bench::Soak {

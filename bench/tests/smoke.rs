@@ -75,6 +75,94 @@ async fn ingest_bench_runs_every_load_on_both_servers_without_errors() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
+/// An in-process `deskbridge serve` on a fresh data dir: its target, and the sender that
+/// stops it with the task it runs in.
+async fn in_process(
+    dir: &Path,
+    name: &str,
+) -> (
+    Target,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = LocalServer::build(
+        listener,
+        LocalConfig {
+            data_dir: dir.join(name),
+            api_token: Some(TOKEN.into()),
+            public_url: None,
+            allow_loopback_vendors: false,
+        },
+    )
+    .await
+    .expect("deskbridge builds");
+    let target = Target {
+        name: format!("deskbridge {name} (in-process)"),
+        base: format!("http://{}", server.addr),
+        pid: std::process::id(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    (target, stop, serving)
+}
+
+async fn ticket_of(target: &Target, uid: &str) -> Option<u64> {
+    let alert: serde_json::Value = deskbridge_bench::load::client()
+        .get(format!("{}/api/alerts/{uid}", target.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    alert["ticket_id"].as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noise_bench_drives_both_servers_and_only_the_one_with_noise_control_relates() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = deskbridge_bench::load::client();
+    let (off, stop_off, serving_off) = in_process(dir.path(), "noise-off").await;
+    let (on, stop_on, serving_on) = in_process(dir.path(), "noise-on").await;
+    let off_state = ingest::configure_deskbridge(&client, &off.base, TOKEN).await.unwrap();
+    ingest::set_noise(&client, &off.base, TOKEN, ingest::noise_off())
+        .await
+        .expect("noise off");
+    let on_state = ingest::configure_deskbridge(&client, &on.base, TOKEN).await.unwrap();
+    let plan = IngestPlan::smoke();
+    let pairs = ingest::run_noise(&plan, (&off, &off_state), (&on, &on_state))
+        .await
+        .expect("noise bench");
+    assert_eq!(pairs.len(), 2);
+    for p in &pairs {
+        for (who, r) in [("off", &p.off), ("on", &p.on)] {
+            assert_eq!(r.requests, plan.alerts, "{who}, {}", p.label);
+            assert_eq!((r.non_2xx, r.failed), (0, 0), "{who}, {}: {}", p.label, r.summary());
+        }
+    }
+    // Alerts 0 and `sites` of the shared-device run come from one device: one ticket with
+    // noise control on, two with it off; the own-device run gives each its own ticket.
+    let (a, b) = (ingest::alert_uid(2, 0), ingest::alert_uid(2, plan.sites));
+    let (on_a, on_b) = (ticket_of(&on, &a).await, ticket_of(&on, &b).await);
+    assert!(on_a.is_some() && on_a == on_b, "{on_a:?} {on_b:?}");
+    let (off_a, off_b) = (ticket_of(&off, &a).await, ticket_of(&off, &b).await);
+    assert!(
+        off_a.is_some() && off_b.is_some() && off_a != off_b,
+        "{off_a:?} {off_b:?}"
+    );
+    let (c, d) = (ingest::alert_uid(1, 0), ingest::alert_uid(1, plan.sites));
+    assert_ne!(ticket_of(&on, &c).await, ticket_of(&on, &d).await);
+
+    for (stop, serving) in [(stop_off, serving_off), (stop_on, serving_on)] {
+        stop.send(()).unwrap();
+        serving.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_bench_on_sqlite_imports_everything_then_nothing() {
     let dir = tempfile::tempdir().unwrap();

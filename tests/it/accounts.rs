@@ -189,7 +189,10 @@ async fn admin_and_technician_have_their_roles(d: Desk) {
     assert_eq!(me.body["agent"]["email"], "tom@msp.example");
     assert_eq!(me.body["csrf_token"], tech.csrf.as_str());
 
-    let forbidden: [(Method, &str, Value); 8] = [
+    let rule = json!({"name": "Lab", "when": {"message": {"contains": "lab"}}, "then": "suppress"});
+    let window = json!({"name": "Patch night", "scope": {"device": "ACME-SQL1"},
+        "schedule": {"weekly": {"days": ["Sat"], "start_time": "22:00:00", "duration_minutes": 120, "time_zone": "Europe/London"}}});
+    let forbidden: [(Method, &str, Value); 16] = [
         (Method::PUT, "/api/config/datto", json!({"alert_method": "webhook"})),
         (Method::POST, "/api/dead-letters/x/replay", json!({})),
         (Method::POST, "/api/request-log/x/replay", json!({})),
@@ -210,6 +213,18 @@ async fn admin_and_technician_have_their_roles(d: Desk) {
             json!({"password": "x".repeat(12)}),
         ),
         (Method::POST, "/api/config/datto/webhook/rotate-state", json!({})),
+        (Method::PUT, "/api/noise/settings", json!({"related_window_minutes": 5})),
+        (Method::POST, "/api/noise/rules", rule.clone()),
+        (Method::PUT, "/api/noise/rules/1", rule),
+        (Method::DELETE, "/api/noise/rules/1", json!({})),
+        (Method::POST, "/api/noise/windows", window.clone()),
+        (Method::PUT, "/api/noise/windows/1", window),
+        (Method::DELETE, "/api/noise/windows/1", json!({})),
+        (
+            Method::POST,
+            "/api/noise/preview",
+            json!({"alert": {"message": "Disk C: low"}}),
+        ),
     ];
     for (m, path, body) in forbidden {
         let a = app.call(m.clone(), path, sess(&tech), Some(body)).await;
@@ -222,6 +237,9 @@ async fn admin_and_technician_have_their_roles(d: Desk) {
         "/api/request-log",
         "/api/config/datto",
         "/api/sync/beyondtrust/runs",
+        "/api/noise/settings",
+        "/api/noise/rules",
+        "/api/noise/windows",
     ] {
         assert_eq!(
             app.call(Method::GET, path, sess(&tech), None).await.status,

@@ -214,6 +214,9 @@ async fn the_mapping_table_wins_and_single_customer_mode_imports_under_one_custo
     let mut other = with_uid(raised(), "c8a2e5f1-3b7d-4a96-8e0c-f4d1b2a3c5e7");
     other["site_uid"] = json!("7a3c5e91-2b4d-4f68-9a1c-3e5d7f9b2c40");
     other["site_name"] = json!("Birch & Co Accountants");
+    // Another device, so noise control does not relate it to the first alert.
+    other["device_uid"] = json!("d4c3b2a1-0000-4000-8000-000000000002");
+    other["device_hostname"] = json!("BIRCH-PC01");
     let (_, r2) = d.webhook(&other).await;
     let (_, t2) = d.get(&format!("/api/tickets/{}", r2["ticket_id"])).await;
     assert_eq!(t2["customer_id"], acme["id"]);

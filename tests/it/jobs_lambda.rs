@@ -42,6 +42,9 @@ async fn the_ticket_closed_batch_reports_exactly_the_failing_records() {
     d.ctx.store.records().increment("counter", "ticket", 14).await.unwrap();
     let mut other = fixture_json("webhook-raised.json");
     other["alert_uid"] = json!(c8);
+    // Another device, so noise control does not relate it to ticket 1042.
+    other["device_uid"] = json!("d4c3b2a1-0000-4000-8000-000000000002");
+    other["device_hostname"] = json!("ACME-WS02");
     let (_, r) = d.webhook(&other).await;
     assert_eq!(r["ticket_id"], 1057);
     d.ctx.store.close_ticket_by_agent(1057, "", None).await.unwrap();

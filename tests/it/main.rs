@@ -24,6 +24,7 @@ mod jobs_lambda;
 mod jobs_sync;
 mod lambda_events;
 mod lambda_process;
+mod noise;
 mod openapi;
 mod scripted_datto;
 mod secrets;

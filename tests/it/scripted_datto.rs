@@ -18,6 +18,8 @@ pub struct ScriptedDatto {
     /// Open alerts the account list leaves out (Datto's incomplete lists).
     pub hidden_from_list: Mutex<HashSet<String>>,
     pub resolves: AtomicUsize,
+    /// The uid of every resolve call, in order (a uid twice is a double resolve).
+    pub resolved_uids: Mutex<Vec<String>>,
     pub fail_next: AtomicUsize,
     pub requests: AtomicU64,
     /// What `read_headroom` answers (set by the constructors to plenty).
@@ -128,6 +130,7 @@ impl DattoApi for ScriptedDatto {
     async fn resolve(&self, uid: &AlertUid) -> Result<ResolveResult, DattoCallError> {
         self.fail()?;
         self.resolves.fetch_add(1, Ordering::SeqCst);
+        self.resolved_uids.lock().unwrap().push(uid.to_string());
         match self.alerts.lock().unwrap().get_mut(uid.as_str()) {
             Some((r, _)) if *r => Ok(ResolveResult::AlreadyResolved),
             Some((r, _)) => {

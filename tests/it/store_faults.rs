@@ -484,6 +484,9 @@ async fn dynamodb_stopped_mid_run_answers_503_and_the_service_recovers_by_itself
     let first = fixture_json("webhook-raised.json");
     let mut second = first.clone();
     second["alert_uid"] = json!("3e7a9c1d-5f2b-4d8e-a6c0-9b1d3f5e7a28");
+    // Another device, so noise control does not join it to the first alert's ticket.
+    second["device_uid"] = json!("d4c3b2a1-0000-4000-8000-000000000002");
+    second["device_hostname"] = json!("ACME-WS02");
     assert_eq!(d.webhook(&first).await.0, 200);
 
     ddb.stop();

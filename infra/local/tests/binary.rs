@@ -243,8 +243,10 @@ fn raised_alert(state: &str, uid: &str) -> Value {
         "alert_uid": uid,
         "alert_message": format!("Disk C: on host-{uid} is 95% full"),
         "alert_priority": "High",
-        "device_uid": "b2e4a7c1-6f3d-4e58-a9b0-7d2c1e8f4a63",
-        "device_hostname": "ACME-DC01",
+        // A device per alert: each opens its own ticket (noise control relates alerts
+        // of one device).
+        "device_uid": uid,
+        "device_hostname": format!("host-{uid}"),
         "site_uid": "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f",
         "site_name": "Acme Ltd - Head Office",
     })

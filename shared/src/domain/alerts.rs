@@ -266,6 +266,9 @@ pub enum Decision {
     /// Datto confirmed the agent's close (or knew nothing of the alert).
     ResolvePropagated,
     TicketReopened,
+    /// A noise-control decision (related, recurred, flapping, suppressed, held, routed,
+    /// released); the entry's `note` says which and why.
+    Noise,
     /// Enrichment filled fields that arrived unknown from the Datto API (the event says
     /// which, from where and what they were).
     FieldsCorrected,
@@ -277,6 +280,9 @@ pub struct TimelineEntry {
     pub source: String,
     pub event: String,
     pub decision: Decision,
+    /// The sentence explaining a noise-control decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -344,6 +350,7 @@ fn entry(ev: &AlertEvent, decision: Decision) -> TimelineEntry {
             AlertEventKind::Resolved => "resolved".into(),
         },
         decision,
+        note: None,
     }
 }
 
@@ -455,6 +462,7 @@ pub fn ticket_closed_by_agent(alert: &mut Alert, at: DateTime<Utc>) -> bool {
         source: "agent".into(),
         event: "ticket_closed".into(),
         decision: Decision::ClosedByAgent,
+        note: None,
     });
     needed
 }
@@ -470,6 +478,7 @@ pub fn resolve_propagated(alert: &mut Alert, at: DateTime<Utc>) {
         source: "datto-api".into(),
         event: "resolve".into(),
         decision: Decision::ResolvePropagated,
+        note: None,
     });
 }
 

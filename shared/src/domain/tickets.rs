@@ -60,6 +60,12 @@ pub struct Ticket {
     pub asset: Option<String>,
     #[serde(default)]
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
+    /// The team a routing rule gave the ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<u64>,
+    /// Noise control's facts: every alert on the ticket, recurrences, parent, flapping.
+    #[serde(default, skip_serializing_if = "AlertTicketNoise::is_empty")]
+    pub noise: AlertTicketNoise,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<DateTime<Utc>>,
@@ -68,6 +74,36 @@ pub struct Ticket {
     /// Filled on read from the action records; never stored inside the ticket.
     #[serde(default)]
     pub actions: Vec<Action>,
+}
+
+/// What noise control keeps on an alert ticket: the alerts it holds (the first one is
+/// `alert_uid`), how often its monitor recurred, its parent ticket, and a flapping hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AlertTicketNoise {
+    /// Every Datto alert on the ticket, in the order they joined it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alert_uids: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recurrences: u32,
+    /// The closed ticket this one recurred from (recurring mode `child`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<u64>,
+    /// Held for a flapping monitor: no reopen or close until it is quiet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flapping: bool,
+    /// The device record (`uid:…` or `host:…`) noise control tracks the ticket under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl AlertTicketNoise {
+    pub fn is_empty(&self) -> bool {
+        self == &AlertTicketNoise::default()
+    }
 }
 
 /// A ticket as asked for over the API, before ids and defaults are resolved.
@@ -120,6 +156,8 @@ impl NewTicket {
             alert_uid: None,
             asset: optional_text("asset", self.asset.as_deref(), 200)?,
             custom_fields: validate_custom_fields(self.custom_fields)?,
+            team_id: None,
+            noise: AlertTicketNoise::default(),
             created_at: now,
             closed_at: None,
             close_origin: None,

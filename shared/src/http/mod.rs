@@ -7,6 +7,7 @@
 pub mod api;
 pub mod api_bt;
 pub mod api_datto;
+pub mod api_noise;
 pub mod api_ops;
 pub mod auth;
 pub mod beyondtrust;
@@ -99,6 +100,7 @@ async fn not_found() -> ApiError {
 fn api_routes() -> OpenApiRouter<Context> {
     api::routes()
         .merge(api_datto::routes())
+        .merge(api_noise::routes())
         .merge(api_bt::routes())
         .merge(api_ops::routes())
         .merge(auth::routes())

@@ -29,6 +29,7 @@ use super::error::ErrorBody;
         (name = "desk", description = "Customers, sites, users, agents, teams, ticket types, tickets, chats"),
         (name = "datto", description = "Datto RMM settings, webhook setup, sync runs, site mappings, alerts"),
         (name = "beyondtrust", description = "BeyondTrust settings, team import, invitations, remote sessions"),
+        (name = "noise", description = "Alert noise control: settings, routing rules, maintenance windows, the preview"),
         (name = "auth", description = "Sign-in, sessions, personal API tokens, passwords, the first admin"),
         (name = "operations", description = "Request log, dead letters, audit log, the API document"),
         (name = "intake", description = "Vendor calls into deskbridge, authenticated by a shared secret"),

@@ -9,14 +9,14 @@ use futures::StreamExt;
 use chrono::Duration;
 
 use super::close_propagation::sweep_pending_closes;
-use crate::domain::alerts::{AlertEvent, AlertEventKind, AlertSource, AlertUid};
+use crate::domain::alerts::{AlertEvent, AlertEventKind, AlertSource, AlertState, AlertUid};
 use crate::domain::tickets::TicketStatus;
 use crate::error::Result;
 use crate::intake::{accept, accept_new};
 use crate::ports::Queue;
 use crate::ports::{DattoApi, DattoCallError};
 pub use crate::store::SyncSummary;
-use crate::store::{Store, TicketFilter};
+use crate::store::{ticket_alert_uids, Store, TicketFilter};
 
 /// A sync starts only when the account has at least this many requests of headroom in
 /// Datto's window (the quota is shared with every other integration of the account).
@@ -173,17 +173,25 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
             status: Some(TicketStatus::Open),
             ..Default::default()
         };
-        let candidates: Vec<String> = store
-            .all_tickets(&filter)
-            .await?
-            .into_iter()
-            .filter_map(|t| t.alert_uid)
-            .filter(|u| !open_uids.contains(u.as_str()))
-            .collect();
+        let mut candidates = Vec::new();
+        for t in store.all_tickets(&filter).await? {
+            for uid in ticket_alert_uids(&t) {
+                if open_uids.contains(uid.as_str()) || candidates.contains(&uid) {
+                    continue;
+                }
+                // A ticket holding several alerts (noise control): ask only about those
+                // not yet known as resolved.
+                let known_resolved = t.noise.alert_uids.len() > 1
+                    && store
+                        .alert(&uid)
+                        .await?
+                        .is_some_and(|(a, _)| a.state == AlertState::Resolved);
+                if !known_resolved {
+                    candidates.push(uid);
+                }
+            }
+        }
         for uid in candidates {
-            let Ok(uid) = AlertUid::parse("alert_uid", &uid) else {
-                continue;
-            };
             match datto.alert(&uid).await {
                 Ok(Some(a)) if a.resolved => {
                     let ev = AlertEvent {
@@ -210,5 +218,11 @@ async fn sync(store: &Store, queue: &dyn Queue, datto: &dyn DattoApi, summary: &
 
     // 4. Closes whose message was lost.
     summary.closes_requeued = sweep_pending_closes(store, queue, store.clock().now()).await? as u32;
+
+    // 5. Noise control: flapping holds that went quiet, maintenance windows that ended.
+    let settled = crate::intake::noise::settle_devices(store, &settings, store.clock().now()).await?;
+    if settled.devices > 0 {
+        tracing::info!(?settled, "noise control settled devices");
+    }
     Ok(())
 }

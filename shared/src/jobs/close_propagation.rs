@@ -50,16 +50,18 @@ struct TicketClosed {
     alert_uid: String,
 }
 
-/// Handle one `ticket-closed` message. Idempotent: a message for a close already told to
-/// Datto (or that came from Datto) does nothing.
+/// Handle one `ticket-closed` message: every alert the pending close still lists is
+/// resolved in Datto once and then leaves the list. Idempotent: a message for a close
+/// already told to Datto (or that came from Datto) does nothing, and a redelivery skips
+/// the alerts already done.
 pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) -> Result<(), JobError> {
     let msg: TicketClosed = serde_json::from_str(body).map_err(|e| JobError::bad_message("ticket-closed", e))?;
-    let uid = AlertUid::parse("alert_uid", &msg.alert_uid).map_err(|e| JobError::bad_message("ticket-closed", e))?;
-    match store
+    AlertUid::parse("alert_uid", &msg.alert_uid).map_err(|e| JobError::bad_message("ticket-closed", e))?;
+    let pending = match store
         .claim_pending_close(msg.ticket_id, Duration::seconds(CLAIM_SECONDS))
         .await?
     {
-        CloseClaim::Claimed(_) => {}
+        CloseClaim::Claimed(p) => p,
         CloseClaim::NotPending => {
             tracing::info!(ticket_id = msg.ticket_id, "close already propagated");
             return Ok(());
@@ -71,8 +73,8 @@ pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) ->
                 msg.ticket_id
             ))))
         }
-    }
-    let told = tell_datto(store, datto, msg.ticket_id, &uid).await;
+    };
+    let told = tell_datto(store, datto, msg.ticket_id, &pending.uids()).await;
     if told.is_err() {
         // Let the next delivery try at once instead of waiting out the claim.
         if let Err(e) = store.release_close_claim(msg.ticket_id).await {
@@ -82,20 +84,30 @@ pub async fn propagate_close(store: &Store, datto: &dyn DattoApi, body: &str) ->
     told
 }
 
-/// The claimed part of [`propagate_close`]: Datto's view, the resolve, the finish.
-async fn tell_datto(store: &Store, datto: &dyn DattoApi, ticket_id: u64, uid: &AlertUid) -> Result<(), JobError> {
+/// The claimed part of [`propagate_close`]: for each alert still listed, Datto's view, the
+/// resolve, the finish.
+async fn tell_datto(store: &Store, datto: &dyn DattoApi, ticket_id: u64, uids: &[String]) -> Result<(), JobError> {
     let (ticket, _) = store.ticket_head(ticket_id).await?;
-    if ticket.close_origin == Some(CloseOrigin::Datto) {
-        // Datto closed it: nothing to tell Datto.
-        store.finish_close_propagation(ticket_id, uid, None).await?;
-        return Ok(());
+    for uid in uids {
+        let Ok(uid) = AlertUid::parse("alert_uid", uid) else {
+            continue;
+        };
+        if ticket.close_origin == Some(CloseOrigin::Datto) {
+            // Datto closed it: nothing to tell Datto.
+            store.finish_close_propagation(ticket_id, &uid, None).await?;
+        } else if ticket.is_open() {
+            // Reopened before Datto was told: nothing to tell now, and the alert is not
+            // resolved there, so the next close of the ticket is told.
+            store.drop_pending_close(ticket_id, &uid).await?;
+        } else {
+            propagate_one(store, datto, ticket_id, &uid).await?;
+        }
     }
-    if ticket.is_open() {
-        // Reopened before Datto was told: nothing to tell now, and the alert is not
-        // resolved there, so the next close of the ticket is told.
-        store.drop_pending_close(ticket_id, uid).await?;
-        return Ok(());
-    }
+    Ok(())
+}
+
+/// Tell Datto about one alert of a closed ticket, then take it off the pending close.
+async fn propagate_one(store: &Store, datto: &dyn DattoApi, ticket_id: u64, uid: &AlertUid) -> Result<(), JobError> {
     if let Some((alert, _)) = store.alert(uid).await? {
         if alert.resolve_propagated {
             store.finish_close_propagation(ticket_id, uid, None).await?;
@@ -116,7 +128,7 @@ async fn tell_datto(store: &Store, datto: &dyn DattoApi, ticket_id: u64, uid: &A
         },
     };
     store.finish_close_propagation(ticket_id, uid, note.as_deref()).await?;
-    tracing::info!(ticket_id = ticket_id, alert_uid = %uid, "close propagated to Datto");
+    tracing::info!(ticket_id, alert_uid = %uid, "close propagated to Datto");
     Ok(())
 }
 

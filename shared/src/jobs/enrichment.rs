@@ -122,6 +122,7 @@ async fn ticket_change(store: &Store, c: &Corrected) -> Result<EnrichmentChange,
             source: "enrichment".into(),
             event: format!("corrected {corr}"),
             decision: Decision::FieldsCorrected,
+            note: None,
         });
         match corr.field {
             FactField::Priority => {

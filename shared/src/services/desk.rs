@@ -212,7 +212,10 @@ pub async fn add_action(ctx: &Context, actor: &Actor, id: TicketId, input: NewAc
 
 pub async fn reopen_ticket(ctx: &Context, actor: &Actor, id: TicketId, note: &str) -> ServiceResult<Ticket> {
     let agent = ctx.acting_agent(actor).await?;
-    Ok(ctx.store.reopen_ticket(id.get(), note, agent.map(AgentId::get)).await?)
+    Ok(ctx
+        .store
+        .reopen_ticket_by_agent(id.get(), note, agent.map(AgentId::get))
+        .await?)
 }
 
 // ---- chats ----------------------------------------------------------------------------------

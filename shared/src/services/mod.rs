@@ -17,6 +17,7 @@ pub mod datto_sync;
 pub mod desk;
 pub mod error;
 pub mod invitations;
+pub mod noise;
 pub mod operations;
 pub mod passwords;
 pub mod remote_sessions;

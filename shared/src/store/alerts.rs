@@ -285,6 +285,40 @@ impl Store {
             .collect())
     }
 
+    /// One atomic write whose operations use `tickets` new ticket numbers and `actions` new
+    /// action numbers, taken in the write itself (`write_numbered`; a counter with nothing
+    /// to take is not touched). `build` gets the first number of each (0 for none taken)
+    /// and may be called more than once. Returns those firsts.
+    pub(crate) async fn write_with_numbers(
+        &self,
+        tickets: u64,
+        actions: u64,
+        build: std::sync::Arc<dyn Fn(u64, u64) -> Vec<WriteOp> + Send + Sync>,
+    ) -> Result<(u64, u64)> {
+        let mut takes = Vec::new();
+        if tickets > 0 {
+            takes.push(CounterTake::new(COUNTER, TICKET, tickets));
+        }
+        if actions > 0 {
+            takes.push(CounterTake::new(COUNTER, ACTION, actions));
+        }
+        if takes.is_empty() {
+            self.records().write(build(0, 0)).await?;
+            return Ok((0, 0));
+        }
+        let split = move |firsts: &[u64]| match (tickets > 0, actions > 0) {
+            (true, true) => (firsts[0], firsts[1]),
+            (true, false) => (firsts[0], 0),
+            _ => (0, firsts[0]),
+        };
+        let numbered: crate::ports::NumberedOps = std::sync::Arc::new(move |firsts: &[u64]| {
+            let (t, a) = split(firsts);
+            build(t, a)
+        });
+        let firsts = self.records().write_numbered(&takes, numbered).await?;
+        Ok(split(&firsts))
+    }
+
     /// How many store operations [`Store::write_new_alerts`] spends on `alert`.
     pub fn new_alert_ops(alert: &NewAlert) -> usize {
         1 + alert.ticket.as_ref().map_or(0, |t| 1 + t.actions.len())
@@ -295,7 +329,7 @@ impl Store {
     /// (written with its customer and site) and from validated settings, and deskbridge
     /// never deletes customers, sites or ticket types, so once read they exist. Each check
     /// would cost 2 DynamoDB write units per alert (docs/perf.md).
-    fn alert_ticket_ops(ticket: &Ticket) -> Vec<WriteOp> {
+    pub(crate) fn alert_ticket_ops(ticket: &Ticket) -> Vec<WriteOp> {
         let mut stored = ticket.clone();
         let actions = std::mem::take(&mut stored.actions);
         let mut ops = vec![Self::put_new(TICKET, ticket.id, &stored)];
@@ -564,6 +598,11 @@ impl Store {
     // ---- request log ------------------------------------------------------------------
 
     pub(crate) fn request_log_put(&self, e: &RequestLogEntry) -> WriteOp {
+        Self::request_log_op(e)
+    }
+
+    /// The operation that stores one request-log entry.
+    pub(crate) fn request_log_op(e: &RequestLogEntry) -> WriteOp {
         let mut r = Record::new(
             REQUEST_LOG,
             format!("{:020}#{}", e.at.timestamp_millis().max(0), e.id),

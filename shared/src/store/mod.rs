@@ -11,6 +11,7 @@ mod alerts;
 mod chats;
 mod desk;
 mod lease;
+mod noise;
 mod propagation;
 mod remote;
 mod sync_runs;
@@ -30,7 +31,8 @@ use crate::ports::{Clock, Condition, Cursor, Index, Query, Record, RecordStore, 
 pub use accounts::Credential;
 pub use alerts::{AlertWrite, EnrichmentChange, NewAlert, RequestLogEntry, RequestLogFilter, REQUEST_LOG_DAYS};
 pub use lease::Lease;
-pub use propagation::{CloseClaim, PendingClose};
+pub use noise::{NoiseConfig, RuleList};
+pub use propagation::{ticket_alert_uids, CloseClaim, PendingClose};
 pub use remote::{KeptEvent, RemoteSessionFilter, SessionImport};
 pub use sync_runs::{SyncRun, SyncRunState, SyncSummary, SyncTrigger, SYNC_RUN_DAYS};
 pub use tickets::TicketFilter;

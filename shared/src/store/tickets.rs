@@ -179,7 +179,7 @@ impl Store {
         Ok(t)
     }
 
-    async fn actions(&self, ticket_id: u64) -> Result<Vec<Action>> {
+    pub(crate) async fn actions(&self, ticket_id: u64) -> Result<Vec<Action>> {
         let mut q = Query::partition(Index::Primary, actions_pk(ticket_id));
         q.sk_prefix = Some(format!("{ACTION}#"));
         self.all_records(q).await?.iter().map(Self::decode::<Action>).collect()

@@ -86,7 +86,7 @@ impl From<TimeZoneName> for String {
 }
 
 /// What a window covers: `{"customer_id": 7}`, `{"site_id": 70}` or `{"device": "ACME-DC01"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowScope {
     CustomerId(u64),
@@ -96,7 +96,7 @@ pub enum WindowScope {
 }
 
 /// When a window is active: `{"one_off": {...}}` or `{"weekly": {...}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowSchedule {
     /// From `starts_at` to `ends_at`, local times of `time_zone` (UTC when left out).
@@ -104,19 +104,22 @@ pub enum WindowSchedule {
         starts_at: NaiveDateTime,
         ends_at: NaiveDateTime,
         #[serde(default)]
+        #[schema(value_type = String)]
         time_zone: TimeZoneName,
     },
     /// Every selected weekday from the local `start_time` for `duration_minutes`.
     Weekly {
+        #[schema(value_type = Vec<String>)]
         days: Vec<Weekday>,
         start_time: NaiveTime,
         duration_minutes: u32,
+        #[schema(value_type = String)]
         time_zone: TimeZoneName,
     },
 }
 
 /// One maintenance window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MaintenanceWindow {
     pub id: u64,
     pub name: String,

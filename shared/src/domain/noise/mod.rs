@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a decision says: a sentence for the alert's timeline, and a short outcome for the
 /// request log ("related to ticket 12", "flapping: held").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DecisionLine {
     pub sentence: String,
     pub outcome: String,

@@ -151,8 +151,16 @@ impl From<TextPattern> for String {
     }
 }
 
+impl utoipa::PartialSchema for TextPattern {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <String as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for TextPattern {}
+
 /// How a rule matches the alert's text: `{"contains": "disk"}` or `{"regex": "^backup .* failed"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TextMatch {
     Contains(String),
@@ -169,7 +177,7 @@ impl TextMatch {
 }
 
 /// What a rule matches. Every criterion given must match; an empty one matches all.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct RuleMatch {
     /// Desk customers (after the Datto site mapping).
@@ -190,6 +198,7 @@ pub struct RuleMatch {
     pub monitor_types: Vec<String>,
     /// Device-name globs; an alert without a hostname matches none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
     pub device_names: Vec<DevicePattern>,
     /// The alert's message (for a polled alert, the summary built from its context).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,7 +206,7 @@ pub struct RuleMatch {
 }
 
 /// What a matching rule sets on the ticket; fields left out keep their defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Route {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -241,7 +250,7 @@ fn priority_word(p: Priority) -> &'static str {
 }
 
 /// What a rule does: `{"route": {"team_id": 4}}` or `"suppress"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleAction {
     Route(Route),
@@ -250,7 +259,7 @@ pub enum RuleAction {
 }
 
 /// One routing rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoutingRule {
     pub id: u64,
     pub name: String,
@@ -387,7 +396,7 @@ pub struct RuleInput<'a> {
 }
 
 /// A rule as a decision names it: its place in the list (from 1), id and name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleRef {
     pub position: usize,
     pub id: u64,
@@ -401,7 +410,7 @@ impl std::fmt::Display for RuleRef {
 }
 
 /// Which rule matched and what it does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum RuleDecision {
     NoMatch,
@@ -457,7 +466,7 @@ pub fn evaluate(rules: &[RoutingRule], input: &RuleInput<'_>) -> RuleDecision {
 
 /// What a ticket made from an alert holds once routed (customer and site come from the
 /// site mapping, as before).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoutedTicket {
     pub summary: String,
     pub details: String,
@@ -502,7 +511,7 @@ pub fn routed_ticket(
 
 /// What the preview answers for a sample alert: the rule that matches and the ticket it
 /// would make.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RulePreview {
     pub decision: RuleDecision,
     pub ticket: Option<RoutedTicket>,

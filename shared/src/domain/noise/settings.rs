@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::DomainError;
 
 /// What a recurring alert does to the closed ticket of its monitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecurringMode {
     /// Reopen the closed ticket with an action saying it recurred.
@@ -19,7 +19,7 @@ pub enum RecurringMode {
 
 /// What happens to an alert held by a maintenance window that is still open when the
 /// window ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MaintenanceEnd {
     /// Decide about it then, as if it had just been raised: it opens (or joins) a ticket.
@@ -30,7 +30,7 @@ pub enum MaintenanceEnd {
 }
 
 /// When a monitor counts as flapping, and when it stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct FlappingSettings {
     /// A monitor raised this many times within `window_minutes` flaps. Datto gives every
@@ -54,7 +54,7 @@ impl Default for FlappingSettings {
 }
 
 /// The noise-control settings of the desk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct NoiseSettings {
     /// A new alert for a device joins the device's open alert ticket opened (or reopened)
