@@ -157,13 +157,13 @@ async function visit(name, hash, heading, narrow = false) {
 }
 
 /** Datto's substitution of the placeholders in a payload copied from the page. */
-function asDattoSends(payload, uid) {
+function asDattoSends(payload, uid, device = { uid: DEVICE_UID, hostname: 'ACME-DC01' }) {
   const values = {
     '[alert_uid]': uid,
     '[alert_message]': `Disk C: below 10% free ${uid.slice(0, 8)}`,
     '[alert_priority]': 'High',
-    '[device_uid]': DEVICE_UID,
-    '[device_hostname]': 'ACME-DC01',
+    '[device_uid]': device.uid,
+    '[device_hostname]': device.hostname,
     '[site_uid]': ACME_SITE_UID,
     '[site_name]': 'Acme Ltd - Head Office',
   };
@@ -425,7 +425,10 @@ test('replay a dead letter', async () => {
   // heals, so the enrichment is dead-lettered at once; the replay finds Datto answering again.
   await control('/datto/fail', { path_prefix: '/api/v2/alert/', times: 2, status: 401 });
   const uid = randomUUID();
-  const answer = await postWebhook(asDattoSends(state.raised, uid));
+  // Its own device: an alert of the first ticket's device joins that ticket (noise control),
+  // and only an alert that opens a ticket is enriched.
+  const answer = await postWebhook(asDattoSends(state.raised, uid, { uid: randomUUID(), hostname: 'ACME-WS07' }));
+  assert.equal(answer.result, 'created', JSON.stringify(answer));
   const dead = await until('the enrichment in the dead letters', async () => {
     const list = await api('GET', '/api/dead-letters');
     return list.items.find((d) => d.queue === 'alert-enrich' && d.body.includes(uid));
