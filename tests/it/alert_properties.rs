@@ -15,7 +15,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Value};
 
 use crate::datto_e2e::{wire, Wired};
-use crate::desk::{fixture, fixture_json, Desk, NowUtc};
+use crate::desk::{fixture, Desk, NowUtc};
 
 /// The fixture's three open alerts (Datto raised them before the run) and one Datto has
 /// not raised yet (its raise or its resolve may come first).
@@ -132,22 +132,36 @@ struct Run {
     wired: Wired,
 }
 
-fn raised_body(uid: &str) -> Value {
-    let mut b = fixture_json("webhook-raised.json");
-    b["alert_uid"] = json!(uid);
+/// The fixtures' device, which every fixture names.
+const FIXTURE_DEVICE: (&str, &str) = ("b2e4a7c1-6f3d-4e58-a9b0-7d2c1e8f4a63", "ACME-DC01");
+
+/// `text` (a fixture) about alert `u`'s own device: one device per alert, so noise control
+/// relates none of them and each alert keeps a ticket of its own.
+fn on_device(text: &str, u: usize) -> String {
+    text.replace(FIXTURE_DEVICE.0, &format!("b2e4a7c1-6f3d-4e58-a9b0-{u:012}"))
+        .replace(FIXTURE_DEVICE.1, &format!("ACME-PC{u:02}"))
+}
+
+fn fixture_on_device(name: &str, u: usize) -> Value {
+    serde_json::from_str(&on_device(&String::from_utf8(fixture(name)).unwrap(), u)).unwrap()
+}
+
+fn raised_body(u: usize) -> Value {
+    let mut b = fixture_on_device("webhook-raised.json", u);
+    b["alert_uid"] = json!(UIDS[u]);
     b
 }
 
-fn resolved_body(uid: &str) -> Value {
-    let mut b = fixture_json("webhook-resolved.json");
-    b["alert_uid"] = json!(uid);
+fn resolved_body(u: usize) -> Value {
+    let mut b = fixture_on_device("webhook-resolved.json", u);
+    b["alert_uid"] = json!(UIDS[u]);
     b
 }
 
-/// Datto's record of `uid`, made from the fixture alert.
-fn datto_alert(uid: &str, resolved: bool) -> Value {
-    let mut a: Value = serde_json::from_str(fixtures::ALERT).unwrap();
-    a["alertUid"] = json!(uid);
+/// Datto's record of alert `u`, made from the fixture alert.
+fn datto_alert(u: usize, resolved: bool) -> Value {
+    let mut a: Value = serde_json::from_str(&on_device(fixtures::ALERT, u)).unwrap();
+    a["alertUid"] = json!(UIDS[u]);
     a["resolved"] = json!(resolved);
     a
 }
@@ -166,15 +180,13 @@ async fn deliver(run: &Run, e: Event) -> Option<bool> {
         Event::RaisedWebhook(u) | Event::RaisedMail(u) => {
             let uid = UIDS[u];
             if fake.alert(uid).is_none() {
-                fake.add_alert(datto_alert(uid, false));
+                fake.add_alert(datto_alert(u, false));
             }
             if let Event::RaisedWebhook(_) = e {
-                let (s, v) = d.webhook(&raised_body(uid)).await;
+                let (s, v) = d.webhook(&raised_body(u)).await;
                 assert_eq!(s, 200, "raised webhook {uid}: {v}");
             } else {
-                let eml = String::from_utf8(fixture("alert-email.eml"))
-                    .unwrap()
-                    .replace(UIDS[0], uid);
+                let eml = on_device(&String::from_utf8(fixture("alert-email.eml")).unwrap(), u).replace(UIDS[0], uid);
                 deskbridge::intake::mail::ingest_mail(
                     &d.ctx.store,
                     d.ctx.queue.as_ref(),
@@ -189,9 +201,9 @@ async fn deliver(run: &Run, e: Event) -> Option<bool> {
         Event::Resolved(u) => {
             let uid = UIDS[u];
             if !fake.resolve_in_datto(uid) {
-                fake.add_alert(datto_alert(uid, true));
+                fake.add_alert(datto_alert(u, true));
             }
-            let (s, v) = d.webhook(&resolved_body(uid)).await;
+            let (s, v) = d.webhook(&resolved_body(u)).await;
             assert_eq!(s, 200, "resolved webhook {uid}: {v}");
             None
         }

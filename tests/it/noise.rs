@@ -184,6 +184,40 @@ async fn closing_when_the_last_alert_resolves(d: Desk) {
     );
 }
 
+/// An alert first seen without a device uid (as an e-mail names only the hostname) is
+/// counted under its hostname; a later event that adds the uid must not move it: the
+/// resolve is decided on the record the raise was decided on.
+async fn an_alert_first_named_by_hostname_resolves_on_its_own_device_record(d: Desk) {
+    d.configure_datto().await;
+    let (a, b) = (uid(61), uid(62));
+    let host_only = |uid: &str, message: &str| {
+        let mut v = body(uid, false, "MX01", message);
+        v.as_object_mut().unwrap().remove("device_uid");
+        v
+    };
+    let (s, first) = d.webhook(&host_only(&a, "CPU high")).await;
+    assert_eq!((s, first["result"].as_str()), (200, Some("created")), "{first}");
+    let tid = first["ticket_id"].as_u64().unwrap();
+    minutes(&d, 1);
+    let (s, second) = d.webhook(&host_only(&b, "Memory high")).await;
+    assert_eq!(s, 200, "{second}");
+    assert_eq!(second["ticket_id"].as_u64(), Some(tid), "{second}");
+    // Datto's resolve carries the device uid too.
+    resolve(&d, &a, "MX01", "CPU high").await;
+    let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
+    assert_eq!(t["status"], "open", "the other alert is still open: {t}");
+    let (_, alert) = d.get(&format!("/api/alerts/{a}")).await;
+    assert_eq!(alert["noise_device"], "host:acme-mx01", "{alert}");
+    let r = resolve(&d, &b, "MX01", "Memory high").await;
+    assert_eq!(r["result"], "resolved", "{r}");
+    let (_, t) = d.get(&format!("/api/tickets/{tid}")).await;
+    assert_eq!(
+        (t["status"].as_str(), t["close_origin"].as_str()),
+        (Some("closed"), Some("datto")),
+        "{t}"
+    );
+}
+
 async fn an_alert_recurring_within_the_window_reopens_its_ticket_and_outside_opens_a_new_one(d: Desk) {
     d.configure_datto().await;
     let msg = "Service Spooler stopped";
@@ -498,6 +532,7 @@ async fn an_agent_reopen_counts_as_opened_now_and_closes_on_resolve(d: Desk) {
 on_both_stores!(
     three_alerts_for_one_device_make_one_ticket_and_a_close_resolves_each_once,
     closing_when_the_last_alert_resolves,
+    an_alert_first_named_by_hostname_resolves_on_its_own_device_record,
     an_alert_recurring_within_the_window_reopens_its_ticket_and_outside_opens_a_new_one,
     a_monitor_flapping_ten_times_in_thirty_minutes_leaves_one_ticket_marked_flapping,
     an_alert_in_a_maintenance_window_opens_no_ticket_until_the_window_ends,

@@ -94,19 +94,26 @@ fn uid(k: usize) -> String {
     format!("00000000-0000-4000-8000-{k:012}")
 }
 
+/// Alert `k`'s device: one device per alert, so noise control relates none of them and
+/// each acknowledged raise has a ticket of its own.
+fn device(k: usize) -> (String, String) {
+    (format!("d0000000-0000-4000-8000-{k:012}"), format!("ACME-WS{k:03}"))
+}
+
 fn lsid(n: usize) -> String {
     format!("{n:08x}c0ffee00c0ffee00c0ffee00")
 }
 
 fn webhook(state: &str, k: usize, resolved: bool) -> Value {
+    let (device_uid, hostname) = device(k);
     json!({
         "state": state,
         "alert_resolved": resolved,
         "alert_uid": uid(k),
         "alert_message": format!("Disk C: on host-{k} is 95% full"),
         "alert_priority": "High",
-        "device_uid": fixtures::DEVICE_UID,
-        "device_hostname": "ACME-DC01",
+        "device_uid": device_uid,
+        "device_hostname": hostname,
         "site_uid": "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f",
         "site_name": "Acme Ltd - Head Office",
     })
@@ -116,6 +123,9 @@ fn webhook(state: &str, k: usize, resolved: bool) -> Value {
 fn datto_alert(k: usize) -> Value {
     let mut a: Value = serde_json::from_str(fixtures::ALERT).unwrap();
     a["alertUid"] = json!(uid(k));
+    let (device_uid, hostname) = device(k);
+    a["alertSourceInfo"]["deviceUid"] = json!(device_uid);
+    a["alertSourceInfo"]["deviceName"] = json!(hostname);
     a
 }
 

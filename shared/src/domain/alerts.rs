@@ -307,6 +307,11 @@ pub struct Alert {
     pub enriched: bool,
     pub first_seen_at: DateTime<Utc>,
     pub timeline: Vec<TimelineEntry>,
+    /// The device noise control counted this alert under when it decided its raise
+    /// (`uid:…` or `host:…`). Kept because later events fill in facts (an e-mail names
+    /// only the hostname, the webhook adds the device uid) that would name it differently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_device: Option<String>,
 }
 
 /// The answer an intake gives for an event.
@@ -389,6 +394,7 @@ pub fn apply(current: Option<&Alert>, ev: &AlertEvent) -> Applied {
                 enriched: false,
                 first_seen_at: ev.at,
                 timeline: vec![entry(ev, decision)],
+                noise_device: None,
             },
             outcome,
             effect,

@@ -186,9 +186,13 @@ pub(crate) struct Decided {
 /// What noise control adds to an alert decision's write.
 pub(crate) type NoiseWrite = Numbered<Decided>;
 
-/// The device an alert counts under.
+/// The device an alert counts under: the one its raise was decided under, else the one
+/// its facts name (facts later events filled in must not move it to another record).
 pub(crate) fn device_of(alert: &Alert) -> DeviceKey {
-    DeviceKey::of(&alert.facts).unwrap_or_else(DeviceKey::unknown)
+    match alert.noise_device.as_deref() {
+        Some(key) => DeviceKey::stored(key),
+        None => DeviceKey::of(&alert.facts).unwrap_or_else(DeviceKey::unknown),
+    }
 }
 
 fn source_word(s: AlertSource) -> &'static str {
@@ -532,6 +536,7 @@ pub(crate) async fn on_raise(
         let mut alert = opening.alert.clone();
         alert.ticket_id = ticket_id;
         alert.ticket_open = ticket_id.is_some();
+        alert.noise_device = Some(opening.device.as_str().to_string());
         if let Some(last) = alert.timeline.last_mut() {
             if !plain {
                 last.decision = Decision::Noise;

@@ -40,6 +40,10 @@ impl DeviceKey {
     pub fn unknown() -> DeviceKey {
         DeviceKey("unknown".into())
     }
+    /// A key as stored earlier (an alert's `noise_device`, a ticket's noise device).
+    pub fn stored(key: &str) -> DeviceKey {
+        DeviceKey(key.to_string())
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }
