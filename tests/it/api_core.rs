@@ -261,3 +261,27 @@ async fn healthz_needs_no_token_and_echoes_a_request_id() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers().get("x-request-id").is_some());
 }
+
+/// A request that outlives the router's time limit gets the API's error body, not an empty
+/// 504, with the request id and the security headers every answer has.
+#[tokio::test]
+async fn a_request_past_the_time_limit_is_answered_504_with_an_error_body() {
+    let slow = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            "late"
+        }),
+    );
+    let app = deskbridge::http::with_common_layers_and_limit(slow, std::time::Duration::from_millis(100));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let resp = reqwest::get(format!("http://{addr}/slow")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(resp.headers().get("x-request-id").is_some());
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "TIMED_OUT", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("too long"), "{body}");
+}

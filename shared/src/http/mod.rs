@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, HeaderName};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -48,13 +48,17 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The layers every router gets, identical under lambda_http and `axum::serve`: body
 /// limit, request id (set, logged, echoed), tracing, timeout, security headers.
 pub fn with_common_layers(router: Router) -> Router {
+    with_common_layers_and_limit(router, REQUEST_TIMEOUT)
+}
+
+/// [`with_common_layers`] with another time limit (tests use a short one).
+pub fn with_common_layers_and_limit(router: Router, limit: Duration) -> Router {
     router
+        .layer(middleware::from_fn(move |req: Request, next: middleware::Next| {
+            time_limit(limit, req, next)
+        }))
         .layer(axum::middleware::map_response(json_newline::end_json_with_newline))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
                 .headers()
@@ -68,6 +72,19 @@ pub fn with_common_layers(router: Router) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(middleware::from_fn(security::headers))
+}
+
+/// A request still running after `limit` is dropped and answered 504 with the API's error
+/// body (`TIMED_OUT`), logged like every other failure.
+async fn time_limit(limit: Duration, req: Request, next: middleware::Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::from(crate::services::ServiceError::TimedOut(format!(
+            "the request took longer than {} s",
+            limit.as_secs_f64()
+        )))
+        .into_response(),
+    }
 }
 
 /// The request path as logged: BeyondTrust's event URL carries its token in the path, so
