@@ -174,6 +174,11 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
     let tid = t["id"].as_u64().unwrap();
     let (_, chat) = desk.post("/api/chats", json!({"user_name": "Jane"})).await;
     assert!(chat["id"].is_u64(), "{chat}");
+    let (s, agent) = desk
+        .post("/api/agents", json!({"name": "Bob", "email": "bob@desk.example"}))
+        .await;
+    assert_eq!(s, 201, "{agent}");
+    let aid = agent["id"].as_u64().unwrap();
     let (_, url) = desk.get("/api/config/beyondtrust/event-url").await;
     let url = url["url"].as_str().unwrap();
     let event = url[url.find("/beyondtrust/events/").unwrap()..].to_string();
@@ -869,6 +874,63 @@ async fn fifty_bad_inputs_get_their_documented_answer_and_change_no_record() {
             format!("{{\"customer_id\": {cid}, \"site_id\": 1}}"),
             400,
             "datto_site_uid",
+        ),
+        // ---------------------------------------------------------------- accounts
+        row(
+            ("accounts", "sign-in without a password"),
+            "POST",
+            "/api/auth/login",
+            json_ct,
+            r#"{"email": "bob@desk.example"}"#,
+            400,
+            "password",
+        )
+        .no_bearer(),
+        row(
+            ("accounts", "sign-in e-mail as a number"),
+            "POST",
+            "/api/auth/login",
+            json_ct,
+            r#"{"email": 42, "password": "long enough password"}"#,
+            400,
+            "email",
+        )
+        .no_bearer(),
+        row(
+            ("accounts", "password reset of 9 characters"),
+            "PUT",
+            format!("/api/agents/{aid}/password"),
+            json_ct,
+            r#"{"password": "123456789"}"#,
+            400,
+            "10 characters",
+        ),
+        row(
+            ("accounts", "password reset for an agent id beyond u64"),
+            "PUT",
+            "/api/agents/99999999999999999999999/password",
+            json_ct,
+            r#"{"password": "long enough password"}"#,
+            400,
+            "id",
+        ),
+        row(
+            ("accounts", "password reset with the password null"),
+            "PUT",
+            format!("/api/agents/{aid}/password"),
+            json_ct,
+            r#"{"password": null}"#,
+            400,
+            "password",
+        ),
+        row(
+            ("accounts", "revoking a token by a non-numeric id"),
+            "DELETE",
+            "/api/auth/tokens/abc",
+            None,
+            "",
+            400,
+            "id",
         ),
         row(
             ("beyondtrust", "right token, two different lsids (recorded)"),
