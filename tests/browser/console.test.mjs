@@ -447,6 +447,91 @@ test('replay a dead letter', async () => {
   state.secondTicket = answer.ticket_id;
 });
 
+test('noise control: a rule made on the screen routes the next alert as its preview said; a window holds one; related alerts show on their ticket', async () => {
+  const team = await api('POST', '/api/teams', { name: 'Infra' });
+  await open('/noise', 'Alert noise control');
+  // A value out of range is refused beside its field, then a good one saves.
+  await page.getByLabel('Relate alerts of one device within (minutes)', { exact: true }).fill('99999');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await waitText('[data-error-for="related_window_minutes"]', 'related_window_minutes');
+  await page.getByLabel('Relate alerts of one device within (minutes)', { exact: true }).fill('15');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await until('settings saved', async () => (await text('main .status')).startsWith('Saved'));
+  assert.equal((await api('GET', '/api/noise/settings')).related_window_minutes, 15);
+
+  await page.getByLabel('Name', { exact: true }).fill('Servers to Infra');
+  await page.getByLabel('High', { exact: true }).check();
+  await page.getByLabel('Device names', { exact: true }).fill('ACME-SRV*');
+  await page.getByLabel('Team', { exact: true }).selectOption(String(team.id));
+  await page.getByLabel('Priority', { exact: true }).selectOption('critical');
+  await page.getByLabel('Custom fields', { exact: true }).fill('category = Servers');
+  await page.getByRole('button', { name: 'Add rule' }).click();
+  await waitText('#rule-list', 'Servers to Infra');
+  assert.match(await text('#rule-list'), /team Infra, priority critical, category = Servers/);
+
+  await page.getByLabel('Device hostname', { exact: true }).fill('ACME-SRV01');
+  await page.getByLabel('Datto priority', { exact: true }).selectOption('High');
+  await page.getByLabel('Message', { exact: true }).fill('Disk C: 95% full');
+  await page.getByRole('button', { name: 'Preview' }).click();
+  await waitText('#preview-result', "Rule 1 'Servers to Infra' routes it.");
+  assert.match(await text('#preview-result'), /Infra/);
+  assert.match(await text('#preview-result'), /critical/);
+  await axe('noise');
+  await shot('noise', true);
+
+  // The real alert is routed as the preview said.
+  const device = { uid: randomUUID(), hostname: 'ACME-SRV01' };
+  const first = await postWebhook(asDattoSends(state.raised, randomUUID(), device));
+  assert.equal(first.decision, "routed by rule 1 'Servers to Infra'", JSON.stringify(first));
+  const ticket = await api('GET', `/api/tickets/${first.ticket_id}`);
+  assert.equal(ticket.team_id, team.id);
+  assert.equal(ticket.priority, 'critical');
+  assert.equal(ticket.custom_fields.category, 'Servers');
+  // A second alert of that device joins its ticket, and the ticket page lists both.
+  const secondUid = randomUUID();
+  const second = await postWebhook(asDattoSends(state.raised, secondUid, device));
+  assert.equal(second.ticket_id, first.ticket_id, JSON.stringify(second));
+  await open(`/tickets/${first.ticket_id}`, `#${first.ticket_id}`);
+  await waitText('#ticket-alerts', secondUid);
+
+  // Editing the rule to suppress, then deleting it, from the list.
+  await open('/noise', 'Alert noise control');
+  await page.getByRole('button', { name: 'Edit rule Servers to Infra' }).click();
+  assert.equal(await page.getByLabel('Device names', { exact: true }).inputValue(), 'ACME-SRV*');
+  await page.getByLabel('Action', { exact: true }).selectOption('suppress');
+  await page.getByRole('button', { name: 'Save rule' }).click();
+  await waitText('#rule-list', 'suppress (no ticket)');
+  await page.getByRole('button', { name: 'Delete rule Servers to Infra' }).click();
+  await waitText('#rule-list', 'none yet');
+  assert.equal((await api('GET', '/api/noise/rules')).items.length, 0);
+
+  // A maintenance window for one device: its alert opens no ticket and says why.
+  await open('/noise/windows', 'Maintenance windows');
+  await page.getByLabel('Name', { exact: true }).fill('Patch night');
+  await page.getByLabel('Applies to', { exact: true }).selectOption('device');
+  await page.getByLabel('Device (Datto uid or hostname)', { exact: true }).fill('ACME-SRV09');
+  const minute = (d) => new Date(d).toISOString().slice(0, 16);
+  await page.getByLabel('Starts', { exact: true }).fill(minute(Date.now() - 3600e3));
+  await page.getByLabel('Ends', { exact: true }).fill(minute(Date.now() + 3650 * 86400e3));
+  await page.getByLabel('Time zone (IANA)', { exact: true }).fill('UTC');
+  await page.getByRole('button', { name: 'Add window' }).click();
+  // Ten years is refused beside the field that is wrong; a day is saved.
+  await waitText('[data-error-for="schedule.one_off.ends_at"]', 'at most 366 days');
+  await page.getByLabel('Ends', { exact: true }).fill(minute(Date.now() + 86400e3));
+  await page.getByRole('button', { name: 'Add window' }).click();
+  const refusals = async () => (await page.locator('#window-form [role=alert]').allTextContents()).join('');
+  await until('the window saved or refused', async () => (await text('#window-list')).includes('Patch night') || (await refusals()));
+  assert.equal(await refusals(), '', 'the window form shows no error');
+  assert.match(await text('#window-list'), /device ACME-SRV09/);
+  await axe('maintenance-windows');
+  await shot('maintenance-windows', true);
+  const held = await postWebhook(asDattoSends(state.raised, randomUUID(), { uid: randomUUID(), hostname: 'ACME-SRV09' }));
+  assert.ok(held.ticket_id == null, JSON.stringify(held));
+  assert.equal(held.decision, "suppressed by maintenance window 'Patch night'");
+  await page.getByRole('button', { name: 'Delete window Patch night' }).click();
+  await waitText('#window-list', 'none');
+});
+
 test('every other main page passes axe and is photographed', async () => {
   await visit('new-ticket', '/tickets/new', 'New ticket', true);
   await visit('datto-sites', '/datto/sites', 'Datto sites');

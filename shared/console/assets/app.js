@@ -9,6 +9,7 @@ import * as chats from './chats.js';
 import * as datto from './datto.js';
 import * as beyondtrust from './beyondtrust.js';
 import * as operations from './operations.js';
+import * as noise from './noise.js';
 
 const ROUTES = [
   ['/signin', signin.screen, { open: true }],
@@ -21,6 +22,8 @@ const ROUTES = [
   ['/chats/:id', chats.page],
   ['/datto', datto.setup, { admin: true }],
   ['/datto/sites', datto.sites, { admin: true }],
+  ['/noise', noise.rules, { admin: true }],
+  ['/noise/windows', noise.windows, { admin: true }],
   ['/beyondtrust', beyondtrust.setup, { admin: true }],
   ['/beyondtrust/teams', beyondtrust.teams, { admin: true }],
   ['/beyondtrust/agents', beyondtrust.agents, { admin: true }],
@@ -34,6 +37,7 @@ const ROUTES = [
 const NAV = [
   ['Daily work', [['/tickets', 'Tickets'], ['/tickets/new', 'New ticket'], ['/chats', 'Live chats']]],
   ['Datto RMM', [['/datto', 'Datto setup'], ['/datto/sites', 'Sites']], true],
+  ['Alert noise', [['/noise', 'Rules and settings'], ['/noise/windows', 'Maintenance windows']], true],
   ['BeyondTrust', [['/beyondtrust', 'BeyondTrust setup'], ['/beyondtrust/teams', 'Teams'], ['/beyondtrust/agents', 'Agents']], true],
   ['Operations', [['/operations/requests', 'Request log'], ['/operations/dead-letters', 'Dead letters'], ['/operations/health', 'Health'], ['/operations/audit', 'Audit log']], true],
 ];

@@ -145,7 +145,8 @@ export async function page(ctx) {
         h('dt', {}, 'Customer'), h('dd', {}, String(tk.customer_id)),
         h('dt', {}, 'Created'), h('dd', {}, when(tk.created_at)),
         tk.closed_at && [h('dt', {}, 'Closed'), h('dd', {}, when(tk.closed_at))],
-        tk.asset && [h('dt', {}, 'Asset'), h('dd', {}, tk.asset, ' ', jumpButton(tk.asset))]),
+        tk.asset && [h('dt', {}, 'Asset'), h('dd', {}, tk.asset, ' ', jumpButton(tk.asset))],
+        noiseFacts(tk.noise || {})),
       tk.details && h('p', { class: 'details' }, tk.details),
       closeForm);
   }
@@ -170,6 +171,16 @@ export async function page(ctx) {
     actions);
   ctx.every(REFRESH_MS, () => reload().catch(() => {}));
   return h('section', {}, region);
+}
+
+/** What noise control did to an alert ticket: its alerts, recurrences, parent, flapping. */
+function noiseFacts(n) {
+  return [
+    n.flapping && [h('dt', {}, 'Noise'), h('dd', {}, h('span', { class: 'badge flapping', id: 'ticket-flapping' }, 'flapping'), ' held: no reopen or close until the monitor is quiet')],
+    (n.alert_uids || []).length > 1 && [h('dt', {}, 'Alerts on this ticket'), h('dd', { id: 'ticket-alerts' }, n.alert_uids.join(', '))],
+    n.recurrences > 0 && [h('dt', {}, 'Recurred'), h('dd', {}, `${n.recurrences} time${n.recurrences === 1 ? '' : 's'}`)],
+    n.parent_id && [h('dt', {}, 'Recurred from'), h('dd', {}, link(`/tickets/${n.parent_id}`, `#${n.parent_id}`))],
+  ];
 }
 
 /** Asset "Open in BeyondTrust": fetch the jump URL, then offer it as a link. */

@@ -48,6 +48,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("datto.js", JS),
     asset!("beyondtrust.js", JS),
     asset!("operations.js", JS),
+    asset!("noise.js", JS),
 ];
 
 /// The console's one HTML document.
