@@ -337,6 +337,22 @@ pub struct DeadLetter {
     pub queue: QueueName,
     pub body: String,
     pub receive_count: u32,
+    /// Why its last delivery failed, as the consumer said; `None` for a message the queue
+    /// moved on its own (a consumer that died mid-message, on every receive).
+    pub error: Option<String>,
+}
+
+/// The longest failure text kept with a dead letter (bytes; a longer one is cut at a
+/// character boundary). SQS message attributes and the console show it whole.
+pub const DEAD_LETTER_ERROR_MAX: usize = 1024;
+
+/// `error` cut to at most [`DEAD_LETTER_ERROR_MAX`] bytes.
+pub fn dead_letter_error(error: &str) -> &str {
+    let mut end = error.len().min(DEAD_LETTER_ERROR_MAX);
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    &error[..end]
 }
 
 /// How many messages a queue holds right now (approximate on SQS, which counts lazily).
@@ -387,10 +403,11 @@ pub trait Queue: Send + Sync {
     async fn release(&self, queue: QueueName, receipt: &str, delay: Duration) -> Result<(), QueueError>;
 
     /// Move a received message to the dead-letter queue now, whatever its receive count:
-    /// it can never succeed. `receipt` is from its current delivery and `body` its body
-    /// (some queues re-send it). Afterwards `receive` no longer returns it and
-    /// `dead_letters` lists it, for `replay` once the cause is fixed.
-    async fn dead_letter(&self, queue: QueueName, receipt: &str, body: &str) -> Result<(), QueueError>;
+    /// it can never succeed, or it failed its last receive. `receipt` is from its current
+    /// delivery and `body` its body (some queues re-send it); `error` says why it failed
+    /// (kept with it, at most `DEAD_LETTER_ERROR_MAX` bytes). Afterwards `receive` no longer
+    /// returns it and `dead_letters` lists it, for `replay` once the cause is fixed.
+    async fn dead_letter(&self, queue: QueueName, receipt: &str, body: &str, error: &str) -> Result<(), QueueError>;
 
     /// Messages waiting in the queue's dead-letter queue, oldest first (at most 100).
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError>;

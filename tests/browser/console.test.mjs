@@ -433,8 +433,10 @@ test('replay a dead letter', async () => {
     const list = await api('GET', '/api/dead-letters');
     return list.items.find((d) => d.queue === 'alert-enrich' && d.body.includes(uid));
   }, 30000);
+  assert.match(dead.error || '', /refused the API key and secret/, `the dead letter says why: ${JSON.stringify(dead)}`);
   await open('/operations/dead-letters', 'Dead letters');
   await waitText('main', dead.id);
+  await waitText('main', 'refused the API key and secret');
   await axe('dead-letters');
   await shot('dead-letters', true);
   await page.getByRole('button', { name: 'Replay alert-enrich message' }).click();

@@ -684,9 +684,14 @@ async fn the_audit_log_records_each_admin_change(d: Desk) {
     let q = &app.desk.ctx.queue;
     q.send(QueueName::TicketClosed, "poison").await.unwrap();
     let got = q.receive(QueueName::TicketClosed, 1).await.unwrap();
-    q.dead_letter(QueueName::TicketClosed, &got[0].receipt, "poison")
-        .await
-        .unwrap();
+    q.dead_letter(
+        QueueName::TicketClosed,
+        &got[0].receipt,
+        "poison",
+        "not a ticket-closed message",
+    )
+    .await
+    .unwrap();
     let dl = app.call(Method::GET, "/api/dead-letters", a, None).await;
     let dl_id = dl.body["items"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(

@@ -164,6 +164,11 @@ async fn a_poison_message_reaches_the_dead_letters_and_can_be_replayed(mut d: De
     assert_eq!(items[0]["receive_count"], 1, "{dl}");
     assert_eq!(items[0]["body"], "this is not json");
     assert_eq!(items[0]["queue"], "ticket-closed");
+    let error = items[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("not a ticket-closed message"),
+        "the dead letter says why: {dl}"
+    );
     let id = items[0]["id"].as_str().unwrap().to_string();
     let (s, _) = d.post(&format!("/api/dead-letters/{id}/replay"), json!({})).await;
     assert_eq!(s, 200);
@@ -200,6 +205,47 @@ async fn a_close_after_a_reopen_still_reaches_datto(mut d: Desk) {
     assert_eq!(alert["resolve_propagated"], true);
 }
 
+/// A message that fails every receive (Datto throttling for ever) is dead-lettered after
+/// its last receive with the last failure's text, and replays clean once Datto answers.
+async fn a_message_failing_every_receive_is_dead_lettered_with_its_last_error(mut d: Desk) {
+    let tid = raise(&d).await;
+    let datto = ScriptedDatto::with_open(UID);
+    use_datto(&mut d, &datto);
+    datto.fail_next.store(1_000, Ordering::SeqCst);
+    assert_eq!(d.post(&format!("/api/tickets/{tid}/close"), json!({})).await.0, 200);
+    for n in 1..=MAX_RECEIVES {
+        assert_eq!(d.drain(QueueName::TicketClosed).await, (1, 1), "receive {n} fails");
+        let (_, dl) = d.get("/api/dead-letters").await;
+        let dead = dl["items"].as_array().unwrap().len();
+        assert_eq!(
+            dead,
+            usize::from(n == MAX_RECEIVES),
+            "dead only after the last receive: {dl}"
+        );
+    }
+    assert_eq!(
+        d.drain(QueueName::TicketClosed).await,
+        (0, 0),
+        "nothing left to receive"
+    );
+    let (_, dl) = d.get("/api/dead-letters").await;
+    let letter = &dl["items"][0];
+    assert_eq!(letter["receive_count"], MAX_RECEIVES, "{dl}");
+    assert_eq!(
+        letter["error"],
+        format!("gave up after {MAX_RECEIVES} receives; the last failed with: retryable failure: Datto RMM: 429 Too Many Requests"),
+        "{dl}"
+    );
+    datto.fail_next.store(0, Ordering::SeqCst);
+    let id = letter["id"].as_str().unwrap();
+    assert_eq!(
+        d.post(&format!("/api/dead-letters/{id}/replay"), json!({})).await.0,
+        200
+    );
+    assert_eq!(d.drain(QueueName::TicketClosed).await, (1, 0));
+    assert_eq!(datto.resolves.load(Ordering::SeqCst), 1);
+}
+
 on_both_stores!(
     a_close_after_a_reopen_still_reaches_datto,
     an_agent_close_resolves_the_alert_in_datto_exactly_once,
@@ -207,6 +253,7 @@ on_both_stores!(
     an_alert_datto_does_not_know_is_done_with_a_note,
     a_throttled_datto_is_retried_and_the_sweep_resends_lost_messages,
     a_poison_message_reaches_the_dead_letters_and_can_be_replayed,
+    a_message_failing_every_receive_is_dead_lettered_with_its_last_error,
 );
 
 /// The same poison scenario with the desk's queue on SQS in moto: there SQS's own redrive

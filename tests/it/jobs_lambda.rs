@@ -193,3 +193,61 @@ async fn a_permanent_failure_on_the_sqs_path_is_dead_lettered_at_once() {
         "the poison message left the source queue"
     );
 }
+
+/// On the SQS path a retryable failure is a batch item failure until the message's last
+/// receive (SQS's `ApproximateReceiveCount`); then it is dead-lettered with the failure's
+/// text (a message attribute, since SQS's redrive would keep no reason), against moto.
+#[tokio::test]
+async fn a_retryable_failure_on_its_last_receive_is_dead_lettered_with_why_on_the_sqs_path() {
+    let Some(endpoint) = deskbridge_tests::emulators::moto() else {
+        return;
+    };
+    let client = aws_sdk_sqs::Client::new(&deskbridge_tests::emulators::aws_config(&endpoint).await);
+    let prefix = format!("{}-", deskbridge_tests::emulators::unique("deskbridge"));
+    let queues = deskbridge::adapters::sqs::create_queues(&client, &prefix, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let sqs: Arc<dyn deskbridge::ports::Queue> = Arc::new(deskbridge::adapters::sqs::SqsQueue::new(client, queues));
+    let (mut d, _dir, datto) = desk_with_ticket_1042().await;
+    d.ctx.queue = sqs.clone();
+    datto.fail_next.store(1_000, std::sync::atomic::Ordering::SeqCst);
+    let body = json!({"ticket_id": 1042, "alert_uid": UID}).to_string();
+    sqs.send(QueueName::TicketClosed, &body).await.unwrap();
+    let event = |m: &deskbridge::ports::ReceivedMessage, receives: u32| -> SqsEvent {
+        serde_json::from_value(json!({"Records": [{
+            "messageId": m.id, "receiptHandle": m.receipt, "body": m.body, "eventSource": "aws:sqs",
+            "attributes": {"ApproximateReceiveCount": receives.to_string()}}]}))
+        .unwrap()
+    };
+    let m = sqs.receive(QueueName::TicketClosed, 1).await.unwrap().remove(0);
+    let first = sqs_batch(&d.ctx, QueueName::TicketClosed, event(&m, 1)).await;
+    assert_eq!(
+        first.batch_item_failures.len(),
+        1,
+        "retried before its last receive: {first:?}"
+    );
+    assert!(sqs.dead_letters(QueueName::TicketClosed).await.unwrap().is_empty());
+    sqs.release(QueueName::TicketClosed, &m.receipt, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+
+    let m = sqs.receive(QueueName::TicketClosed, 1).await.unwrap().remove(0);
+    let last = sqs_batch(
+        &d.ctx,
+        QueueName::TicketClosed,
+        event(&m, deskbridge::ports::MAX_RECEIVES),
+    )
+    .await;
+    assert!(
+        last.batch_item_failures.is_empty(),
+        "dead-lettered, so done for Lambda: {last:?}"
+    );
+    let dead = sqs.dead_letters(QueueName::TicketClosed).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].body, body);
+    assert_eq!(
+        dead[0].error.as_deref(),
+        Some("gave up after 5 receives; the last failed with: retryable failure: Datto RMM: 429 Too Many Requests")
+    );
+    assert!(sqs.receive(QueueName::TicketClosed, 10).await.unwrap().is_empty());
+}

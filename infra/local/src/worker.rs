@@ -79,11 +79,19 @@ impl Worker {
             .collect();
         let outcome = consumers::consume_deliveries(&self.ctx, queue, batch).await;
         for m in &msgs {
-            let result = if outcome.dead.iter().any(|(id, _)| *id == m.id) {
+            let dead = match (outcome.dead_reason(&m.id), outcome.retry_reason(&m.id)) {
+                (Some(reason), _) => Some(reason.to_string()),
+                // The last receive failed: dead-lettered now, with why.
+                (None, Some(reason)) if consumers::is_last_receive(queue, m.receive_count) => {
+                    Some(deskbridge::jobs::gave_up(m.receive_count, reason))
+                }
+                _ => None,
+            };
+            let result = if let Some(reason) = dead {
                 total.failed += 1;
                 total.dead += 1;
-                self.ctx.queue.dead_letter(queue, &m.receipt, &m.body).await
-            } else if outcome.retry.contains(&m.id) {
+                self.ctx.queue.dead_letter(queue, &m.receipt, &m.body, &reason).await
+            } else if outcome.retry_reason(&m.id).is_some() {
                 total.failed += 1;
                 self.ctx.queue.release(queue, &m.receipt, delay(m.receive_count)).await
             } else {

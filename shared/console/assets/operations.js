@@ -82,7 +82,7 @@ export async function deadLetters(ctx) {
     fill(out, table('Dead letters', [
       ['Queue', (d) => d.queue], ['Message', (d) => h('code', {}, d.id)], ['Receives', (d) => String(d.receive_count)],
       ['Body', (d) => h('pre', { class: 'copy-text small' }, d.body)],
-      ['Error', (d) => d.error || ''],
+      ['Error', (d) => d.error || 'not recorded (the queue moved it after its receives)'],
       ['', (d) => h('button', { type: 'button', onclick: async (ev) => {
         try {
           await api.post(`/api/dead-letters/${encodeURIComponent(d.id)}/replay`);

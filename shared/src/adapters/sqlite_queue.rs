@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::sqlite_store::{lock, open_connection};
-use crate::ports::{Clock, DeadLetter, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage, MAX_RECEIVES};
+use crate::ports::{
+    dead_letter_error, Clock, DeadLetter, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage, MAX_RECEIVES,
+};
 
 /// `dead_letters` lists at most this many.
 const DEAD_LETTER_PAGE: i64 = 100;
@@ -30,10 +32,22 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     visible_at    INTEGER NOT NULL,
     dead          INTEGER NOT NULL DEFAULT 0,
     sent_at       INTEGER NOT NULL,
-    receipt       TEXT UNIQUE
+    receipt       TEXT UNIQUE,
+    error         TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_messages_by_queue ON queue_messages (queue, dead, seq);
 ";
+
+/// Adds the `error` column to a queue file made before dead letters kept their error.
+fn add_error_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('queue_messages') WHERE name = 'error'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE queue_messages ADD COLUMN error TEXT")?;
+    }
+    Ok(())
+}
 
 /// The durable SQLite queues.
 #[derive(Clone)]
@@ -61,6 +75,7 @@ impl SqliteQueue {
     pub fn open(path: &Path, clock: Arc<dyn Clock>, visibility_timeout: Duration) -> Result<Self, QueueError> {
         let conn = open_connection(path).map_err(QueueError::unavailable)?;
         conn.execute_batch(SCHEMA).map_err(QueueError::unavailable)?;
+        add_error_column(&conn).map_err(QueueError::unavailable)?;
         Ok(SqliteQueue {
             conn: Arc::new(Mutex::new(conn)),
             clock,
@@ -195,14 +210,15 @@ impl Queue for SqliteQueue {
         }
     }
 
-    async fn dead_letter(&self, queue: QueueName, receipt: &str, _body: &str) -> Result<(), QueueError> {
-        let r = receipt.to_string();
+    async fn dead_letter(&self, queue: QueueName, receipt: &str, _body: &str, error: &str) -> Result<(), QueueError> {
+        let (r, error) = (receipt.to_string(), dead_letter_error(error).to_string());
         let updated = self
             .run(move |conn| {
                 conn.prepare_cached(
-                    "UPDATE queue_messages SET dead = 1, receipt = NULL WHERE queue = ?1 AND receipt = ?2 AND dead = 0",
+                    "UPDATE queue_messages SET dead = 1, receipt = NULL, error = ?3 \
+                     WHERE queue = ?1 AND receipt = ?2 AND dead = 0",
                 )?
-                .execute(params![queue.as_str(), r])
+                .execute(params![queue.as_str(), r, error])
             })
             .await?;
         match updated {
@@ -214,7 +230,7 @@ impl Queue for SqliteQueue {
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError> {
         self.run(move |conn| {
             let mut st = conn.prepare_cached(
-                "SELECT id, body, receive_count FROM queue_messages WHERE queue = ?1 AND dead = 1 \
+                "SELECT id, body, receive_count, error FROM queue_messages WHERE queue = ?1 AND dead = 1 \
                  ORDER BY seq LIMIT ?2",
             )?;
             let rows = st.query_map(params![queue.as_str(), DEAD_LETTER_PAGE], |row| {
@@ -223,6 +239,7 @@ impl Queue for SqliteQueue {
                     queue,
                     body: row.get(1)?,
                     receive_count: row.get(2)?,
+                    error: row.get(3)?,
                 })
             })?;
             rows.collect()
@@ -267,7 +284,8 @@ impl Queue for SqliteQueue {
                     Some(seq) => tx
                         .prepare_cached(
                             "UPDATE queue_messages SET seq = (SELECT max(seq) + 1 FROM queue_messages), \
-                             dead = 0, receive_count = 0, visible_at = ?2, receipt = NULL WHERE seq = ?1",
+                             dead = 0, receive_count = 0, visible_at = ?2, receipt = NULL, error = NULL \
+                             WHERE seq = ?1",
                         )?
                         .execute(params![seq, now])?,
                 };

@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
 
-use crate::ports::{DeadLetter, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage};
+use crate::ports::{dead_letter_error, DeadLetter, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage};
+
+/// The message attribute a dead letter's failure text travels in.
+const ERROR_ATTRIBUTE: &str = "deskbridge-error";
 
 /// SQS hands out at most ten messages per receive.
 const SQS_BATCH: usize = 10;
@@ -78,6 +82,7 @@ impl SqsQueue {
             .wait_time_seconds(self.wait.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_attribute_names(ERROR_ATTRIBUTE)
             .send()
             .await
             .map_err(QueueError::unavailable)?;
@@ -280,15 +285,19 @@ impl Queue for SqsQueue {
     /// one; if the delete fails the message may also be delivered once more, which
     /// at-least-once allows (and its redrive policy dead-letters it in the end anyway).
     #[tracing::instrument(skip_all, fields(%queue))]
-    async fn dead_letter(&self, queue: QueueName, receipt: &str, body: &str) -> Result<(), QueueError> {
+    async fn dead_letter(&self, queue: QueueName, receipt: &str, body: &str, error: &str) -> Result<(), QueueError> {
         let (_, dlq) = self.urls(queue)?;
-        self.client
-            .send_message()
-            .queue_url(dlq)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(QueueError::unavailable)?;
+        let mut send = self.client.send_message().queue_url(dlq).message_body(body);
+        let error = dead_letter_error(error);
+        if !error.is_empty() {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(error)
+                .build()
+                .map_err(QueueError::unavailable)?;
+            send = send.message_attributes(ERROR_ATTRIBUTE, value);
+        }
+        send.send().await.map_err(QueueError::unavailable)?;
         self.ack(queue, receipt).await
     }
 
@@ -324,7 +333,12 @@ impl Queue for SqsQueue {
                 if seen.insert(id.clone()) && letters.len() < MAX_DEAD_LETTERS {
                     // This peek is one of the receives SQS counts.
                     let count = receive_count(&m).saturating_sub(1).clamp(1, queue.max_receives());
-                    letters.push((sent_at(&m), id, m.body.unwrap_or_default(), count));
+                    let error = m
+                        .message_attributes
+                        .as_ref()
+                        .and_then(|a| a.get(ERROR_ATTRIBUTE))
+                        .and_then(|v| v.string_value.clone());
+                    letters.push((sent_at(&m), id, m.body.unwrap_or_default(), count, error));
                 }
             }
         }
@@ -333,11 +347,12 @@ impl Queue for SqsQueue {
         letters.sort();
         Ok(letters
             .into_iter()
-            .map(|(_, id, body, receive_count)| DeadLetter {
+            .map(|(_, id, body, receive_count, error)| DeadLetter {
                 id,
                 queue,
                 body,
                 receive_count,
+                error,
             })
             .collect())
     }

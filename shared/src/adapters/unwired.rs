@@ -31,7 +31,7 @@ impl Queue for UnwiredQueue {
     async fn release(&self, queue: QueueName, _receipt: &str, _delay: Duration) -> Result<(), QueueError> {
         Err(unwired(queue))
     }
-    async fn dead_letter(&self, queue: QueueName, _receipt: &str, _body: &str) -> Result<(), QueueError> {
+    async fn dead_letter(&self, queue: QueueName, _receipt: &str, _body: &str, _error: &str) -> Result<(), QueueError> {
         Err(unwired(queue))
     }
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError> {

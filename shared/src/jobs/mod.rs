@@ -93,22 +93,41 @@ impl From<crate::beyondtrust::Error> for JobError {
     }
 }
 
-/// What became of a batch: the ids to offer again later and the ids (with the reason)
-/// that can never succeed and go to the dead-letter queue at once.
+/// What became of a batch: the ids to offer again later and the ids that can never
+/// succeed and go to the dead-letter queue at once, each with why it failed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchOutcome {
-    pub retry: Vec<String>,
+    pub retry: Vec<(String, String)>,
     pub dead: Vec<(String, String)>,
 }
 
 impl BatchOutcome {
-    /// Every message of the batch to be retried (the batch could not even start).
-    pub fn retry_all(messages: &[(String, String)]) -> Self {
+    /// Every message of the batch to be retried, for `reason` (the batch could not even
+    /// start, or was cut off).
+    pub fn retry_all(messages: &[(String, String)], reason: &str) -> Self {
         BatchOutcome {
-            retry: messages.iter().map(|(id, _)| id.clone()).collect(),
+            retry: messages
+                .iter()
+                .map(|(id, _)| (id.clone(), reason.to_string()))
+                .collect(),
             dead: Vec::new(),
         }
     }
+
+    /// Why `id` is to be retried, if it is.
+    pub fn retry_reason(&self, id: &str) -> Option<&str> {
+        self.retry.iter().find(|(m, _)| m == id).map(|(_, r)| r.as_str())
+    }
+
+    /// Why `id` can never succeed, if it cannot.
+    pub fn dead_reason(&self, id: &str) -> Option<&str> {
+        self.dead.iter().find(|(m, _)| m == id).map(|(_, r)| r.as_str())
+    }
+}
+
+/// The text kept with a message that failed its last receive (`receives` of them).
+pub fn gave_up(receives: u32, reason: &str) -> String {
+    format!("gave up after {receives} receives; the last failed with: {reason}")
 }
 
 /// Run `handle` on each `(message id, body)` with at most `concurrency` at once (vendor
@@ -138,7 +157,7 @@ where
             }
             Err(e) => {
                 tracing::warn!(message_id = %id, error = %e, "message failed; it will be retried");
-                outcome.retry.push(id);
+                outcome.retry.push((id, e.to_string()));
             }
         }
     }

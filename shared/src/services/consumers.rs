@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 use super::{beyondtrust_sync, datto_sync, Context};
-use crate::jobs::{close_propagation, enrichment, run_batch, session_import, BatchOutcome};
+use crate::jobs::{close_propagation, enrichment, gave_up, run_batch, session_import, BatchOutcome};
 use crate::ports::{DattoApi, QueueName};
 
 /// At most this many messages of a batch run at once (Datto's rate budget is shared).
@@ -68,28 +68,36 @@ pub fn retry_delay(queue: QueueName, receive_count: u32) -> Option<Duration> {
     }
 }
 
-/// Connect to Datto for a batch: `Err` (retry every message) when Datto is unavailable,
-/// or when it is not configured and `required`; `Ok(None)` when it is not configured and
-/// the work can be dropped.
-async fn datto(ctx: &Context, required: bool) -> Result<Option<Arc<dyn DattoApi>>, ()> {
+/// True when a failed delivery was the message's last: its queue would dead-letter it on
+/// the next receive.
+pub fn is_last_receive(queue: QueueName, receive_count: u32) -> bool {
+    receive_count >= queue.max_receives()
+}
+
+/// Connect to Datto for a batch: `Err` with the reason (retry every message) when Datto is
+/// unavailable, or when it is not configured and `required`; `Ok(None)` when it is not
+/// configured and the work can be dropped.
+async fn datto(ctx: &Context, required: bool) -> Result<Option<Arc<dyn DattoApi>>, String> {
     match ctx.datto.connect().await {
         Ok(Some(api)) => Ok(Some(api)),
         Ok(None) if !required => Ok(None),
         Ok(None) => {
             tracing::warn!("Datto API not configured; messages stay queued");
-            Err(())
+            Err("the Datto RMM API is not configured".into())
         }
         Err(e) => {
             tracing::warn!(error = %e, "Datto API unavailable; messages stay queued");
-            Err(())
+            Err(format!("the Datto RMM API is unavailable: {e}"))
         }
     }
 }
 
 /// `ticket-closed`: resolve the alerts of agent-closed tickets in Datto.
 pub async fn ticket_closed(ctx: &Context, messages: Vec<(String, String)>) -> BatchOutcome {
-    let Ok(Some(api)) = datto(ctx, true).await else {
-        return BatchOutcome::retry_all(&messages);
+    let api = match datto(ctx, true).await {
+        Ok(Some(api)) => api,
+        Ok(None) => return BatchOutcome::retry_all(&messages, "the Datto RMM API is not configured"),
+        Err(reason) => return BatchOutcome::retry_all(&messages, &reason),
     };
     run_batch(messages, CONCURRENCY, |body| {
         let (store, api) = (ctx.store.clone(), api.clone());
@@ -103,7 +111,7 @@ pub async fn alert_enrich(ctx: &Context, messages: Vec<(String, String)>) -> Bat
     let api = match datto(ctx, false).await {
         Ok(Some(api)) => api,
         Ok(None) => return BatchOutcome::default(),
-        Err(()) => return BatchOutcome::retry_all(&messages),
+        Err(reason) => return BatchOutcome::retry_all(&messages, &reason),
     };
     run_batch(messages, CONCURRENCY, |body| {
         let (store, api) = (ctx.store.clone(), api.clone());
@@ -120,11 +128,11 @@ pub async fn session_import(ctx: &Context, deliveries: Vec<Delivery>) -> BatchOu
         Ok(Some(c)) => c,
         Ok(None) => {
             tracing::warn!("BeyondTrust API not configured; session imports stay queued");
-            return BatchOutcome::retry_all(&messages);
+            return BatchOutcome::retry_all(&messages, "the BeyondTrust API is not configured");
         }
         Err(e) => {
             tracing::warn!(error = %e, "BeyondTrust API unavailable; session imports stay queued");
-            return BatchOutcome::retry_all(&messages);
+            return BatchOutcome::retry_all(&messages, &format!("the BeyondTrust API is unavailable: {e}"));
         }
     };
     let batch = deliveries
@@ -187,12 +195,23 @@ pub async fn sqs_batch(ctx: &Context, queue: QueueName, event: SqsEvent) -> SqsB
         Ok(outcome) => outcome,
         Err(_) => {
             tracing::warn!(%queue, "batch cut off after its time limit; every message is retried");
-            BatchOutcome::retry_all(&messages)
+            let limit = batch_timeout(queue).as_secs();
+            BatchOutcome::retry_all(
+                &messages,
+                &format!("the batch was cut off after its {limit} s time limit"),
+            )
         }
     };
     let mut response = SqsBatchResponse::default();
-    for id in outcome.retry {
+    let mut dead = outcome.dead;
+    for (id, reason) in outcome.retry {
         let record = records.iter().find(|(m, _, _, _)| *m == id);
+        // The last receive failed: dead-letter it now, with why, rather than leave it to
+        // the redrive policy on the next receive, which would keep no reason.
+        if let Some((_, _, _, receives)) = record.filter(|r| is_last_receive(queue, r.3)) {
+            dead.push((id, gave_up(*receives, &reason)));
+            continue;
+        }
         if let Some((delay, (_, receipt, _, _))) = record.and_then(|r| retry_delay(queue, r.3).map(|d| (d, r))) {
             if let Err(e) = ctx.queue.release(queue, receipt, delay).await {
                 tracing::warn!(%queue, message_id = %id, error = %e, "could not schedule the retry; the queue's visibility timeout applies");
@@ -200,11 +219,11 @@ pub async fn sqs_batch(ctx: &Context, queue: QueueName, event: SqsEvent) -> SqsB
         }
         response.add_failure(id);
     }
-    for (id, _reason) in outcome.dead {
+    for (id, reason) in dead {
         let Some((_, receipt, body, _)) = records.iter().find(|(m, _, _, _)| *m == id) else {
             continue;
         };
-        if let Err(e) = ctx.queue.dead_letter(queue, receipt, body).await {
+        if let Err(e) = ctx.queue.dead_letter(queue, receipt, body, &reason).await {
             tracing::warn!(%queue, message_id = %id, error = %e, "could not dead-letter the message; it will be retried");
             response.add_failure(id);
         }

@@ -154,7 +154,15 @@ pub async fn a_dead_lettered_message_is_dead_at_once_and_can_be_replayed(queue: 
     got.sort_by_key(|m| m.id != id);
     let (m, keep) = (&got[0], &got[1]);
     assert_eq!((m.id.as_str(), m.receive_count), (id.as_str(), 1));
-    queue.dead_letter(A, &m.receipt, &m.body).await.expect("dead letter");
+    // The failure text is kept (cut to its limit at a character boundary).
+    // "é" (two bytes) straddles the limit, so the cut falls one byte short of it.
+    let prefix = "not a ticket-closed message: ";
+    let fill = "x".repeat(deskbridge::ports::DEAD_LETTER_ERROR_MAX - 1 - prefix.len());
+    let error = format!("{prefix}{fill}é and more");
+    queue
+        .dead_letter(A, &m.receipt, &m.body, &error)
+        .await
+        .expect("dead letter");
     queue.release(A, &keep.receipt, Duration::ZERO).await.expect("release");
 
     let back = receive_one(queue, A).await;
@@ -164,6 +172,12 @@ pub async fn a_dead_lettered_message_is_dead_at_once_and_can_be_replayed(queue: 
     let dead = queue.dead_letters(A).await.expect("dead letters");
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!((dead[0].body.as_str(), dead[0].queue), (body.as_str(), A));
+    let kept = dead[0].error.as_deref().expect("the failure text is kept");
+    assert_eq!(
+        kept,
+        &error[..deskbridge::ports::DEAD_LETTER_ERROR_MAX - 1],
+        "cut before the 'é'"
+    );
     assert!(
         dead[0].receive_count < MAX_RECEIVES,
         "dead before its receives ran out: {dead:?}"
@@ -330,7 +344,7 @@ pub async fn depth_counts_waiting_in_flight_and_dead_messages(queue: &dyn Queue)
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(of(A).await, depth(1, 2, 0));
     queue
-        .dead_letter(A, &got[0].receipt, &got[0].body)
+        .dead_letter(A, &got[0].receipt, &got[0].body, "depth test")
         .await
         .expect("dead letter");
     queue.ack(A, &got[1].receipt).await.expect("ack");
