@@ -299,3 +299,40 @@ impl Queue for SqliteQueue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::SystemClock;
+
+    /// A queue file made before dead letters kept their error gains the column on open,
+    /// keeps its messages, and dead-letters with a reason afterwards.
+    #[tokio::test]
+    async fn a_queue_file_without_the_error_column_is_upgraded_on_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("queues.sqlite");
+        open_connection(&path)
+            .expect("connection")
+            .execute_batch(
+                "CREATE TABLE queue_messages (seq INTEGER PRIMARY KEY, queue TEXT NOT NULL, \
+                 id TEXT NOT NULL UNIQUE, body TEXT NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0, \
+                 visible_at INTEGER NOT NULL, dead INTEGER NOT NULL DEFAULT 0, sent_at INTEGER NOT NULL, \
+                 receipt TEXT UNIQUE); \
+                 INSERT INTO queue_messages (queue, id, body, visible_at, sent_at) \
+                 VALUES ('ticket-closed', 'old-1', 'kept', 0, 0);",
+            )
+            .expect("old schema");
+        let q = SqliteQueue::open(&path, Arc::new(SystemClock), Duration::from_secs(30)).expect("open");
+        let got = q.receive(QueueName::TicketClosed, 10).await.expect("receive");
+        assert_eq!((got.len(), got[0].body.as_str()), (1, "kept"));
+        q.dead_letter(QueueName::TicketClosed, &got[0].receipt, "kept", "why")
+            .await
+            .expect("dead letter");
+        let dead = q.dead_letters(QueueName::TicketClosed).await.expect("list");
+        assert_eq!(dead[0].error.as_deref(), Some("why"));
+        // Opening again finds the column and changes nothing.
+        drop(q);
+        let q = SqliteQueue::open(&path, Arc::new(SystemClock), Duration::from_secs(30)).expect("reopen");
+        assert_eq!(q.dead_letters(QueueName::TicketClosed).await.expect("list").len(), 1);
+    }
+}
