@@ -18,7 +18,7 @@ pub mod ports;
 pub mod retry;
 pub mod services;
 pub mod store;
-#[cfg(feature = "local")]
+#[cfg(any(feature = "local", feature = "aws"))]
 pub mod telemetry;
 
 pub use error::{Error, Result};

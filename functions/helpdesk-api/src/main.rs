@@ -4,7 +4,7 @@ use deskbridge::{cold_start, hosting};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    deskbridge::telemetry::init_lambda();
     let host = cold_start::reported(hosting::aws_host().await)
         .await?
         .with_queue()

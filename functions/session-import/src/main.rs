@@ -7,7 +7,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    deskbridge::telemetry::init_lambda();
     let host = cold_start::reported(hosting::aws_host().await).await?.with_queue();
     let ctx = &host.ctx;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
