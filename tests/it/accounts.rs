@@ -485,6 +485,14 @@ async fn logout_disable_and_expiry_end_sessions(d: Desk) {
 
 // ---- personal tokens, passwords, first admin ---------------------------------------------------------
 
+/// The `last_used_at` the token's own listing shows.
+async fn last_used(app: &App, secret: &str) -> String {
+    let list = app
+        .call(Method::GET, "/api/auth/tokens", Auth::Bearer(secret), None)
+        .await;
+    list.body["items"][0]["last_used_at"].as_str().unwrap().to_string()
+}
+
 async fn personal_tokens_are_shown_once_listed_without_secret_and_revocable(d: Desk) {
     let app = serve(d).await;
     let (admin, tech) = app.admin_and_technician().await;
@@ -507,6 +515,23 @@ async fn personal_tokens_are_shown_once_listed_without_secret_and_revocable(d: D
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
     let listed = list.body.to_string();
     assert!(!listed.contains(&secret) && !listed.contains(&passwords::secret_hash(&secret)));
+    // The listing says when the token was last used: this very request, to the nearest
+    // step; a use within the step writes nothing, a use after it moves the time on.
+    let first_use = list.body["items"][0]["last_used_at"]
+        .as_str()
+        .expect("last_used_at")
+        .to_string();
+    app.desk.clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        last_used(&app, &secret).await,
+        first_use,
+        "a minute later: not written again"
+    );
+    app.desk.clock.advance(deskbridge::domain::accounts::TOKEN_USE_STEP);
+    assert!(
+        last_used(&app, &secret).await > first_use,
+        "after the step: the new use"
+    );
     // Acting with it: the technician's role.
     let me = app.call(Method::GET, "/api/auth/me", Auth::Bearer(&secret), None).await;
     assert_eq!(

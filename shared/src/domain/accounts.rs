@@ -189,6 +189,22 @@ pub struct ApiToken {
     /// The first characters of the token (`dbp_` and 6 more), enough to tell tokens apart.
     pub prefix: String,
     pub created_at: DateTime<Utc>,
+    /// When the token last signed a request in (to the nearest [`TOKEN_USE_STEP`]); `None`
+    /// for a token never used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A token's `last_used_at` is written at most once per this long, so a busy token costs
+/// one write per step, not one per request.
+pub const TOKEN_USE_STEP: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl ApiToken {
+    /// Whether a use at `now` is to be written down.
+    pub fn needs_use_noted(&self, now: DateTime<Utc>) -> bool {
+        let step = chrono::Duration::from_std(TOKEN_USE_STEP).expect("short");
+        self.last_used_at.is_none_or(|at| now - at >= step)
+    }
 }
 
 /// A token name: 1..=100 characters.

@@ -271,7 +271,8 @@ pub async fn authenticate_session(ctx: &Context, secret: &str) -> ServiceResult<
 /// The agent a personal API token belongs to; 401 when unknown, revoked or disabled.
 pub async fn authenticate_token(ctx: &Context, token: &str) -> ServiceResult<Actor> {
     let refused = || unauthorized("unknown or revoked token");
-    let Some(t) = ctx.store.api_token_by_hash(&secret_hash(token)).await? else {
+    let hash = secret_hash(token);
+    let Some((mut t, version)) = ctx.store.api_token_by_hash(&hash).await? else {
         return Err(refused());
     };
     let agent = match ctx.store.agent(t.agent_id).await {
@@ -279,6 +280,11 @@ pub async fn authenticate_token(ctx: &Context, token: &str) -> ServiceResult<Act
         Ok(_) | Err(crate::Error::Domain(DomainError::NotFound { .. })) => return Err(refused()),
         Err(e) => return Err(e.into()),
     };
+    let now = ctx.clock.now();
+    if t.needs_use_noted(now) {
+        t.last_used_at = Some(now);
+        ctx.store.note_api_token_use(&hash, &t, version).await?;
+    }
     Ok(Actor::Agent(SignedIn {
         id: AgentId(agent.id),
         role: agent.role,
@@ -330,6 +336,7 @@ pub async fn create_token(ctx: &Context, actor: &Actor, input: NewTokenInput) ->
         name,
         prefix: secret.chars().take(TOKEN_PREFIX.len() + 6).collect(),
         created_at: ctx.clock.now(),
+        last_used_at: None,
     };
     ctx.store.create_api_token(&secret_hash(&secret), &info).await?;
     audit::record(

@@ -258,11 +258,27 @@ impl Store {
         self.next_id(API_TOKEN).await
     }
 
-    /// The token whose secret hashes to `hash`.
-    pub async fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
+    /// The token whose secret hashes to `hash`, and its record's version.
+    pub async fn api_token_by_hash(&self, hash: &str) -> Result<Option<(ApiToken, u64)>> {
         match self.records().get(API_TOKEN, hash).await? {
-            Some(r) => Ok(Some(Self::decode::<StoredToken>(&r)?.token)),
+            Some(r) => Ok(Some((Self::decode::<StoredToken>(&r)?.token, r.version))),
             None => Ok(None),
+        }
+    }
+
+    /// Write down that the token was used (`token.last_used_at` set by the caller). A
+    /// concurrent use that wrote first, or a revoke, wins: nothing to do then.
+    pub async fn note_api_token_use(&self, hash: &str, token: &ApiToken, version: u64) -> Result<()> {
+        let mut r = Record::new(API_TOKEN, hash, json(&StoredToken { token: token.clone() }));
+        r.gsi1 = Some((token_index(token.agent_id), sk_id(token.id)));
+        r.version = version + 1;
+        let op = WriteOp::Put {
+            record: r,
+            condition: Condition::VersionIs(version),
+        };
+        match self.records().write(vec![op]).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
