@@ -423,8 +423,10 @@ test('link a parked remote session from the search screen', async () => {
 test('replay a dead letter', async () => {
   // Datto refuses the alert lookup with a 401 twice (a fresh token too): a refusal no retry
   // heals, so the enrichment is dead-lettered at once; the replay finds Datto answering again.
-  await control('/datto/fail', { path_prefix: '/api/v2/alert/', times: 2, status: 401 });
+  // The refusal is for this alert's lookup only: the worker's scheduled sync also reads
+  // alerts, and a fault it took would let this enrichment succeed.
   const uid = randomUUID();
+  await control('/datto/fail', { path_prefix: `/api/v2/alert/${uid}`, times: 2, status: 401 });
   // Its own device: an alert of the first ticket's device joins that ticket (noise control),
   // and only an alert that opens a ticket is enriched.
   const answer = await postWebhook(asDattoSends(state.raised, uid, { uid: randomUUID(), hostname: 'ACME-WS07' }));
