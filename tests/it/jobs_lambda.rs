@@ -146,22 +146,33 @@ async fn schedule_then_run(d: &Desk, schedule: &serde_json::Value) -> serde_json
     run
 }
 
-/// On the SQS path a message that can never succeed goes to the dead-letter queue at once:
-/// it is not reported as a batch failure (Lambda deletes it), and the DLQ holds it after
-/// its first receive, against real SQS semantics (moto).
-#[tokio::test]
-async fn a_permanent_failure_on_the_sqs_path_is_dead_lettered_at_once() {
-    let Some(endpoint) = deskbridge_tests::emulators::moto() else {
-        return;
-    };
+/// [`desk_with_ticket_1042`] with its queue on SQS in moto (fresh queues); `None` without moto.
+async fn desk_with_ticket_1042_on_sqs() -> Option<(
+    Arc<dyn deskbridge::ports::Queue>,
+    Desk,
+    tempfile::TempDir,
+    Arc<ScriptedDatto>,
+)> {
+    let endpoint = deskbridge_tests::emulators::moto()?;
     let client = aws_sdk_sqs::Client::new(&deskbridge_tests::emulators::aws_config(&endpoint).await);
     let prefix = format!("{}-", deskbridge_tests::emulators::unique("deskbridge"));
     let queues = deskbridge::adapters::sqs::create_queues(&client, &prefix, std::time::Duration::from_secs(30))
         .await
         .unwrap();
     let sqs: Arc<dyn deskbridge::ports::Queue> = Arc::new(deskbridge::adapters::sqs::SqsQueue::new(client, queues));
-    let (mut d, _dir, datto) = desk_with_ticket_1042().await;
+    let (mut d, dir, datto) = desk_with_ticket_1042().await;
     d.ctx.queue = sqs.clone();
+    Some((sqs, d, dir, datto))
+}
+
+/// On the SQS path a message that can never succeed goes to the dead-letter queue at once:
+/// it is not reported as a batch failure (Lambda deletes it), and the DLQ holds it after
+/// its first receive, against real SQS semantics (moto).
+#[tokio::test]
+async fn a_permanent_failure_on_the_sqs_path_is_dead_lettered_at_once() {
+    let Some((sqs, d, _dir, datto)) = desk_with_ticket_1042_on_sqs().await else {
+        return;
+    };
     sqs.send(QueueName::TicketClosed, "this is not json").await.unwrap();
     sqs.send(
         QueueName::TicketClosed,
@@ -199,17 +210,9 @@ async fn a_permanent_failure_on_the_sqs_path_is_dead_lettered_at_once() {
 /// text (a message attribute, since SQS's redrive would keep no reason), against moto.
 #[tokio::test]
 async fn a_retryable_failure_on_its_last_receive_is_dead_lettered_with_why_on_the_sqs_path() {
-    let Some(endpoint) = deskbridge_tests::emulators::moto() else {
+    let Some((sqs, d, _dir, datto)) = desk_with_ticket_1042_on_sqs().await else {
         return;
     };
-    let client = aws_sdk_sqs::Client::new(&deskbridge_tests::emulators::aws_config(&endpoint).await);
-    let prefix = format!("{}-", deskbridge_tests::emulators::unique("deskbridge"));
-    let queues = deskbridge::adapters::sqs::create_queues(&client, &prefix, std::time::Duration::from_secs(30))
-        .await
-        .unwrap();
-    let sqs: Arc<dyn deskbridge::ports::Queue> = Arc::new(deskbridge::adapters::sqs::SqsQueue::new(client, queues));
-    let (mut d, _dir, datto) = desk_with_ticket_1042().await;
-    d.ctx.queue = sqs.clone();
     datto.fail_next.store(1_000, std::sync::atomic::Ordering::SeqCst);
     let body = json!({"ticket_id": 1042, "alert_uid": UID}).to_string();
     sqs.send(QueueName::TicketClosed, &body).await.unwrap();

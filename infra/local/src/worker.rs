@@ -82,10 +82,8 @@ impl Worker {
             let dead = match (outcome.dead_reason(&m.id), outcome.retry_reason(&m.id)) {
                 (Some(reason), _) => Some(reason.to_string()),
                 // The last receive failed: dead-lettered now, with why.
-                (None, Some(reason)) if consumers::is_last_receive(queue, m.receive_count) => {
-                    Some(deskbridge::jobs::gave_up(m.receive_count, reason))
-                }
-                _ => None,
+                (None, Some(reason)) => consumers::gave_up_reason(queue, m.receive_count, reason),
+                (None, None) => None,
             };
             let result = if let Some(reason) = dead {
                 total.failed += 1;

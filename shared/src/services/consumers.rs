@@ -68,10 +68,11 @@ pub fn retry_delay(queue: QueueName, receive_count: u32) -> Option<Duration> {
     }
 }
 
-/// True when a failed delivery was the message's last: its queue would dead-letter it on
-/// the next receive.
-pub fn is_last_receive(queue: QueueName, receive_count: u32) -> bool {
-    receive_count >= queue.max_receives()
+/// The dead-letter text for a retryable failure (`reason`) on a message's last receive (its
+/// queue would dead-letter it on the next one, keeping no reason); `None` before that.
+/// The SQS path and the local worker both settle messages by it.
+pub fn gave_up_reason(queue: QueueName, receive_count: u32, reason: &str) -> Option<String> {
+    (receive_count >= queue.max_receives()).then(|| gave_up(receive_count, reason))
 }
 
 /// Connect to Datto for a batch: `Err` with the reason (retry every message) when Datto is
@@ -208,8 +209,8 @@ pub async fn sqs_batch(ctx: &Context, queue: QueueName, event: SqsEvent) -> SqsB
         let record = records.iter().find(|(m, _, _, _)| *m == id);
         // The last receive failed: dead-letter it now, with why, rather than leave it to
         // the redrive policy on the next receive, which would keep no reason.
-        if let Some((_, _, _, receives)) = record.filter(|r| is_last_receive(queue, r.3)) {
-            dead.push((id, gave_up(*receives, &reason)));
+        if let Some(text) = record.and_then(|r| gave_up_reason(queue, r.3, &reason)) {
+            dead.push((id, text));
             continue;
         }
         if let Some((delay, (_, receipt, _, _))) = record.and_then(|r| retry_delay(queue, r.3).map(|d| (d, r))) {
