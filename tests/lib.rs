@@ -62,12 +62,14 @@ pub mod stores {
 
     use deskbridge::ports::{Clock, RecordStore};
 
-    /// A SQLite store in a fresh temp dir (kept alive by the returned guard).
+    /// A SQLite store in a fresh temp dir (kept alive by the returned guard), as the local
+    /// server composes it: behind its read cache (`adapters::record_cache`).
     pub fn sqlite(clock: Arc<dyn Clock>) -> (Arc<dyn RecordStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = deskbridge::adapters::sqlite_store::SqliteRecordStore::open(&dir.path().join("s.sqlite"), clock)
             .expect("sqlite store");
-        (Arc::new(store), dir)
+        let cached = deskbridge::adapters::record_cache::CachedRecordStore::local(Arc::new(store));
+        (Arc::new(cached), dir)
     }
 
     /// A DynamoDB Local store on a fresh table, or `None` (skipped loudly, fails under CI).

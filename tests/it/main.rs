@@ -26,6 +26,7 @@ mod lambda_events;
 mod lambda_process;
 mod noise;
 mod openapi;
+mod read_cache;
 mod scripted_datto;
 mod secrets;
 mod security;

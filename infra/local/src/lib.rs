@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use deskbridge::adapters::outbox::OutboxMailer;
+use deskbridge::adapters::record_cache::CachedRecordStore;
 use deskbridge::adapters::secrets_file::FileSecretStore;
 use deskbridge::adapters::sqlite_queue::SqliteQueue;
 use deskbridge::adapters::sqlite_store::SqliteRecordStore;
@@ -113,7 +114,9 @@ fn open_context(
             token_path(&config.data_dir).display()
         );
     }
-    let store = Store::new(Arc::new(records), clock.clone());
+    // `serve` holds the data dir's lock, so no other process writes this file: the
+    // rarely-changing reads of every new alert can come from memory.
+    let store = Store::new(Arc::new(CachedRecordStore::local(Arc::new(records))), clock.clone());
     let secrets: Arc<dyn deskbridge::ports::SecretStore> = Arc::new(secrets);
     let datto =
         deskbridge::datto::connect::SettingsConnect::new(store.clone(), secrets.clone(), config.allow_loopback_vendors);

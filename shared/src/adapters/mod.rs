@@ -22,6 +22,8 @@ pub mod unwired;
 #[cfg(any(test, feature = "local"))]
 pub mod outbox;
 #[cfg(any(test, feature = "local"))]
+pub mod record_cache;
+#[cfg(any(test, feature = "local"))]
 pub mod secrets_file;
 #[cfg(any(test, feature = "local"))]
 pub mod sqlite_queue;

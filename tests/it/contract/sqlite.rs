@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use deskbridge::adapters::record_cache::{CachedPartitions, CachedRecordStore};
 use deskbridge::adapters::{SqliteQueue, SqliteRecordStore};
 use deskbridge::ports::{
     Clock, Condition, Index, ManualClock, Query, Queue, QueueError, QueueName, Record, RecordStore, WriteOp,
@@ -43,7 +44,18 @@ async fn sqlite_queue() -> Option<QueueFixture> {
     Some(QueueFixture::new(Arc::new(queue)).keeping(dir))
 }
 
+/// The SQLite store behind a read cache keeping every partition: the cache must keep the
+/// whole contract (the local server caches only a few partitions).
+async fn cached_sqlite_store() -> Option<StoreFixture> {
+    let (dir, path) = temp_file("records.sqlite");
+    let clock = manual_clock();
+    let store = SqliteRecordStore::open(&path, clock.clone()).expect("open store");
+    let cached = CachedRecordStore::new(Arc::new(store), CachedPartitions::All);
+    Some(StoreFixture::new(Arc::new(cached), clock.now().timestamp()).keeping(dir))
+}
+
 records_suite!(records, sqlite_store());
+records_suite!(cached_records, cached_sqlite_store());
 queue_suite!(queue, sqlite_queue());
 
 fn store_at(path: &Path, clock: Arc<dyn Clock>) -> SqliteRecordStore {
