@@ -153,11 +153,14 @@ impl Desk {
     /// The fixture state, both intake methods, Datto's sender, a default ticket type.
     pub async fn configure_datto(&self) -> Value {
         self.use_fixture_state().await;
+        self.alert_tickets_of_a_new_type("Monitoring alert", "low").await
+    }
+
+    /// A new ticket type, set in the Datto settings (both intake methods, Datto's sender)
+    /// as the one of alert tickets.
+    pub async fn alert_tickets_of_a_new_type(&self, name: &str, priority: &str) -> Value {
         let (s, tt) = self
-            .post(
-                "/api/ticket-types",
-                json!({"name": "Monitoring alert", "default_priority": "low"}),
-            )
+            .post("/api/ticket-types", json!({"name": name, "default_priority": priority}))
             .await;
         assert_eq!(s, 201);
         let (s, cfg) = self

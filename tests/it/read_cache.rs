@@ -97,21 +97,7 @@ async fn a_change_through_the_api_decides_the_very_next_alert() {
     assert_eq!(r["decision"], "suppressed by rule 1 'Lab is noise'");
 
     // Datto settings: another ticket type for alert tickets.
-    let (s, other) = d
-        .post(
-            "/api/ticket-types",
-            json!({"name": "Server alert", "default_priority": "high"}),
-        )
-        .await;
-    assert_eq!(s, 201);
-    let (s, cfg) = d
-        .put(
-            "/api/config/datto",
-            json!({"alert_method": "both", "from_address": "noreply@centrastage.net",
-                   "default_ticket_type_id": other["id"], "import_mode": "customer_per_site"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{cfg}");
+    let other = d.alert_tickets_of_a_new_type("Server alert", "high").await;
     let (s, r) = d.webhook(&alert(3, "PC3", "CPU high")).await;
     assert_eq!(s, 200, "{r}");
     let (_, t) = d.get(&format!("/api/tickets/{}", r["ticket_id"])).await;
